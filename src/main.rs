@@ -1,1 +1,32 @@
-fn main() {}
+//! `strata`: one binary, a subcommand per role.
+//!
+//! This file only parses the command line, sets up logging and hands over to the role;
+//! each role's wiring (config, listeners, admin, shutdown) lives in its own module.
+
+mod admin;
+mod cli;
+mod demo;
+mod logging;
+mod origin_role;
+mod role_config;
+mod shutdown;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    logging::init(cli.log_format, &cli.log);
+    let outcome = match cli.command {
+        cli::Command::Origin(args) => origin_role::main(args),
+        cli::Command::SampleContent(args) => demo::sample_content(args),
+        cli::Command::Demo(args) => demo::main(args),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

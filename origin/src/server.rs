@@ -66,6 +66,9 @@ impl OriginServer {
             store,
             cache_control: config.cache_control.clone(),
             limits: config.limits.clone(),
+            cors_allow_origin: (!config.cors_allow_origin.is_empty())
+                .then(|| http::HeaderValue::from_str(&config.cors_allow_origin).ok())
+                .flatten(),
             metrics,
         };
         Ok(Self {

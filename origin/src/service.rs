@@ -27,6 +27,9 @@ use strata_contracts::config::origin::{CacheControlConfig, LimitsConfig};
 /// The response body type of the origin.
 pub(crate) type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 
+/// Response headers a cross-origin player may read.
+const CORS_EXPOSED: &str = "Content-Length, Content-Range, ETag, Last-Modified, Age";
+
 /// Manifests larger than this are not read to classify them; they get the `other` class.
 const MAX_MANIFEST_BYTES: u64 = 8 * 1024 * 1024;
 
@@ -35,6 +38,8 @@ pub(crate) struct OriginService {
     pub store: Arc<dyn ContentStore>,
     pub cache_control: CacheControlConfig,
     pub limits: LimitsConfig,
+    /// `Access-Control-Allow-Origin`, when CORS is on.
+    pub cors_allow_origin: Option<HeaderValue>,
     pub metrics: OriginMetrics,
 }
 
@@ -73,7 +78,12 @@ impl OriginService {
     /// Answers one request, recording metrics.
     pub async fn handle<B>(&self, req: Request<B>) -> Response<Body> {
         let started = Instant::now();
-        let response = self.respond(req.method(), req.uri().path(), req.headers()).await;
+        let mut response = self.respond(req.method(), req.uri().path(), req.headers()).await;
+        if let Some(origin) = &self.cors_allow_origin {
+            let h = response.headers_mut();
+            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+            h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(CORS_EXPOSED));
+        }
         self.metrics.latency.observe(started.elapsed().as_secs_f64());
         self.metrics.requests.with_label_values(&[status_class(response.status())]).inc();
         tracing::debug!(
@@ -93,6 +103,9 @@ impl OriginService {
     }
 
     async fn respond(&self, method: &Method, raw_path: &str, headers: &HeaderMap) -> Response<Body> {
+        if method == Method::OPTIONS && self.cors_allow_origin.is_some() {
+            return cors_preflight();
+        }
         if method != Method::GET && method != Method::HEAD {
             let mut r = refusal(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD are served");
             r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
@@ -263,6 +276,20 @@ fn with_headers(status: StatusCode, headers: HeaderMap, body: Body) -> Response<
     let mut r = Response::new(body);
     *r.status_mut() = status;
     *r.headers_mut() = headers;
+    r
+}
+
+/// The answer to a CORS preflight: GET and HEAD, with the headers players send.
+fn cors_preflight() -> Response<Body> {
+    let mut r = Response::new(empty());
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    let h = r.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, HEAD, OPTIONS"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("Range, If-Range, If-None-Match, If-Modified-Since"),
+    );
+    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
     r
 }
 

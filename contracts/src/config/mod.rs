@@ -70,9 +70,14 @@ pub fn parse<T: DeserializeOwned>(source_name: &str, text: &str) -> Result<T, Co
         let field = if path == "." { "(top level)".to_string() } else { path };
         ConfigError::Field {
             source_name: source_name.to_string(),
-            error: FieldError::new(field, e.into_inner().to_string()),
+            // toml appends "in `field`" on later lines; the path is already named.
+            error: FieldError::new(field, first_line(&e.into_inner().to_string())),
         }
     })
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or_default().trim_end().to_string()
 }
 
 /// Reads and parses the config file at `path`, without validating it.

@@ -23,6 +23,8 @@ pub struct OriginConfig {
     pub admin_listen: SocketAddr,
     /// Grace period for in-flight requests on shutdown.
     pub drain_timeout_secs: u64,
+    /// `Access-Control-Allow-Origin` value; empty for no CORS headers.
+    pub cors_allow_origin: String,
     /// Where content is read from.
     pub storage: StorageConfig,
     /// `Cache-Control` per path class.
@@ -104,6 +106,7 @@ impl Default for OriginConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 9080)),
             drain_timeout_secs: 30,
+            cors_allow_origin: "*".into(),
             storage: StorageConfig::default(),
             cache_control: CacheControlConfig::default(),
             limits: LimitsConfig::default(),
@@ -160,10 +163,22 @@ const MAX_HEADER_BYTES: usize = 1024 * 1024;
 impl Validate for OriginConfig {
     fn validate(&self) -> Result<(), FieldError> {
         check_version(self.version)?;
-        if self.listen == self.admin_listen {
+        // Port 0 asks the OS for a free port, so two such addresses never collide.
+        if self.listen == self.admin_listen && self.listen.port() != 0 {
             return Err(FieldError::new(
                 "admin_listen",
                 format!("is the same address as `listen` ({}); give it its own", self.listen),
+            ));
+        }
+        let cors = &self.cors_allow_origin;
+        if !(cors.is_empty()
+            || cors == "*"
+            || ((cors.starts_with("http://") || cors.starts_with("https://"))
+                && cors.bytes().all(|b| b.is_ascii_graphic())))
+        {
+            return Err(FieldError::new(
+                "cors_allow_origin",
+                format!("`{cors}` is not \"*\", \"\" or one origin such as https://player.example"),
             ));
         }
         match self.storage.backend {
@@ -319,6 +334,15 @@ mod test {
         c.limits.max_ranges = 1;
         c.limits.max_header_bytes = 10;
         assert_eq!(c.validate().unwrap_err().field, "limits.max_header_bytes");
+    }
+
+    #[test]
+    fn cors_origin_must_be_star_empty_or_one_origin() {
+        let mut c = with_root(OriginConfig::default());
+        c.cors_allow_origin = "https://player.example".into();
+        assert_eq!(c.validate(), Ok(()));
+        c.cors_allow_origin = "a b".into();
+        assert_eq!(c.validate().unwrap_err().field, "cors_allow_origin");
     }
 
     #[test]

@@ -1,0 +1,100 @@
+//! The admin listener every role runs beside its data listener: `/metrics` in the
+//! Prometheus text format and `/healthz`. It has an address of its own, so no content path
+//! can collide with it and it can stay off the viewer-facing network.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use futures::future::BoxFuture;
+use prometheus::{Encoder, IntGaugeVec, Opts, Registry, TextEncoder};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// A role's health check: `Err` carries the reason it is unhealthy.
+pub type HealthCheck = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+
+#[derive(Clone)]
+struct AdminState {
+    role: &'static str,
+    registry: Registry,
+    health: HealthCheck,
+}
+
+/// A bound admin listener.
+pub struct Admin {
+    listener: TcpListener,
+    state: AdminState,
+}
+
+impl Admin {
+    /// Binds `addr` and registers the build-info metric in `registry`.
+    pub async fn bind(
+        addr: SocketAddr,
+        role: &'static str,
+        registry: Registry,
+        health: HealthCheck,
+    ) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (admin): {e}"))?;
+        let info = IntGaugeVec::new(
+            Opts::new("strata_build_info", "Strata build and role; always 1"),
+            &["version", "role"],
+        )?;
+        info.with_label_values(&[env!("CARGO_PKG_VERSION"), role]).set(1);
+        registry.register(Box::new(info))?;
+        let addr = listener.local_addr().unwrap_or(addr);
+        tracing::info!(%addr, role, paths = "/metrics /healthz", "admin listening");
+        Ok(Self { listener, state: AdminState { role, registry, health } })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener has an address")
+    }
+
+    /// Serves until `shutdown` fires.
+    pub async fn serve(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let app = Router::new()
+            .route("/metrics", get(metrics))
+            .route("/healthz", get(healthz))
+            .with_state(self.state);
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await?;
+        Ok(())
+    }
+}
+
+async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
+    let encoder = TextEncoder::new();
+    let mut out = Vec::new();
+    match encoder.encode(&state.registry.gather(), &mut out) {
+        Ok(()) => (StatusCode::OK, [(header::CONTENT_TYPE, encoder.format_type().to_string())], out),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(header::CONTENT_TYPE, "text/plain".to_string())],
+            format!("cannot encode metrics: {e}\n").into_bytes(),
+        ),
+    }
+}
+
+async fn healthz(State(state): State<AdminState>) -> impl IntoResponse {
+    let version = env!("CARGO_PKG_VERSION");
+    match (state.health)().await {
+        Ok(()) => (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({"status": "ok", "role": state.role, "version": version})),
+        ),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({
+                "status": "unhealthy", "role": state.role, "version": version, "reason": reason
+            })),
+        ),
+    }
+}

@@ -1,0 +1,111 @@
+//! The command line: global flags and one subcommand per role.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Strata: a self-hosted CDN for video streaming.
+#[derive(Parser, Debug)]
+#[command(name = "strata", version, propagate_version = true)]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human, env = "STRATA_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    /// Log filter, in tracing's EnvFilter syntax (for example `info` or `strata_origin=debug`).
+    #[arg(long, global = true, default_value = "info", env = "STRATA_LOG")]
+    pub log: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log output formats.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One readable line per event.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The roles and tools.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve packaged content (HLS, DASH, CMAF) over HTTP/1.1 and HTTP/2 from a local
+    /// directory or S3-compatible storage.
+    Origin(OriginArgs),
+    /// Make the sample title (a synthetic 3-rendition H.264/AAC CMAF ladder, HLS + DASH)
+    /// with ffmpeg.
+    SampleContent(SampleContentArgs),
+    /// Run the whole CDN on this machine, on loopback, with sample content.
+    Demo(DemoArgs),
+}
+
+/// Flags common to every server role.
+#[derive(Args, Debug, Clone)]
+pub struct ConfigArgs {
+    /// The role's TOML config file; without it the built-in defaults apply.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print the documented default config and exit.
+    #[arg(long)]
+    pub print_default_config: bool,
+    /// Check the config (file and flags) and exit: 0 when valid.
+    #[arg(long)]
+    pub check_config: bool,
+}
+
+/// `strata origin`.
+#[derive(Args, Debug, Clone)]
+pub struct OriginArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Content listener address (overrides `listen`).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Admin listener address for /metrics and /healthz (overrides `admin_listen`).
+    #[arg(long, value_name = "ADDR")]
+    pub admin_listen: Option<SocketAddr>,
+    /// Serve this local directory (sets `storage.backend = "local"` and `storage.root`).
+    #[arg(long, value_name = "DIR", conflicts_with = "s3_bucket")]
+    pub root: Option<PathBuf>,
+    /// Serve this S3 bucket (sets `storage.backend = "s3"` and `storage.s3.bucket`).
+    #[arg(long, value_name = "BUCKET")]
+    pub s3_bucket: Option<String>,
+    /// S3-compatible endpoint URL (overrides `storage.s3.endpoint`).
+    #[arg(long, value_name = "URL", requires = "s3_bucket")]
+    pub s3_endpoint: Option<String>,
+    /// S3 region (overrides `storage.s3.region`).
+    #[arg(long, value_name = "REGION", requires = "s3_bucket")]
+    pub s3_region: Option<String>,
+    /// Key prefix of the content tree in the bucket (overrides `storage.s3.prefix`).
+    #[arg(long, value_name = "PREFIX", requires = "s3_bucket")]
+    pub s3_prefix: Option<String>,
+    /// Allow a plain-http S3 endpoint (sets `storage.s3.allow_http`).
+    #[arg(long, requires = "s3_bucket")]
+    pub s3_allow_http: bool,
+}
+
+/// `strata sample-content`.
+#[derive(Args, Debug, Clone)]
+pub struct SampleContentArgs {
+    /// Content root to write into; the title lands in OUT/sample/.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Length of the title in seconds (4-600).
+    #[arg(long, default_value_t = 20)]
+    pub duration: u32,
+}
+
+/// `strata demo`.
+#[derive(Args, Debug, Clone)]
+pub struct DemoArgs {
+    /// Where the demo keeps its content and state; sample content is made here on first run.
+    #[arg(long, value_name = "DIR", default_value = "strata-data")]
+    pub data_dir: PathBuf,
+    /// Loopback address the demo's servers listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: std::net::IpAddr,
+    /// First port; each role takes the next ones (origin: BASE, its admin: BASE+1000).
+    #[arg(long, default_value_t = 8080)]
+    pub port_base: u16,
+}

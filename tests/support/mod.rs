@@ -1,0 +1,191 @@
+//! Shared pieces of the end-to-end tests: starting real `strata` processes on loopback,
+//! the sample title (made once per build with the real ffmpeg), and small clients.
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+pub mod raw_http;
+
+use sha2::{Digest, Sha256};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Path of the binary under test.
+pub fn strata_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_strata")
+}
+
+/// A running `strata` server process, killed on drop.
+pub struct ServerProcess {
+    pub child: Child,
+    /// Addresses announced in the log, by message ("origin listening" -> addr).
+    pub data_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    /// Log lines (JSON) seen so far and later, for diagnostics.
+    logs: mpsc::Receiver<String>,
+}
+
+impl ServerProcess {
+    /// Starts `strata ROLE ARGS... --log-format json` and waits until it announces both
+    /// listeners (`<role> listening` and `admin listening`).
+    pub fn start(role: &str, args: &[&str], envs: &[(&str, &str)]) -> ServerProcess {
+        let mut cmd = Command::new(strata_bin());
+        cmd.arg("--log-format").arg("json").arg(role).args(args);
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn strata");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let want_data = format!("{role} listening");
+        let (mut data, mut admin) = (None, None);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut seen = Vec::new();
+        while data.is_none() || admin.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = match rx.recv_timeout(left) {
+                Ok(l) => l,
+                Err(_) => {
+                    let status = child.try_wait().ok().flatten();
+                    let _ = child.kill();
+                    panic!("strata {role} did not start (exit: {status:?}); log:\n{}", seen.join("\n"));
+                }
+            };
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                let msg = v["message"].as_str().unwrap_or_default();
+                let addr = v["addr"].as_str().and_then(|a| a.parse().ok());
+                if msg == want_data {
+                    data = addr;
+                } else if msg == "admin listening" {
+                    admin = addr;
+                }
+            }
+            seen.push(line);
+        }
+        ServerProcess { child, data_addr: data.unwrap(), admin_addr: admin.unwrap(), logs: rx }
+    }
+
+    /// Base URL of the data listener.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.data_addr)
+    }
+
+    /// URL on the admin listener.
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin_addr)
+    }
+
+    /// Sends a signal to the process.
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status().unwrap();
+        assert!(ok.success(), "kill -{sig} failed");
+    }
+
+    /// Waits up to `limit` for the process to exit.
+    pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "strata did not exit within {limit:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Log lines received since the last call.
+    pub fn drain_logs(&self) -> Vec<String> {
+        self.logs.try_iter().collect()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `strata ARGS...` to completion and returns (status, stdout, stderr).
+pub fn run_strata(args: &[&str], envs: &[(&str, &str)]) -> (ExitStatus, String, String) {
+    let mut cmd = Command::new(strata_bin());
+    cmd.args(args);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run strata");
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The sample title, made once per build with the real ffmpeg (under the target dir's test
+/// scratch space) and shared by every test binary. Returns the content root.
+pub fn sample_content_root() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("sample-content-v1");
+    std::fs::create_dir_all(&root).unwrap();
+    // Test binaries run in parallel: one makes the title, the others wait on the lock.
+    let lock = std::fs::File::create(root.join(".lock")).unwrap();
+    lock.lock().unwrap();
+    if !root.join("sample/master.m3u8").is_file() || !root.join("sample/manifest.mpd").is_file() {
+        let (status, out, err) = run_strata(&["sample-content", "--out", root.to_str().unwrap(), "--duration", "20"], &[]);
+        assert!(status.success(), "sample-content failed: {out}\n{err}");
+    }
+    lock.unlock().unwrap();
+    root
+}
+
+/// Hex SHA-256 of some bytes.
+pub fn sha256(data: &[u8]) -> String {
+    let digest = Sha256::digest(data);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Hex SHA-256 of a file.
+pub fn sha256_file(path: &Path) -> String {
+    sha256(&std::fs::read(path).unwrap())
+}
+
+/// Deterministic, incompressible-looking test bytes.
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// A free loopback port (bound and released; good enough for tests on one machine).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A blocking HTTP/1.1 client for tests.
+pub fn http1() -> reqwest::Client {
+    reqwest::Client::builder().http1_only().no_proxy().build().unwrap()
+}
+
+/// An HTTP/2 (prior knowledge, cleartext) client for tests.
+pub fn http2() -> reqwest::Client {
+    reqwest::Client::builder().http2_prior_knowledge().no_proxy().build().unwrap()
+}
