@@ -1,0 +1,84 @@
+//! `strata demo`: on an empty data directory it makes the sample title with ffmpeg, starts
+//! every role on loopback, prints URLs that serve a playable title, and stops on Ctrl-C.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use support::{free_port, http1};
+
+#[tokio::test]
+async fn demo_prints_working_urls_and_stops_cleanly_on_ctrl_c() {
+    let data = tempfile::tempdir().unwrap();
+    let port = loop {
+        let p = free_port();
+        if p < 60000 && std::net::TcpListener::bind(("127.0.0.1", p + 1000)).is_ok() {
+            break p;
+        }
+    };
+    let mut child = Command::new(support::strata_bin())
+        .args(["demo", "--data-dir", data.path().to_str().unwrap(), "--port-base", &port.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // First run makes the title with ffmpeg: allow for a slow machine.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let mut lines = Vec::new();
+    while !lines.iter().any(|l: &String| l.contains("Ctrl-C")) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) => lines.push(l),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("demo did not come up; stdout so far:\n{}", lines.join("\n"));
+            }
+        }
+    }
+    let url_of = |label: &str| -> String {
+        let line = lines.iter().find(|l| l.contains(label)).unwrap_or_else(|| panic!("{label} missing"));
+        line.split_whitespace().last().unwrap().to_string()
+    };
+    let master = url_of("HLS master playlist");
+    let mpd = url_of("DASH MPD");
+    let health = url_of("origin health");
+    assert_eq!(master, format!("http://127.0.0.1:{port}/sample/master.m3u8"));
+
+    let c = http1();
+    let playlist = c.get(&master).send().await.unwrap();
+    assert_eq!(playlist.status(), 200);
+    let text = playlist.text().await.unwrap();
+    assert!(text.contains("#EXT-X-STREAM-INF"), "{text}");
+    // Follow the playlist the way a player does: a rendition, its init and first segment.
+    let media_uri = text.lines().find(|l| l.ends_with(".m3u8")).unwrap();
+    let base = master.rsplit_once('/').unwrap().0;
+    let media = c.get(format!("{base}/{media_uri}")).send().await.unwrap().text().await.unwrap();
+    let seg = media.lines().find(|l| l.ends_with(".m4s")).unwrap();
+    let r = c.get(format!("{base}/{seg}")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.bytes().await.unwrap().len() > 1000);
+    assert_eq!(c.get(&mpd).send().await.unwrap().status(), 200);
+    assert_eq!(c.get(&health).send().await.unwrap().status(), 200);
+
+    let ok = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(ok.success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "demo did not stop on SIGINT");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    assert!(data.path().join("content/sample/manifest.mpd").is_file(), "content kept for the next run");
+}
