@@ -45,12 +45,15 @@ fn start_moto() -> Option<Moto> {
             return None;
         }
     };
-    let moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}") };
+    let mut moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}") };
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(moto.child.try_wait().unwrap().is_none(), "moto_server exited before listening");
         assert!(Instant::now() < deadline, "moto did not start listening");
         std::thread::sleep(Duration::from_millis(100));
     }
+    // The port answering must be our moto, not some other process that took it meanwhile.
+    assert!(moto.child.try_wait().unwrap().is_none(), "moto_server exited: port {port} was taken");
     Some(moto)
 }
 

@@ -1,0 +1,83 @@
+// Plays a manifest with a real player (hls.js or dash.js) in headless Chromium and prints
+// one JSON line: {ok, currentTime, width, height, decodedFrames, droppedFrames, errors,
+// mediaRequests}. Exit 0 when playback advanced past MIN_SECONDS without a fatal error.
+//
+// usage: node play.mjs <hls|dash> <manifest-url> [watch-seconds]
+// The page is served by Playwright itself as http://localhost:9 (nothing listens there), so
+// every content request is cross-origin and CORS is exercised as for a real player site.
+// localhost keeps the page a secure context, which Chromium's Local Network Access requires
+// before a page may reach a loopback server at all.
+import { chromium } from 'playwright-core';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const MIN_SECONDS = 2;
+const [player, manifest, watch = '8'] = process.argv.slice(2);
+if (!['hls', 'dash'].includes(player) || !manifest) {
+  console.error('usage: node play.mjs <hls|dash> <manifest-url> [watch-seconds]');
+  process.exit(2);
+}
+const here = path.dirname(fileURLToPath(import.meta.url));
+const libs = {
+  hls: path.join(here, 'node_modules/hls.js/dist/hls.min.js'),
+  dash: path.join(here, 'node_modules/dashjs/dist/modern/umd/dash.all.min.js'),
+};
+const setup = {
+  hls: `const hls = new Hls({ debug: false });
+        hls.on(Hls.Events.ERROR, (_, d) => { if (d.fatal) errors.push('hls: ' + d.type + ' ' + d.details); });
+        hls.loadSource(MANIFEST); hls.attachMedia(video);`,
+  dash: `const p = dashjs.MediaPlayer().create();
+         p.on('error', e => errors.push('dash: ' + JSON.stringify(e.error || e).slice(0, 200)));
+         p.initialize(video, MANIFEST, true);`,
+};
+const page = `<!doctype html><html><body>
+<video id="v" muted autoplay playsinline width="640"></video>
+<script src="/player.js"></script>
+<script>
+  const MANIFEST = ${JSON.stringify(manifest)};
+  const video = document.getElementById('v');
+  const errors = [];
+  video.addEventListener('error', () => errors.push('video: ' + (video.error && video.error.message)));
+  ${setup[player]}
+  window.state = () => {
+    const q = video.getVideoPlaybackQuality();
+    return { currentTime: video.currentTime, width: video.videoWidth, height: video.videoHeight,
+             decodedFrames: q.totalVideoFrames, droppedFrames: q.droppedVideoFrames, errors };
+  };
+</script></body></html>`;
+
+const userData = fs.mkdtempSync(path.join(os.tmpdir(), 'strata-chromium-'));
+let ctx;
+try {
+  ctx = await chromium.launchPersistentContext(userData, {
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    // Chromium's Local Network Access: a public player page may reach a loopback CDN only
+    // with the user's permission, granted here as a viewer would.
+    permissions: ['local-network-access'],
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+           '--disable-background-networking', '--disable-component-update', '--disable-sync',
+           '--autoplay-policy=no-user-gesture-required'],
+  });
+  const tab = await ctx.newPage();
+  let mediaRequests = 0;
+  tab.on('request', r => { if (r.url().startsWith(new URL(manifest).origin)) mediaRequests++; });
+  await tab.route('http://localhost:9/**', route => {
+    const url = new URL(route.request().url());
+    if (url.pathname === '/player.js') {
+      return route.fulfill({ body: fs.readFileSync(libs[player]), contentType: 'text/javascript' });
+    }
+    return route.fulfill({ body: page, contentType: 'text/html' });
+  });
+  await tab.goto('http://localhost:9/');
+  await tab.waitForTimeout(Number(watch) * 1000);
+  const state = await tab.evaluate(() => window.state());
+  const ok = state.currentTime > MIN_SECONDS && state.errors.length === 0 && state.width > 0;
+  console.log(JSON.stringify({ ok, ...state, mediaRequests }));
+  process.exitCode = ok ? 0 : 1;
+} finally {
+  if (ctx) await ctx.close();
+  fs.rmSync(userData, { recursive: true, force: true });
+}

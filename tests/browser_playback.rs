@@ -1,0 +1,73 @@
+//! Real players in a real browser: hls.js and dash.js in headless Chromium (driven by
+//! `tests/browser/play.mjs` through playwright-core) play the sample title from the origin,
+//! cross-origin, and the picture advances. Skipped with a message when Chromium or the npm
+//! packages are missing, unless `STRATA_REQUIRE_BROWSER=1` (as in CI).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use support::{ServerProcess, sample_content_root};
+
+fn browser_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
+}
+
+/// Whether node, Chromium and the player packages are all here; says what is missing.
+fn browser_available() -> bool {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let missing: Vec<&str> = [
+        (Command::new("node").arg("--version").output().is_err(), "node"),
+        (!Path::new(&chromium).exists(), "chromium (apt-get install -y chromium)"),
+        (!browser_dir().join("node_modules/hls.js").exists(), "player packages (cd tests/browser && npm ci)"),
+    ]
+    .into_iter()
+    .filter_map(|(gone, what)| gone.then_some(what))
+    .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    assert!(
+        std::env::var("STRATA_REQUIRE_BROWSER").as_deref() != Ok("1"),
+        "STRATA_REQUIRE_BROWSER=1 but missing: {missing:?}"
+    );
+    eprintln!("SKIPPED: browser playback needs {missing:?}");
+    false
+}
+
+/// Plays `url` with `player` and returns the player's final state.
+fn play(player: &str, url: &str) -> serde_json::Value {
+    let out = Command::new("node")
+        .arg(browser_dir().join("play.mjs"))
+        .args([player, url, "8"])
+        .output()
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or_else(|| {
+        panic!("{player}: no result; stderr:\n{}", String::from_utf8_lossy(&out.stderr))
+    });
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("{player}: {e}: {line}"))
+}
+
+#[test]
+fn hls_js_and_dash_js_play_the_sample_title_from_the_origin() {
+    if !browser_available() {
+        return;
+    }
+    let root = sample_content_root();
+    let origin = ServerProcess::start(
+        "origin",
+        &["--root", root.to_str().unwrap(), "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"],
+        &[],
+    );
+    for (player, path) in [("hls", "/sample/master.m3u8"), ("dash", "/sample/manifest.mpd")] {
+        let state = play(player, &origin.url(path));
+        assert_eq!(state["ok"], true, "{player} did not play: {state}");
+        assert!(state["currentTime"].as_f64().unwrap() > 2.0, "{player}: {state}");
+        assert!(state["width"].as_u64().unwrap() >= 640, "{player}: {state}");
+        assert!(state["decodedFrames"].as_u64().unwrap() > 60, "{player}: {state}");
+        assert!(state["errors"].as_array().unwrap().is_empty(), "{player}: {state}");
+        // Manifest, playlists, init and media segments all came from the origin.
+        assert!(state["mediaRequests"].as_u64().unwrap() >= 6, "{player}: {state}");
+    }
+}
