@@ -48,26 +48,35 @@ pub fn evaluate(headers: &HeaderMap, v: &Validators) -> Precondition {
     Precondition::Proceed
 }
 
+/// Validators and request headers shared by the tests of the request-evaluation modules.
 #[cfg(test)]
-mod test {
+pub(crate) mod fixtures {
     use super::*;
     use http::HeaderValue;
     use std::time::{Duration, UNIX_EPOCH};
 
-    fn validators() -> Validators {
+    /// `"abc"`, last modified at 2023-11-14 22:13:20 UTC.
+    pub fn validators() -> Validators {
         Validators {
             etag: "\"abc\"".parse().unwrap(),
             last_modified: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
         }
     }
 
-    fn with(pairs: &[(&'static str, &str)]) -> HeaderMap {
+    /// A header map from name/value pairs.
+    pub fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
             h.append(*k, HeaderValue::from_str(v).unwrap());
         }
         h
     }
+}
+
+#[cfg(test)]
+mod test {
+    use super::fixtures::{headers as with, validators};
+    use super::*;
 
     const LM: &str = "Tue, 14 Nov 2023 22:13:20 GMT";
     const EARLIER: &str = "Tue, 14 Nov 2023 22:13:19 GMT";

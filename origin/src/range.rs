@@ -53,23 +53,7 @@ pub fn plan(headers: &HeaderMap, size: u64, v: &Validators, max_ranges: usize) -
 #[cfg(test)]
 mod test {
     use super::*;
-    use http::HeaderValue;
-    use std::time::{Duration, UNIX_EPOCH};
-
-    fn v() -> Validators {
-        Validators {
-            etag: "\"abc\"".parse().unwrap(),
-            last_modified: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
-        }
-    }
-
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, val) in pairs {
-            h.append(*k, HeaderValue::from_str(val).unwrap());
-        }
-        h
-    }
+    use crate::conditional::fixtures::{headers, validators as v};
 
     fn plan_for(range: &str, size: u64) -> RangePlan {
         plan(&headers(&[("range", range)]), size, &v(), 16)
