@@ -33,6 +33,9 @@ pub enum Command {
     /// Serve packaged content (HLS, DASH, CMAF) over HTTP/1.1 and HTTP/2 from a local
     /// directory or S3-compatible storage.
     Origin(OriginArgs),
+    /// Serve players from a memory + disk segment cache in front of an upstream (the origin
+    /// or a mid-tier), over HTTP/1.1 and HTTP/2.
+    Edge(EdgeArgs),
     /// Make the sample title (a synthetic 3-rendition H.264/AAC CMAF ladder, HLS + DASH)
     /// with ffmpeg.
     SampleContent(SampleContentArgs),
@@ -105,7 +108,36 @@ pub struct DemoArgs {
     /// Loopback address the demo's servers listen on.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: std::net::IpAddr,
-    /// First port; each role takes the next ones (origin: BASE, its admin: BASE+1000).
+    /// First port; each role takes the next ones (origin: BASE, edge: BASE+1; admin
+    /// listeners at +1000).
     #[arg(long, default_value_t = 8080)]
     pub port_base: u16,
+}
+
+/// `strata edge`.
+#[derive(Args, Debug, Clone)]
+pub struct EdgeArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Player-facing listener address (overrides `listen`).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Admin listener address for /metrics and /healthz (overrides `admin_listen`).
+    #[arg(long, value_name = "ADDR")]
+    pub admin_listen: Option<SocketAddr>,
+    /// Upstream base URL, http://host:port (overrides `upstream`).
+    #[arg(long, value_name = "URL")]
+    pub upstream: Option<String>,
+    /// Disk tier directory (overrides `cache.dir`).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Memory tier size in MiB (overrides `cache.memory_mb`).
+    #[arg(long, value_name = "N")]
+    pub memory_mb: Option<u64>,
+    /// Disk tier size in MiB; 0 for memory only (overrides `cache.disk_mb`).
+    #[arg(long, value_name = "N")]
+    pub disk_mb: Option<u64>,
+    /// Proxy worker threads (overrides `threads`).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
 }

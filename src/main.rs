@@ -6,6 +6,7 @@
 mod admin;
 mod cli;
 mod demo;
+mod edge_role;
 mod logging;
 mod origin_role;
 mod role_config;
@@ -19,6 +20,7 @@ fn main() -> ExitCode {
     logging::init(cli.log_format, &cli.log);
     let outcome = match cli.command {
         cli::Command::Origin(args) => origin_role::main(args),
+        cli::Command::Edge(args) => edge_role::main(args),
         cli::Command::SampleContent(args) => demo::sample_content(args),
         cli::Command::Demo(args) => demo::main(args),
     };

@@ -1,13 +1,13 @@
 //! Real players in a real browser: hls.js and dash.js in headless Chromium (driven by
-//! `tests/browser/play.mjs` through playwright-core) play the sample title from the origin,
-//! cross-origin, and the picture advances. Skipped with a message when Chromium or the npm
+//! `tests/browser/play.mjs` through playwright-core) play the sample title through an edge
+//! in front of the origin, cross-origin, and the picture advances. Skipped with a message when Chromium or the npm
 //! packages are missing, unless `STRATA_REQUIRE_BROWSER=1` (as in CI).
 
 mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use support::{ServerProcess, sample_content_root};
+use support::{ServerProcess, free_port, metric, sample_content_root};
 
 fn browser_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
@@ -49,8 +49,8 @@ fn play(player: &str, url: &str) -> serde_json::Value {
     serde_json::from_str(line).unwrap_or_else(|e| panic!("{player}: {e}: {line}"))
 }
 
-#[test]
-fn hls_js_and_dash_js_play_the_sample_title_from_the_origin() {
+#[tokio::test]
+async fn hls_js_and_dash_js_play_the_sample_title_through_the_edge() {
     if !browser_available() {
         return;
     }
@@ -60,14 +60,28 @@ fn hls_js_and_dash_js_play_the_sample_title_from_the_origin() {
         &["--root", root.to_str().unwrap(), "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"],
         &[],
     );
+    let cache = tempfile::tempdir().unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let edge = ServerProcess::start(
+        "edge",
+        &[
+            "--listen", &listen, "--admin-listen", "127.0.0.1:0",
+            "--upstream", &format!("http://{}", origin.data_addr),
+            "--cache-dir", cache.path().to_str().unwrap(), "--memory-mb", "64", "--disk-mb", "256",
+        ],
+        &[],
+    );
     for (player, path) in [("hls", "/sample/master.m3u8"), ("dash", "/sample/manifest.mpd")] {
-        let state = play(player, &origin.url(path));
+        let state = play(player, &edge.url(path));
         assert_eq!(state["ok"], true, "{player} did not play: {state}");
         assert!(state["currentTime"].as_f64().unwrap() > 2.0, "{player}: {state}");
         assert!(state["width"].as_u64().unwrap() >= 640, "{player}: {state}");
         assert!(state["decodedFrames"].as_u64().unwrap() > 60, "{player}: {state}");
         assert!(state["errors"].as_array().unwrap().is_empty(), "{player}: {state}");
-        // Manifest, playlists, init and media segments all came from the origin.
+        // Manifest, playlists, init and media segments all came through the edge.
         assert!(state["mediaRequests"].as_u64().unwrap() >= 6, "{player}: {state}");
     }
+    // The second player found the shared segments in the edge's cache.
+    let hits = metric(&edge.admin_url("/metrics"), "strata_edge_requests_total{cache_status=\"hit\"}").await;
+    assert!(hits > 0.0, "no cache hits");
 }

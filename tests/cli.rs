@@ -9,7 +9,7 @@ use support::run_strata;
 fn help_lists_the_roles_and_the_trial_flags() {
     let (status, out, _) = run_strata(&["--help"], &[]);
     assert!(status.success());
-    for role in ["origin", "sample-content", "demo"] {
+    for role in ["origin", "edge", "sample-content", "demo"] {
         assert!(out.contains(role), "{role} missing from:\n{out}");
     }
     let (status, out, _) = run_strata(&["origin", "--help"], &[]);
@@ -89,4 +89,19 @@ fn a_missing_file_and_bad_flags_are_named() {
     let (status, _, err) = run_strata(&["origin", "--listen", "nonsense"], &[]);
     assert!(!status.success());
     assert!(err.contains("--listen"), "{err}");
+}
+
+#[test]
+fn the_edge_default_config_is_printed_and_its_errors_are_named() {
+    let (status, text, _) = run_strata(&["edge", "--print-default-config"], &[]);
+    assert!(status.success());
+    assert!(text.contains("[cache]") && text.contains("eviction = \"s3fifo\""));
+    let (status, _, err) = run_strata(&["edge", "--upstream", "ftp://x", "--check-config"], &[]);
+    assert_eq!(status.code(), Some(2));
+    assert!(err.contains("field `upstream`"), "{err}");
+    let (status, _, err) = run_strata(&["edge", "--disk-mb", "10", "--check-config"], &[]);
+    assert_eq!(status.code(), Some(2));
+    assert!(err.contains("field `cache.disk_mb`"), "{err}");
+    let (status, out, err) = run_strata(&["edge", "--disk-mb", "0", "--check-config"], &[]);
+    assert!(status.success(), "{out}{err}");
 }

@@ -1,5 +1,6 @@
 //! `strata demo`: on an empty data directory it makes the sample title with ffmpeg, starts
-//! every role on loopback, prints URLs that serve a playable title, and stops on Ctrl-C.
+//! every role on loopback (origin, and an edge in front of it), prints edge URLs that serve
+//! a playable title, and stops on Ctrl-C.
 
 mod support;
 
@@ -14,7 +15,8 @@ async fn demo_prints_working_urls_and_stops_cleanly_on_ctrl_c() {
     let data = tempfile::tempdir().unwrap();
     let port = loop {
         let p = free_port();
-        if p < 60000 && std::net::TcpListener::bind(("127.0.0.1", p + 1000)).is_ok() {
+        let free = |q: u16| std::net::TcpListener::bind(("127.0.0.1", q)).is_ok();
+        if p < 60000 && free(p + 1) && free(p + 1000) && free(p + 1001) {
             break p;
         }
     };
@@ -51,7 +53,9 @@ async fn demo_prints_working_urls_and_stops_cleanly_on_ctrl_c() {
     let master = url_of("HLS master playlist");
     let mpd = url_of("DASH MPD");
     let health = url_of("origin health");
-    assert_eq!(master, format!("http://127.0.0.1:{port}/sample/master.m3u8"));
+    let edge_health = url_of("edge health");
+    // Players are pointed at the edge, which sits in front of the origin.
+    assert_eq!(master, format!("http://127.0.0.1:{}/sample/master.m3u8", port + 1));
 
     let c = http1();
     let playlist = c.get(&master).send().await.unwrap();
@@ -65,9 +69,13 @@ async fn demo_prints_working_urls_and_stops_cleanly_on_ctrl_c() {
     let seg = media.lines().find(|l| l.ends_with(".m4s")).unwrap();
     let r = c.get(format!("{base}/{seg}")).send().await.unwrap();
     assert_eq!(r.status(), 200);
+    assert!(r.headers()["cache-status"].to_str().unwrap().starts_with("strata-edge"));
     assert!(r.bytes().await.unwrap().len() > 1000);
+    let again = c.get(format!("{base}/{seg}")).send().await.unwrap();
+    assert!(again.headers()["cache-status"].to_str().unwrap().starts_with("strata-edge; hit"));
     assert_eq!(c.get(&mpd).send().await.unwrap().status(), 200);
     assert_eq!(c.get(&health).send().await.unwrap().status(), 200);
+    assert_eq!(c.get(&edge_health).send().await.unwrap().status(), 200);
 
     let ok = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(ok.success());

@@ -1,3 +1,17 @@
-//! The edge appliance: a pingora proxy over a foyer memory + NVMe segment cache, serving
-//! players over HTTP/1.1, HTTP/2 and HTTP/3. Not built yet: the edge issue builds it on the
-//! foundation (workspace, contracts, origin, admin listener pattern).
+//! The edge appliance: a pingora proxy in front of one upstream, over a foyer memory + disk
+//! segment cache.
+//!
+//! pingora-proxy and pingora-cache carry the HTTP work (collapsing, freshness,
+//! revalidation, stale serving, ranges); the modules here are the policy they are given:
+//! [`cache_key`] (what identifies an object), `cacheability` (what may be stored, with
+//! RFC 9213's targeted fields), `cache_status` (RFC 9211), and `store` (where bytes live).
+
+pub mod cache_key;
+mod cache_status;
+mod cacheability;
+mod metrics;
+mod proxy;
+mod server;
+mod store;
+
+pub use server::{Edge, EdgeError};

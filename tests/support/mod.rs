@@ -76,7 +76,14 @@ impl ServerProcess {
             }
             seen.push(line);
         }
-        ServerProcess { child, data_addr: data.unwrap(), admin_addr: admin.unwrap(), logs: rx }
+        let process = ServerProcess { child, data_addr: data.unwrap(), admin_addr: admin.unwrap(), logs: rx };
+        // Some roles announce their address just before binding it.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(process.data_addr).is_err() {
+            assert!(Instant::now() < deadline, "strata {role} announced {} but does not accept", process.data_addr);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        process
     }
 
     /// Base URL of the data listener.
@@ -160,6 +167,15 @@ pub fn sha256(data: &[u8]) -> String {
 /// Hex SHA-256 of a file.
 pub fn sha256_file(path: &Path) -> String {
     sha256(&std::fs::read(path).unwrap())
+}
+
+/// Reads one sample (`name{labels}` exactly, or a bare name) from a Prometheus text page.
+pub async fn metric(url: &str, sample: &str) -> f64 {
+    let text = http1().get(url).send().await.unwrap().text().await.unwrap();
+    text.lines()
+        .find(|l| l.starts_with(sample) && l[sample.len()..].starts_with(' '))
+        .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+        .unwrap_or(0.0)
 }
 
 /// Deterministic, incompressible-looking test bytes.

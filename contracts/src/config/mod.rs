@@ -6,6 +6,7 @@
 //! exist, header values that must parse).
 
 mod cache_control;
+pub mod edge;
 pub mod origin;
 
 pub use cache_control::validate_cache_control;

@@ -1,0 +1,282 @@
+//! The edge's config file (`strata edge --config`), version 1.
+//!
+//! The documented default is `configs/edge.toml`, embedded here.
+
+use super::{FieldError, Validate, check_version};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// The documented default config, as printed by `strata edge --print-default-config`.
+pub const DEFAULT_TOML: &str = include_str!("../../../configs/edge.toml");
+
+/// Everything `strata edge` needs to run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EdgeConfig {
+    /// Config format version.
+    pub version: u32,
+    /// Player-facing listener (HTTP/1.1 and h2c).
+    pub listen: SocketAddr,
+    /// Admin listener: `/metrics` and `/healthz`.
+    pub admin_listen: SocketAddr,
+    /// Base URL misses are fetched from.
+    pub upstream: String,
+    /// Grace period for in-flight requests on shutdown.
+    pub drain_timeout_secs: u64,
+    /// Proxy worker threads.
+    pub threads: usize,
+    /// The segment cache.
+    pub cache: CacheConfig,
+    /// What goes into the cache key.
+    pub cache_key: CacheKeyConfig,
+    /// Upstream timeouts.
+    pub upstream_timeouts: UpstreamTimeouts,
+    /// Request collapsing.
+    pub collapse: CollapseConfig,
+}
+
+/// Memory-tier eviction policies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Eviction {
+    /// S3-FIFO.
+    S3fifo,
+    /// Least recently used.
+    Lru,
+    /// w-TinyLFU.
+    Lfu,
+}
+
+/// Cache tiers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Memory tier size, MiB.
+    pub memory_mb: u64,
+    /// Disk tier directory.
+    pub dir: PathBuf,
+    /// Disk tier size, MiB; 0 for memory only.
+    pub disk_mb: u64,
+    /// Memory-tier eviction policy.
+    pub eviction: Eviction,
+    /// Body chunk size, KiB.
+    pub chunk_kb: u64,
+    /// Disk write buffer, MiB.
+    pub write_buffer_mb: u64,
+}
+
+/// Cache key rules.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheKeyConfig {
+    /// Query parameters left out of the key (besides `CMCD` and `token`).
+    pub ignore_params: Vec<String>,
+    /// When non-empty, only these query parameters are kept.
+    pub only_params: Vec<String>,
+}
+
+/// Upstream timeouts, milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamTimeouts {
+    /// Connect.
+    pub connect_ms: u64,
+    /// Each read: the response head, then each piece of the body.
+    pub read_ms: u64,
+}
+
+/// Request collapsing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CollapseConfig {
+    /// How long a waiter waits for another request's fetch.
+    pub wait_timeout_ms: u64,
+}
+
+impl Default for EdgeConfig {
+    fn default() -> Self {
+        Self {
+            version: super::CONFIG_VERSION,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 9081)),
+            upstream: "http://127.0.0.1:8080".into(),
+            drain_timeout_secs: 30,
+            threads: 2,
+            cache: CacheConfig::default(),
+            cache_key: CacheKeyConfig::default(),
+            upstream_timeouts: UpstreamTimeouts::default(),
+            collapse: CollapseConfig::default(),
+        }
+    }
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            memory_mb: 256,
+            dir: PathBuf::from("/var/cache/strata/edge"),
+            disk_mb: 4096,
+            eviction: Eviction::S3fifo,
+            chunk_kb: 1024,
+            write_buffer_mb: 64,
+        }
+    }
+}
+
+impl Default for UpstreamTimeouts {
+    fn default() -> Self {
+        Self { connect_ms: 2000, read_ms: 10_000 }
+    }
+}
+
+impl Default for CollapseConfig {
+    fn default() -> Self {
+        Self { wait_timeout_ms: 10_000 }
+    }
+}
+
+/// The parts of an `http://host:port/base` upstream URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamUrl {
+    /// `host:port`, the port defaulting to 80.
+    pub authority: String,
+    /// Host name or address, for the `Host` header.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+}
+
+/// Parses an upstream URL; only plain `http://host[:port]` (an optional trailing `/`).
+pub fn parse_upstream(url: &str) -> Result<UpstreamUrl, String> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("`{url}` is not an http:// URL (https upstreams come later)"))?;
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if authority.is_empty() || authority.contains('/') || authority.contains('@') {
+        return Err(format!("`{url}` must be http://host[:port] with no path"));
+    }
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
+            let port = p.parse::<u16>().map_err(|_| format!("`{p}` in `{url}` is not a port"))?;
+            (h.to_string(), port)
+        }
+        _ => (authority.to_string(), 80),
+    };
+    if host.is_empty() {
+        return Err(format!("`{url}` has no host"));
+    }
+    Ok(UpstreamUrl { authority: format!("{host}:{port}"), host, port })
+}
+
+impl Validate for EdgeConfig {
+    fn validate(&self) -> Result<(), FieldError> {
+        check_version(self.version)?;
+        if self.listen.port() == 0 {
+            return Err(FieldError::new("listen", "port 0 is not accepted: give the edge a known port"));
+        }
+        if self.listen == self.admin_listen {
+            return Err(FieldError::new(
+                "admin_listen",
+                format!("is the same address as `listen` ({}); give it its own", self.listen),
+            ));
+        }
+        parse_upstream(&self.upstream).map_err(|e| FieldError::new("upstream", e))?;
+        if self.threads == 0 || self.threads > 256 {
+            return Err(FieldError::new("threads", "must be between 1 and 256"));
+        }
+        let c = &self.cache;
+        if c.memory_mb == 0 {
+            return Err(FieldError::new("cache.memory_mb", "must be at least 1"));
+        }
+        if c.disk_mb > 0 {
+            if c.dir.as_os_str().is_empty() {
+                return Err(FieldError::new("cache.dir", "is empty but cache.disk_mb is not 0"));
+            }
+            if c.dir.exists() && !c.dir.is_dir() {
+                return Err(FieldError::new(
+                    "cache.dir",
+                    format!("`{}` exists and is not a directory", c.dir.display()),
+                ));
+            }
+            if c.disk_mb < 64 {
+                return Err(FieldError::new("cache.disk_mb", "must be 0 (memory only) or at least 64"));
+            }
+        }
+        if !(64..=16 * 1024).contains(&c.chunk_kb) {
+            return Err(FieldError::new("cache.chunk_kb", "must be between 64 and 16384"));
+        }
+        if c.write_buffer_mb == 0 {
+            return Err(FieldError::new("cache.write_buffer_mb", "must be at least 1"));
+        }
+        let t = &self.upstream_timeouts;
+        for (field, v) in [
+            ("upstream_timeouts.connect_ms", t.connect_ms),
+            ("upstream_timeouts.read_ms", t.read_ms),
+            ("collapse.wait_timeout_ms", self.collapse.wait_timeout_ms),
+        ] {
+            if v == 0 {
+                return Err(FieldError::new(field, "must be at least 1"));
+            }
+        }
+        for (field, list) in [
+            ("cache_key.ignore_params", &self.cache_key.ignore_params),
+            ("cache_key.only_params", &self.cache_key.only_params),
+        ] {
+            if let Some(bad) = list.iter().find(|p| p.is_empty() || p.contains(['&', '=', ' '])) {
+                return Err(FieldError::new(field, format!("`{bad}` is not a query parameter name")));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use crate::config::parse;
+
+    #[test]
+    fn documented_default_is_the_default_and_valid() {
+        let parsed: EdgeConfig = parse("configs/edge.toml", DEFAULT_TOML).unwrap();
+        assert_eq!(parsed, EdgeConfig::default());
+        assert_eq!(parsed.validate(), Ok(()));
+    }
+
+    #[test]
+    fn upstream_urls() {
+        assert_eq!(parse_upstream("http://127.0.0.1:8080").unwrap().authority, "127.0.0.1:8080");
+        assert_eq!(parse_upstream("http://origin.example/").unwrap().authority, "origin.example:80");
+        assert!(parse_upstream("https://x").is_err());
+        assert!(parse_upstream("http://x/path").is_err());
+        assert!(parse_upstream("http://:80").is_err());
+        assert!(parse_upstream("http://x:port").is_err());
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        let mut c = EdgeConfig::default();
+        c.upstream = "ftp://x".into();
+        assert_eq!(c.validate().unwrap_err().field, "upstream");
+        let mut c = EdgeConfig::default();
+        c.cache.chunk_kb = 1;
+        assert_eq!(c.validate().unwrap_err().field, "cache.chunk_kb");
+        let mut c = EdgeConfig::default();
+        c.cache.disk_mb = 10;
+        assert_eq!(c.validate().unwrap_err().field, "cache.disk_mb");
+        let mut c = EdgeConfig::default();
+        c.listen.set_port(0);
+        assert_eq!(c.validate().unwrap_err().field, "listen");
+        let mut c = EdgeConfig::default();
+        c.cache_key.ignore_params = vec!["a=b".into()];
+        assert_eq!(c.validate().unwrap_err().field, "cache_key.ignore_params");
+    }
+
+    #[test]
+    fn memory_only_needs_no_directory() {
+        let mut c = EdgeConfig::default();
+        c.cache.disk_mb = 0;
+        c.cache.dir = PathBuf::new();
+        assert_eq!(c.validate(), Ok(()));
+    }
+}

@@ -1,0 +1,57 @@
+//! The edge's Prometheus metrics (`strata_edge_*`). foyer's own cache metrics (hits and
+//! misses per tier, disk writes skipped when the write buffer is full, evictions) are
+//! registered in the same registry under `foyer_*`.
+
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
+
+/// Counters shared by the proxy and the cache store.
+#[derive(Clone)]
+pub struct EdgeMetrics {
+    /// Responses by cache outcome (`hit`, `miss`, `stale`, `revalidated`, `uncacheable`, ...).
+    pub requests: IntCounterVec,
+    /// Response body bytes by where they came from (`cache`, `upstream`).
+    pub response_bytes: IntCounterVec,
+    /// Time from request to the end of the response.
+    pub duration: Histogram,
+    /// Requests that streamed another request's in-progress fill instead of fetching.
+    pub collapsed: IntCounter,
+    /// Cache entries found corrupt or incomplete, dropped and refetched.
+    pub corrupt_entries: IntCounter,
+    /// Requests that failed upstream (connect, timeout, reset).
+    pub upstream_errors: IntCounter,
+}
+
+impl EdgeMetrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let requests = IntCounterVec::new(
+            Opts::new("strata_edge_requests_total", "Responses, by cache outcome"),
+            &["cache_status"],
+        )?;
+        let response_bytes = IntCounterVec::new(
+            Opts::new("strata_edge_response_bytes_total", "Response body bytes, by source"),
+            &["source"],
+        )?;
+        let duration = Histogram::with_opts(
+            HistogramOpts::new("strata_edge_request_duration_seconds", "Time from request to the end of the response")
+                .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+        )?;
+        let collapsed = IntCounter::new(
+            "strata_edge_collapsed_requests_total",
+            "Requests served by following another request's in-progress upstream fill",
+        )?;
+        let corrupt_entries = IntCounter::new(
+            "strata_edge_cache_corrupt_entries_total",
+            "Cache entries found corrupt or incomplete, dropped and refetched",
+        )?;
+        let upstream_errors =
+            IntCounter::new("strata_edge_upstream_errors_total", "Requests that failed upstream")?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(response_bytes.clone()))?;
+        registry.register(Box::new(duration.clone()))?;
+        registry.register(Box::new(collapsed.clone()))?;
+        registry.register(Box::new(corrupt_entries.clone()))?;
+        registry.register(Box::new(upstream_errors.clone()))?;
+        Ok(Self { requests, response_bytes, duration, collapsed, corrupt_entries, upstream_errors })
+    }
+}

@@ -1,0 +1,162 @@
+//! The edge's request path: pingora's `ProxyHttp` hooks wired to the cache key, the
+//! cacheability rules and the segment cache. The hooks stay thin; policy lives in
+//! `cache_key`, `cacheability` and `cache_status`.
+
+use crate::cache_key::{KeyRules, primary_key};
+use crate::cache_status;
+use crate::cacheability::{self, STRATA_CACHE_CONTROL};
+use crate::metrics::EdgeMetrics;
+use crate::store::FoyerStore;
+use async_trait::async_trait;
+use http::Method;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::HttpPeer;
+use pingora::proxy::{ProxyHttp, Session};
+use pingora::{Error, ErrorSource, Result};
+use pingora_cache::lock::CacheKeyLockImpl;
+use pingora_cache::{CacheKey, CacheOptionOverrides, CachePhase, RespCacheable};
+use std::time::{Duration, Instant, SystemTime};
+use strata_contracts::config::edge::UpstreamUrl;
+
+/// How the edge reaches its upstream.
+pub struct UpstreamSettings {
+    /// Where misses go.
+    pub url: UpstreamUrl,
+    /// Connect timeout.
+    pub connect: Duration,
+    /// Per-read timeout.
+    pub read: Duration,
+}
+
+/// The edge proxy.
+pub struct EdgeProxy {
+    pub(crate) upstream: UpstreamSettings,
+    pub(crate) rules: KeyRules,
+    pub(crate) store: &'static FoyerStore,
+    pub(crate) lock: &'static CacheKeyLockImpl,
+    pub(crate) wait_timeout: Duration,
+    pub(crate) metrics: EdgeMetrics,
+}
+
+/// Per-request state.
+pub struct RequestCtx {
+    started: Instant,
+}
+
+#[async_trait]
+impl ProxyHttp for EdgeProxy {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx { started: Instant::now() }
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+        let url = &self.upstream.url;
+        let mut peer = HttpPeer::new(url.authority.as_str(), false, url.host.clone());
+        peer.options.connection_timeout = Some(self.upstream.connect);
+        peer.options.read_timeout = Some(self.upstream.read);
+        Ok(Box::new(peer))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        _ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        upstream_request.insert_header("host", self.upstream.url.authority.as_str())?;
+        Ok(())
+    }
+
+    fn request_cache_filter(&self, session: &mut Session, _ctx: &mut RequestCtx) -> Result<()> {
+        if matches!(session.req_header().method, Method::GET | Method::HEAD) {
+            let mut overrides = CacheOptionOverrides::default();
+            overrides.wait_timeout = Some(self.wait_timeout);
+            session.cache.enable(self.store, None, None, Some(self.lock), Some(overrides));
+        }
+        Ok(())
+    }
+
+    fn cache_key_callback(&self, session: &Session, _ctx: &mut RequestCtx) -> Result<CacheKey> {
+        let req = session.req_header();
+        let host = req
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| req.uri.authority().map(|a| a.as_str()))
+            .unwrap_or("");
+        Ok(CacheKey::new(primary_key(host, req.uri.path(), req.uri.query(), &self.rules), ""))
+    }
+
+    fn response_cache_filter(
+        &self,
+        session: &Session,
+        resp: &ResponseHeader,
+        _ctx: &mut RequestCtx,
+    ) -> Result<RespCacheable> {
+        let authorized = session.req_header().headers.contains_key(http::header::AUTHORIZATION);
+        Ok(cacheability::decide(resp, authorized))
+    }
+
+    fn allow_spawning_subrequest(&self, _session: &Session, _ctx: &RequestCtx) -> bool {
+        // stale-while-revalidate refreshes in a background subrequest.
+        true
+    }
+
+    fn should_serve_stale(&self, _session: &mut Session, _ctx: &mut RequestCtx, error: Option<&Error>) -> bool {
+        // pingora has already checked the object's stale-while-revalidate / stale-if-error
+        // windows (RFC 5861); only upstream failures qualify for stale-if-error.
+        error.is_none_or(|e| e.esource() == &ErrorSource::Upstream)
+    }
+
+    async fn response_filter(
+        &self,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
+        _ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let phase = session.cache.phase();
+        let ttl = session.cache.maybe_cache_meta().map(|meta| {
+            let now = SystemTime::now();
+            match meta.fresh_until().duration_since(now) {
+                Ok(left) => left.as_secs() as i64,
+                Err(past) => -(past.duration().as_secs() as i64),
+            }
+        });
+        resp.insert_header("cache-status", cache_status::header_value(&phase, ttl))?;
+        let _ = resp.remove_header(STRATA_CACHE_CONTROL);
+        Ok(())
+    }
+
+    async fn logging(&self, session: &mut Session, error: Option<&Error>, ctx: &mut RequestCtx) {
+        let phase = session.cache.phase();
+        let outcome = if error.is_some() { "error" } else { cache_status::outcome(&phase) };
+        self.metrics.requests.with_label_values(&[outcome]).inc();
+        let source = match phase {
+            CachePhase::Hit | CachePhase::Stale | CachePhase::StaleUpdating | CachePhase::Revalidated => "cache",
+            _ => "upstream",
+        };
+        let sent = session.body_bytes_sent() as u64;
+        self.metrics.response_bytes.with_label_values(&[source]).inc_by(sent);
+        self.metrics.duration.observe(ctx.started.elapsed().as_secs_f64());
+        if let Some(e) = error
+            && e.esource() == &ErrorSource::Upstream
+        {
+            self.metrics.upstream_errors.inc();
+        }
+        let req = session.req_header();
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        tracing::info!(
+            target: "strata_edge::access",
+            method = %req.method,
+            path = %req.uri,
+            status,
+            cache = outcome,
+            bytes = sent,
+            micros = ctx.started.elapsed().as_micros() as u64,
+            error = error.map(|e| e.to_string()),
+            "request"
+        );
+    }
+}

@@ -1,0 +1,126 @@
+//! Running the edge: the cache opened on a long-lived runtime, pingora's server for the
+//! listeners, and shutdown driven by our cancellation token rather than pingora's own
+//! signal handling, so that every role of the binary stops the same way.
+
+use crate::cache_key::KeyRules;
+use crate::metrics::EdgeMetrics;
+use crate::proxy::{EdgeProxy, UpstreamSettings};
+use crate::store::{FoyerStore, StoreSettings};
+use async_trait::async_trait;
+use pingora::apps::HttpServerOptions;
+use pingora::server::configuration::ServerConf;
+use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
+use pingora_cache::lock::{CacheKeyLockImpl, CacheLock};
+use std::time::Duration;
+use strata_contracts::config::edge::{EdgeConfig, parse_upstream};
+use tokio_util::sync::CancellationToken;
+
+/// Why the edge could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EdgeError {
+    /// The cache could not be opened.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreOpenError),
+    /// A config value the validator should have caught.
+    #[error("config: {0}")]
+    Config(String),
+    /// Metrics could not be registered.
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+/// A ready edge: cache open, proxy built, listeners not yet bound.
+pub struct Edge {
+    config: EdgeConfig,
+    store: &'static FoyerStore,
+    metrics: EdgeMetrics,
+}
+
+impl Edge {
+    /// Opens the cache (recovering what the disk tier holds) with foyer's tasks on `support`,
+    /// a runtime that must outlive the edge.
+    pub async fn open(
+        config: EdgeConfig,
+        registry: &prometheus::Registry,
+        support: tokio::runtime::Handle,
+    ) -> Result<Self, EdgeError> {
+        let metrics = EdgeMetrics::register(registry)?;
+        let c = &config.cache;
+        let settings = StoreSettings {
+            memory_bytes: (c.memory_mb * 1024 * 1024) as usize,
+            disk: (c.disk_mb > 0).then(|| (c.dir.clone(), (c.disk_mb * 1024 * 1024) as usize)),
+            eviction: c.eviction,
+            chunk_size: (c.chunk_kb * 1024) as usize,
+            write_buffer_bytes: (c.write_buffer_mb * 1024 * 1024) as usize,
+        };
+        let store = FoyerStore::open(&settings, metrics.clone(), registry, support).await?;
+        // pingora's cache API wants 'static storage; the edge lives as long as the process.
+        let store: &'static FoyerStore = Box::leak(Box::new(store));
+        Ok(Self { config, store, metrics })
+    }
+
+    /// A health check for the admin listener.
+    pub fn health(&self) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Serves until `shutdown` fires, then drains; blocks the calling thread (pingora runs
+    /// its own runtimes). Returns once every in-flight request has finished or the drain
+    /// timeout passed.
+    pub fn serve(self, shutdown: CancellationToken) -> Result<(), EdgeError> {
+        let config = &self.config;
+        let url = parse_upstream(&config.upstream).map_err(EdgeError::Config)?;
+        let lock: &'static CacheKeyLockImpl =
+            Box::leak(CacheLock::new_boxed(Duration::from_millis(config.collapse.wait_timeout_ms)));
+        let proxy = EdgeProxy {
+            upstream: UpstreamSettings {
+                url,
+                connect: Duration::from_millis(config.upstream_timeouts.connect_ms),
+                read: Duration::from_millis(config.upstream_timeouts.read_ms),
+            },
+            rules: KeyRules {
+                ignore: config.cache_key.ignore_params.clone(),
+                only: config.cache_key.only_params.clone(),
+            },
+            store: self.store,
+            lock,
+            wait_timeout: Duration::from_millis(config.collapse.wait_timeout_ms),
+            metrics: self.metrics.clone(),
+        };
+
+        let mut conf = ServerConf::default();
+        conf.threads = config.threads;
+        conf.grace_period_seconds = Some(0);
+        conf.graceful_shutdown_timeout_seconds = Some(config.drain_timeout_secs);
+        let mut server = Server::new_with_opt_and_conf(None, conf);
+        server.bootstrap();
+        let mut service = pingora::proxy::http_proxy_service(&server.configuration, proxy);
+        service.add_tcp(&config.listen.to_string());
+        if let Some(app) = service.app_logic_mut() {
+            let mut options = HttpServerOptions::default();
+            options.h2c = true;
+            app.server_options = Some(options);
+        }
+        server.add_service(service);
+        tracing::info!(addr = %config.listen, upstream = %config.upstream, "edge listening");
+        server.run(RunArgs { shutdown_signal: Box::new(TokenWatch(shutdown)) });
+        tracing::info!("edge drained");
+        Ok(())
+    }
+
+    /// The cache, for closing after `serve` returns.
+    pub fn store(&self) -> &'static FoyerStore {
+        self.store
+    }
+}
+
+/// Hands our cancellation to pingora as a graceful terminate.
+struct TokenWatch(CancellationToken);
+
+#[async_trait]
+impl ShutdownSignalWatch for TokenWatch {
+    async fn recv(&self) -> ShutdownSignal {
+        self.0.cancelled().await;
+        ShutdownSignal::GracefulTerminate
+    }
+}

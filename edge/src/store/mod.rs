@@ -1,0 +1,468 @@
+//! The segment cache: pingora-cache's `Storage` over a foyer hybrid cache (memory in front
+//! of disk).
+//!
+//! pingora-cache runs the HTTP state machine (lock, freshness, revalidation, stale, ranges);
+//! this module only stores and finds bytes. Each object is a meta entry plus body chunks
+//! ([`entry`]); objects still arriving from upstream live in [`inflight`] so that other
+//! requests stream them while they fill. Eviction is foyer's alone.
+
+mod entry;
+mod inflight;
+
+use crate::metrics::EdgeMetrics;
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use entry::{StoredMeta, decode_chunk, encode_chunk};
+use foyer::{
+    BlockEngineConfig, DeviceBuilder, FsDeviceBuilder, HybridCache, HybridCacheBuilder,
+    HybridCachePolicy, LfuConfig, LruConfig, RecoverMode, S3FifoConfig,
+};
+use inflight::{Inflight, PartialReader};
+use parking_lot::RwLock;
+use pingora::{Error, ErrorType, Result};
+use pingora_cache::key::CacheHashKey;
+use pingora_cache::storage::{
+    HandleHit, HandleMiss, HitHandler, MissFinishType, MissHandler, PurgeOutcome, PurgeTarget,
+    PurgeType, Storage,
+};
+use pingora_cache::trace::SpanHandle;
+use pingora_cache::{CacheKey, CacheMeta};
+use std::any::Any;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use strata_contracts::config::edge::Eviction;
+
+/// Disk blocks: the largest foyer entry. Chunks are far smaller, so several share a block.
+const BLOCK_SIZE: usize = 16 * 1024 * 1024;
+
+/// How the cache is laid out.
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    /// Memory tier, bytes.
+    pub memory_bytes: usize,
+    /// Disk tier directory and size in bytes; `None` for memory only.
+    pub disk: Option<(PathBuf, usize)>,
+    /// Memory-tier eviction policy.
+    pub eviction: Eviction,
+    /// Body chunk size, bytes.
+    pub chunk_size: usize,
+    /// Disk write buffer, bytes.
+    pub write_buffer_bytes: usize,
+}
+
+/// Why the cache could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("cache: {0}")]
+pub struct StoreOpenError(String);
+
+/// The segment cache.
+pub struct FoyerStore {
+    cache: HybridCache<String, Bytes>,
+    /// Fills in progress: key hex -> write id -> object.
+    inflight: RwLock<HashMap<String, HashMap<u64, Arc<Inflight>>>>,
+    next_write: AtomicU64,
+    chunk_size: usize,
+    metrics: EdgeMetrics,
+}
+
+impl FoyerStore {
+    /// Opens (and on disk, recovers) the cache. Foyer's background tasks run on `spawner`,
+    /// which must live as long as the process.
+    pub async fn open(
+        settings: &StoreSettings,
+        metrics: EdgeMetrics,
+        registry: &prometheus::Registry,
+        spawner: tokio::runtime::Handle,
+    ) -> Result<Self, StoreOpenError> {
+        let err = |e: foyer::Error| StoreOpenError(e.to_string());
+        let builder = HybridCacheBuilder::new()
+            .with_name("edge")
+            .with_policy(HybridCachePolicy::WriteOnInsertion)
+            .with_metrics_registry(Box::new(
+                mixtrics::registry::prometheus_0_14::PrometheusMetricsRegistry::new(registry.clone()),
+            ))
+            .memory(settings.memory_bytes)
+            .with_weighter(|k: &String, v: &Bytes| k.len() + v.len());
+        let builder = match settings.eviction {
+            Eviction::S3fifo => builder.with_eviction_config(S3FifoConfig::default()),
+            Eviction::Lru => builder.with_eviction_config(LruConfig::default()),
+            Eviction::Lfu => builder.with_eviction_config(LfuConfig::default()),
+        };
+        let mut storage = builder.storage().with_spawner(spawner.into()).with_recover_mode(RecoverMode::Quiet);
+        if let Some((dir, bytes)) = &settings.disk {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreOpenError(format!("cache.dir {}: {e}", dir.display())))?;
+            let device = FsDeviceBuilder::new(dir).with_capacity(*bytes).build().map_err(err)?;
+            storage = storage.with_engine_config(
+                BlockEngineConfig::new(device)
+                    .with_block_size(BLOCK_SIZE)
+                    .with_buffer_pool_size(settings.write_buffer_bytes)
+                    // Removals (purges, corrupt entries) must not come back after a restart.
+                    .with_tombstone_log(true),
+            );
+        }
+        let cache = storage.build().await.map_err(err)?;
+        Ok(Self {
+            cache,
+            inflight: RwLock::new(HashMap::new()),
+            next_write: AtomicU64::new(1),
+            chunk_size: settings.chunk_size,
+            metrics,
+        })
+    }
+
+    /// Flushes pending disk writes and stops foyer's tasks.
+    pub async fn close(&self) {
+        if let Err(e) = self.cache.close().await {
+            tracing::warn!(error = %e, "closing the cache");
+        }
+    }
+
+    fn meta_key(hex: &str) -> String {
+        format!("m{hex}")
+    }
+
+    fn chunk_key(hex: &str, object_id: u64, n: u64) -> String {
+        format!("c{hex}.{object_id:x}.{n}")
+    }
+
+    /// Reads and verifies a meta entry. A corrupt one is removed and counted.
+    async fn read_meta(&self, hex: &str) -> Option<StoredMeta> {
+        let key = Self::meta_key(hex);
+        let entry = match self.cache.get(&key).await {
+            Ok(Some(e)) => e,
+            Ok(None) => return None,
+            Err(e) => {
+                self.drop_corrupt(hex, &format!("meta read failed: {e}"));
+                return None;
+            }
+        };
+        match StoredMeta::decode(entry.value()) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                self.drop_corrupt(hex, &format!("meta: {e}"));
+                None
+            }
+        }
+    }
+
+    /// Reads and verifies chunk `n` of an object.
+    async fn read_chunk(&self, hex: &str, meta: &StoredMeta, n: u64) -> Result<Bytes> {
+        let key = Self::chunk_key(hex, meta.object_id, n);
+        let expected = chunk_len(meta, n);
+        let problem = match self.cache.get(&key).await {
+            Ok(Some(e)) => match decode_chunk(e.value(), expected) {
+                Ok(data) => return Ok(data),
+                Err(e) => format!("chunk {n}: {e}"),
+            },
+            Ok(None) => format!("chunk {n} is missing"),
+            Err(e) => format!("chunk {n} read failed: {e}"),
+        };
+        self.drop_corrupt(hex, &problem);
+        Error::e_explain(ErrorType::InternalError, format!("cached body unusable: {problem}"))
+    }
+
+    /// Forgets an object whose stored form cannot be trusted, so the next request refetches.
+    fn drop_corrupt(&self, hex: &str, why: &str) {
+        tracing::warn!(key = hex, why, "dropping a corrupt or incomplete cache entry");
+        self.metrics.corrupt_entries.inc();
+        self.cache.remove(&Self::meta_key(hex));
+    }
+
+    fn put_chunk(&self, hex: &str, object_id: u64, n: u64, data: &[u8]) {
+        self.cache.insert(Self::chunk_key(hex, object_id, n), encode_chunk(data));
+    }
+
+    fn unregister(&self, hex: &str, write_id: u64) {
+        let mut map = self.inflight.write();
+        if let Some(writes) = map.get_mut(hex) {
+            writes.remove(&write_id);
+            if writes.is_empty() {
+                map.remove(hex);
+            }
+        }
+    }
+
+    fn partial_hit(&self, obj: &Arc<Inflight>) -> Result<Option<(CacheMeta, HitHandler)>> {
+        let meta = CacheMeta::deserialize(&obj.meta.0, &obj.meta.1)?;
+        self.metrics.collapsed.inc();
+        Ok(Some((meta, Box::new(EdgeHit::Partial(obj.reader())))))
+    }
+}
+
+fn chunk_len(meta: &StoredMeta, n: u64) -> usize {
+    let cs = meta.chunk_size as u64;
+    (meta.body_len - n * cs).min(cs) as usize
+}
+
+#[async_trait]
+impl Storage for FoyerStore {
+    async fn lookup(&'static self, key: &CacheKey, _trace: &SpanHandle) -> Result<Option<(CacheMeta, HitHandler)>> {
+        let hex = key.combined();
+        // A fill in progress is the newest version: prefer it, so an expired object being
+        // refetched is not served while its replacement streams in.
+        let filling = self.inflight.read().get(&hex).and_then(|w| w.values().next().cloned());
+        if let Some(obj) = filling {
+            return self.partial_hit(&obj);
+        }
+        let Some(stored) = self.read_meta(&hex).await else { return Ok(None) };
+        // Read the first chunk now: an object whose body is gone is a clean miss here,
+        // rather than a response that breaks after its headers were sent.
+        let first = if stored.body_len > 0 {
+            match self.read_chunk(&hex, &stored, 0).await {
+                Ok(c) => Some(c),
+                Err(_) => return Ok(None),
+            }
+        } else {
+            None
+        };
+        // The other chunks are checked for presence in foyer's index (no disk read), so an
+        // object that lost a chunk to eviction is a miss too. Corruption inside a chunk
+        // is only found when it is read; see `read_chunk`.
+        if let Some(n) = (1..stored.chunk_count()).find(|n| !self.cache.contains(&Self::chunk_key(&hex, stored.object_id, *n))) {
+            self.drop_corrupt(&hex, &format!("chunk {n} is missing"));
+            return Ok(None);
+        }
+        let meta = match CacheMeta::deserialize(&stored.internal, &stored.header) {
+            Ok(m) => m,
+            Err(e) => {
+                self.drop_corrupt(&hex, &format!("meta does not deserialize: {e}"));
+                return Ok(None);
+            }
+        };
+        let end = stored.body_len;
+        Ok(Some((meta, Box::new(EdgeHit::Complete(ChunkReader { store: self, hex, meta: stored, pos: 0, end, first })))))
+    }
+
+    async fn lookup_streaming_write(
+        &'static self,
+        key: &CacheKey,
+        tag: Option<&[u8]>,
+        trace: &SpanHandle,
+    ) -> Result<Option<(CacheMeta, HitHandler)>> {
+        let Some(id) = tag.and_then(|t| t.try_into().ok()).map(u64::from_le_bytes) else {
+            return self.lookup(key, trace).await;
+        };
+        let obj = self.inflight.read().get(&key.combined()).and_then(|w| w.get(&id).cloned());
+        match obj {
+            Some(obj) => {
+                let meta = CacheMeta::deserialize(&obj.meta.0, &obj.meta.1)?;
+                Ok(Some((meta, Box::new(EdgeHit::Partial(obj.reader())))))
+            }
+            None => self.lookup(key, trace).await,
+        }
+    }
+
+    async fn get_miss_handler(&'static self, key: &CacheKey, meta: &CacheMeta, _trace: &SpanHandle) -> Result<MissHandler> {
+        let hex = key.combined();
+        let write_id = self.next_write.fetch_add(1, Ordering::Relaxed);
+        let obj = Arc::new(Inflight::new(meta.serialize()?));
+        self.inflight.write().entry(hex.clone()).or_default().insert(write_id, obj.clone());
+        Ok(Box::new(ChunkWriter {
+            store: self,
+            hex,
+            write_id,
+            write_tag: write_id.to_le_bytes(),
+            object_id: fresh_object_id(write_id),
+            obj,
+            pending: BytesMut::new(),
+            next_chunk: 0,
+            written: 0,
+            finished: false,
+        }))
+    }
+
+    async fn purge(&'static self, target: PurgeTarget<'_>, _purge_type: PurgeType, _trace: &SpanHandle) -> Result<PurgeOutcome> {
+        let hex = target.key().combined();
+        let Some(stored) = self.read_meta(&hex).await else { return Ok(PurgeOutcome::NotFound) };
+        // The meta goes first: from then on the object is a miss, whatever the chunks do.
+        self.cache.remove(&Self::meta_key(&hex));
+        for n in 0..stored.chunk_count() {
+            self.cache.remove(&Self::chunk_key(&hex, stored.object_id, n));
+        }
+        Ok(PurgeOutcome::Purged(None))
+    }
+
+    async fn update_meta(&'static self, key: &CacheKey, meta: &CacheMeta, _trace: &SpanHandle) -> Result<bool> {
+        let hex = key.combined();
+        let Some(mut stored) = self.read_meta(&hex).await else { return Ok(false) };
+        let (internal, header) = meta.serialize()?;
+        stored.internal = internal;
+        stored.header = header;
+        self.cache.insert(Self::meta_key(&hex), stored.encode());
+        Ok(true)
+    }
+
+    fn support_streaming_partial_write(&self) -> bool {
+        true
+    }
+
+    fn as_any(&self) -> &(dyn Any + Send + Sync + 'static) {
+        self
+    }
+}
+
+/// A unique id for a fill, even across restarts (the clock) and within one (the counter).
+fn fresh_object_id(write_id: u64) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos() as u64;
+    nanos ^ write_id.rotate_left(48)
+}
+
+/// Reading a complete object, chunk by chunk, within an optional range.
+struct ChunkReader {
+    store: &'static FoyerStore,
+    hex: String,
+    meta: StoredMeta,
+    pos: u64,
+    /// Exclusive end.
+    end: u64,
+    /// Chunk 0, already read by the lookup.
+    first: Option<Bytes>,
+}
+
+impl ChunkReader {
+    async fn read(&mut self) -> Result<Option<Bytes>> {
+        if self.pos >= self.end {
+            return Ok(None);
+        }
+        let cs = self.meta.chunk_size as u64;
+        let n = self.pos / cs;
+        let chunk = match (n, &self.first) {
+            (0, Some(first)) => first.clone(),
+            _ => self.store.read_chunk(&self.hex, &self.meta, n).await?,
+        };
+        let base = n * cs;
+        let start = (self.pos - base) as usize;
+        let stop = ((self.end - base) as usize).min(chunk.len());
+        self.pos = base + stop as u64;
+        Ok(Some(chunk.slice(start..stop)))
+    }
+
+    fn seek(&mut self, start: usize, end: Option<usize>) -> Result<()> {
+        let len = self.meta.body_len;
+        if start as u64 >= len {
+            return Error::e_explain(ErrorType::InternalError, format!("seek start {start} beyond body of {len}"));
+        }
+        self.pos = start as u64;
+        self.end = end.map_or(len, |e| (e as u64).min(len));
+        Ok(())
+    }
+}
+
+enum EdgeHit {
+    Complete(ChunkReader),
+    Partial(PartialReader),
+}
+
+#[async_trait]
+impl HandleHit for EdgeHit {
+    async fn read_body(&mut self) -> Result<Option<Bytes>> {
+        match self {
+            EdgeHit::Complete(c) => c.read().await,
+            EdgeHit::Partial(p) => p.read().await.or_else(|e| Error::e_explain(ErrorType::InternalError, e.to_string())),
+        }
+    }
+
+    async fn finish(self: Box<Self>, _storage: &'static (dyn Storage + Sync), _key: &CacheKey, _trace: &SpanHandle) -> Result<()> {
+        Ok(())
+    }
+
+    fn can_seek(&self) -> bool {
+        true
+    }
+
+    /// `end` is exclusive, as pingora's range filter passes it.
+    fn seek(&mut self, start: usize, end: Option<usize>) -> Result<()> {
+        match self {
+            EdgeHit::Complete(c) => c.seek(start, end),
+            EdgeHit::Partial(p) => {
+                p.seek(start as u64, end.map(|e| e as u64));
+                Ok(())
+            }
+        }
+    }
+
+    fn get_eviction_weight(&self) -> usize {
+        match self {
+            EdgeHit::Complete(c) => c.meta.body_len as usize,
+            EdgeHit::Partial(_) => 0,
+        }
+    }
+
+    fn as_any(&self) -> &(dyn Any + Send + Sync) {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut (dyn Any + Send + Sync) {
+        self
+    }
+}
+
+/// Writing a fill: readers follow `obj`; chunks go to foyer as they complete; the meta entry
+/// is written last, so an object is visible in the cache only once all its chunks are.
+struct ChunkWriter {
+    store: &'static FoyerStore,
+    hex: String,
+    write_id: u64,
+    write_tag: [u8; 8],
+    object_id: u64,
+    obj: Arc<Inflight>,
+    pending: BytesMut,
+    next_chunk: u64,
+    written: u64,
+    finished: bool,
+}
+
+#[async_trait]
+impl HandleMiss for ChunkWriter {
+    async fn write_body(&mut self, data: Bytes, _eof: bool) -> Result<()> {
+        self.written += data.len() as u64;
+        self.pending.extend_from_slice(&data);
+        self.obj.append(data);
+        let cs = self.store.chunk_size;
+        while self.pending.len() >= cs {
+            let chunk = self.pending.split_to(cs);
+            self.store.put_chunk(&self.hex, self.object_id, self.next_chunk, &chunk);
+            self.next_chunk += 1;
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self: Box<Self>) -> Result<MissFinishType> {
+        if !self.pending.is_empty() {
+            let chunk = self.pending.split();
+            self.store.put_chunk(&self.hex, self.object_id, self.next_chunk, &chunk);
+        }
+        let stored = StoredMeta {
+            object_id: self.object_id,
+            body_len: self.written,
+            chunk_size: self.store.chunk_size as u32,
+            internal: self.obj.meta.0.clone(),
+            header: self.obj.meta.1.clone(),
+        };
+        self.store.cache.insert(FoyerStore::meta_key(&self.hex), stored.encode());
+        self.obj.finish();
+        self.store.unregister(&self.hex, self.write_id);
+        self.finished = true;
+        Ok(MissFinishType::Created(self.written as usize))
+    }
+
+    fn streaming_write_tag(&self) -> Option<&[u8]> {
+        Some(&self.write_tag)
+    }
+}
+
+impl Drop for ChunkWriter {
+    fn drop(&mut self) {
+        if !self.finished {
+            // Readers following this fill get an error, not a short body.
+            self.obj.fail();
+            self.store.unregister(&self.hex, self.write_id);
+        }
+    }
+}

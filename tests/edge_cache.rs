@@ -1,0 +1,234 @@
+//! The edge in front of a real origin, both real processes on loopback: misses fill the
+//! cache, hits never reach the origin, concurrent misses collapse into one fetch, the cache
+//! survives a restart, and corrupt disk entries are refetched, never served.
+
+mod support;
+
+use futures::future::join_all;
+use reqwest::StatusCode;
+use std::path::Path;
+use std::time::Duration;
+use support::{ServerProcess, free_port, http1, http2, metric, pattern, sha256};
+use tempfile::TempDir;
+
+struct Cdn {
+    origin: ServerProcess,
+    edge: ServerProcess,
+    content: TempDir,
+    cache: TempDir,
+}
+
+impl Cdn {
+    fn start() -> Cdn {
+        let content = tempfile::tempdir().unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(content.path().join("t")).unwrap();
+        std::fs::write(content.path().join("t/seg-1.m4s"), pattern(3 << 20, 1)).unwrap();
+        std::fs::write(content.path().join("t/big.m4s"), pattern(40 << 20, 2)).unwrap();
+        std::fs::write(content.path().join("t/meta.json"), b"{\"v\":1}").unwrap();
+        let origin = start_origin(content.path());
+        let edge = start_edge(&origin, cache.path());
+        Cdn { origin, edge, content, cache }
+    }
+
+    fn restart_edge(&mut self) {
+        self.edge.signal("TERM");
+        let status = self.edge.wait_exit(Duration::from_secs(20));
+        assert!(status.success(), "edge exit {status:?}");
+        self.edge = start_edge(&self.origin, self.cache.path());
+    }
+
+    async fn origin_fetches(&self) -> f64 {
+        metric(&self.origin.admin_url("/metrics"), "strata_origin_requests_total{status_class=\"2xx\"}").await
+    }
+
+    fn file(&self, rel: &str) -> Vec<u8> {
+        std::fs::read(self.content.path().join(rel)).unwrap()
+    }
+}
+
+fn start_origin(root: &Path) -> ServerProcess {
+    ServerProcess::start(
+        "origin",
+        &["--root", root.to_str().unwrap(), "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"],
+        &[],
+    )
+}
+
+fn start_edge(origin: &ServerProcess, cache: &Path) -> ServerProcess {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let upstream = format!("http://{}", origin.data_addr);
+    ServerProcess::start(
+        "edge",
+        &[
+            "--listen", &listen, "--admin-listen", "127.0.0.1:0", "--upstream", &upstream,
+            "--cache-dir", cache.to_str().unwrap(), "--memory-mb", "64", "--disk-mb", "256",
+        ],
+        &[],
+    )
+}
+
+#[tokio::test]
+async fn a_miss_fills_the_cache_and_hits_never_reach_the_origin() {
+    let cdn = Cdn::start();
+    let expected = sha256(&cdn.file("t/seg-1.m4s"));
+    let before = cdn.origin_fetches().await;
+    for (i, client) in [http1(), http1(), http2()].iter().enumerate() {
+        let r = client.get(cdn.edge.url("/t/seg-1.m4s")).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let status = r.headers()["cache-status"].to_str().unwrap().to_string();
+        if i == 0 {
+            assert!(status.starts_with("strata-edge; fwd=miss; stored"), "{status}");
+        } else {
+            assert!(status.starts_with("strata-edge; hit"), "{status}");
+            assert!(r.headers().contains_key("age"), "hits carry Age");
+        }
+        assert_eq!(sha256(&r.bytes().await.unwrap()), expected);
+    }
+    assert_eq!(cdn.origin_fetches().await - before, 1.0, "one origin fetch for three requests");
+    let hits = metric(&cdn.edge.admin_url("/metrics"), "strata_edge_requests_total{cache_status=\"hit\"}").await;
+    assert_eq!(hits, 2.0);
+}
+
+#[tokio::test]
+async fn cmcd_and_tokens_do_not_split_the_cache() {
+    let cdn = Cdn::start();
+    let before = cdn.origin_fetches().await;
+    for query in ["", "?CMCD=br%3D3200%2Cbl%3D2000", "?token=abc&CMCD=sid%3D%22x%22", "?CMCD=bl%3D9"] {
+        let r = http1().get(cdn.edge.url(&format!("/t/seg-1.m4s{query}"))).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        r.bytes().await.unwrap();
+    }
+    assert_eq!(cdn.origin_fetches().await - before, 1.0);
+    // A parameter that selects content does split it.
+    http1().get(cdn.edge.url("/t/seg-1.m4s?v=2")).send().await.unwrap().bytes().await.unwrap();
+    assert_eq!(cdn.origin_fetches().await - before, 2.0);
+}
+
+#[tokio::test]
+async fn concurrent_misses_collapse_into_one_origin_fetch() {
+    let cdn = Cdn::start();
+    let expected = sha256(&cdn.file("t/big.m4s"));
+    let before = cdn.origin_fetches().await;
+    let client = http1();
+    let requests = (0..40).map(|_| {
+        let c = client.clone();
+        let url = cdn.edge.url("/t/big.m4s");
+        async move {
+            let r = c.get(url).send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+            sha256(&r.bytes().await.unwrap())
+        }
+    });
+    let bodies = join_all(requests).await;
+    assert!(bodies.iter().all(|b| *b == expected), "every client got the whole object");
+    assert_eq!(cdn.origin_fetches().await - before, 1.0, "the origin saw one fetch");
+    let collapsed = metric(&cdn.edge.admin_url("/metrics"), "strata_edge_collapsed_requests_total").await;
+    assert!(collapsed >= 1.0, "some requests followed the fill: {collapsed}");
+}
+
+#[tokio::test]
+async fn ranges_are_served_on_a_miss_and_from_the_cache() {
+    let cdn = Cdn::start();
+    let data = cdn.file("t/big.m4s");
+    let n = data.len();
+    for (range, from, to) in [("bytes=0-99", 0, 99), ("bytes=5000000-7000000", 5_000_000, 7_000_000), ("bytes=-10", n - 10, n - 1)] {
+        let r = http1().get(cdn.edge.url("/t/big.m4s")).header("range", range).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT, "{range}");
+        assert_eq!(r.headers()["content-range"], format!("bytes {from}-{to}/{n}").as_str());
+        let body = r.bytes().await.unwrap();
+        assert_eq!(body.len(), to - from + 1, "{range}");
+        assert_eq!(&body[..], &data[from..=to], "{range}");
+    }
+    let r = http1().get(cdn.edge.url("/t/big.m4s")).header("range", format!("bytes={n}-")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+}
+
+#[tokio::test]
+async fn a_restarted_edge_serves_its_disk_cache_without_refetching() {
+    let mut cdn = Cdn::start();
+    let expected = sha256(&cdn.file("t/big.m4s"));
+    let r = http1().get(cdn.edge.url("/t/big.m4s")).send().await.unwrap();
+    assert_eq!(sha256(&r.bytes().await.unwrap()), expected);
+    let before = cdn.origin_fetches().await;
+    cdn.restart_edge();
+    let r = http1().get(cdn.edge.url("/t/big.m4s")).send().await.unwrap();
+    let status = r.headers()["cache-status"].to_str().unwrap().to_string();
+    assert_eq!(sha256(&r.bytes().await.unwrap()), expected);
+    assert!(status.starts_with("strata-edge; hit"), "{status}");
+    assert_eq!(cdn.origin_fetches().await, before, "no refetch after restart");
+}
+
+#[tokio::test]
+async fn corrupt_disk_entries_are_refetched_never_served() {
+    let mut cdn = Cdn::start();
+    let data = cdn.file("t/big.m4s");
+    let expected = sha256(&data);
+    http1().get(cdn.edge.url("/t/big.m4s")).send().await.unwrap().bytes().await.unwrap();
+    cdn.edge.signal("TERM");
+    assert!(cdn.edge.wait_exit(Duration::from_secs(20)).success());
+    // Damage the body bytes inside the cache's data blocks (not the block headers, which
+    // would only make foyer skip whole blocks at recovery).
+    let mut flipped = 0;
+    for file in walk(cdn.cache.path()) {
+        let mut bytes = std::fs::read(&file).unwrap();
+        for off in [3 << 20, (8 << 20) + 777, (13 << 20) + 5] {
+            if off < bytes.len() && bytes[off - 4096..off + 4096].iter().any(|b| *b != 0) {
+                bytes[off] ^= 0xFF;
+                flipped += 1;
+            }
+        }
+        std::fs::write(&file, bytes).unwrap();
+    }
+    assert!(flipped >= 3, "the cache files held the object ({flipped} flips)");
+    let before = cdn.origin_fetches().await;
+    cdn.edge = start_edge(&cdn.origin, cdn.cache.path());
+    // The first read may meet the damage after its headers went out: then the response is
+    // cut short (the client sees an error), but a complete response is always correct.
+    if let Ok(r) = http1().get(cdn.edge.url("/t/big.m4s")).send().await {
+        if let Ok(body) = r.bytes().await {
+            assert_eq!(sha256(&body), expected, "a complete body is never wrong");
+        }
+    }
+    let r = http1().get(cdn.edge.url("/t/big.m4s")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(sha256(&r.bytes().await.unwrap()), expected, "the damaged object was refetched");
+    assert!(cdn.origin_fetches().await - before >= 1.0, "the object came from the origin again");
+    let dropped = metric(&cdn.edge.admin_url("/metrics"), "strata_edge_cache_corrupt_entries_total").await;
+    assert!(dropped >= 1.0, "the damage was noticed and counted");
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn responses_without_freshness_or_with_no_store_are_not_stored() {
+    let cdn = Cdn::start();
+    // The origin's JSON class is cacheable (max-age=300): a baseline.
+    let before = cdn.origin_fetches().await;
+    for _ in 0..2 {
+        http1().get(cdn.edge.url("/t/meta.json")).send().await.unwrap().bytes().await.unwrap();
+    }
+    assert_eq!(cdn.origin_fetches().await - before, 1.0);
+    // Non-GET methods pass through uncached.
+    let r = http1().post(cdn.edge.url("/t/meta.json")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED, "the origin's own answer comes through");
+    assert!(r.headers()["cache-status"].to_str().unwrap().contains("fwd=bypass"));
+    // A missing object is not stored either (the origin says no-store).
+    for _ in 0..2 {
+        let r = http1().get(cdn.edge.url("/t/missing.m4s")).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    }
+    let not_found = metric(&cdn.origin.admin_url("/metrics"), "strata_origin_requests_total{status_class=\"4xx\"}").await;
+    assert_eq!(not_found, 3.0, "both 404s and the POST reached the origin");
+}
