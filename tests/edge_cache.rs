@@ -122,7 +122,13 @@ async fn concurrent_misses_collapse_into_one_origin_fetch() {
     });
     let bodies = join_all(requests).await;
     assert!(bodies.iter().all(|b| *b == expected), "every client got the whole object");
-    assert_eq!(cdn.origin_fetches().await - before, 1.0, "the origin saw one fetch");
+    let fetches = cdn.origin_fetches().await - before;
+    if fetches != 1.0 {
+        let page = http1().get(cdn.edge.admin_url("/metrics")).send().await.unwrap().text().await.unwrap();
+        let edge: Vec<&str> = page.lines().filter(|l| l.starts_with("strata_edge")).collect();
+        let logs: Vec<String> = cdn.edge.drain_logs().into_iter().filter(|l| !l.contains("\"request\"")).collect();
+        panic!("the origin saw {fetches} fetches\n{}\n{}", edge.join("\n"), logs.join("\n"));
+    }
     let collapsed = metric(&cdn.edge.admin_url("/metrics"), "strata_edge_collapsed_requests_total").await;
     assert!(collapsed >= 1.0, "some requests followed the fill: {collapsed}");
 }

@@ -3,14 +3,17 @@
 //!
 //! Precedence: `Strata-Cache-Control` (ours alone), then `CDN-Cache-Control` (every CDN),
 //! then `Cache-Control`, then `Expires`. No heuristic freshness: a response without explicit
-//! freshness is not stored. `Strata-Cache-Control` is removed before the response is
+//! freshness is not stored, and neither is one with `Vary: *`. An upstream `Age` counts
+//! against a `max-age`/`s-maxage` lifetime (RFC 9111 section 4.2.3), so an object that spent
+//! time in another cache is not kept fresh for longer than its origin allowed. `Strata-Cache-Control` is removed before the response is
 //! stored or forwarded; `CDN-Cache-Control` is passed on, since a cache further down a CDN
 //! chain is its audience too.
 
-use pingora_cache::cache_control::CacheControl;
+use pingora_cache::cache_control::{CacheControl, InterpretCacheControl};
 use pingora_cache::filters::resp_cacheable;
-use pingora_cache::{CacheMetaDefaults, RespCacheable};
 use pingora::http::ResponseHeader;
+use pingora_cache::{CacheMeta, CacheMetaDefaults, NoCacheReason, RespCacheable};
+use std::time::Duration;
 
 /// Strata's own targeted cache-control field.
 pub const STRATA_CACHE_CONTROL: &str = "strata-cache-control";
@@ -27,9 +30,53 @@ pub fn decide(resp: &ResponseHeader, authorization_present: bool) -> RespCacheab
         .iter()
         .find_map(|name| CacheControl::from_resp_headers_named(name, resp))
         .or_else(|| CacheControl::from_resp_headers(resp));
+    if vary_names(resp).any(|name| name == "*") {
+        return RespCacheable::Uncacheable(NoCacheReason::OriginNotCache);
+    }
     let mut stored = resp.clone();
     let _ = stored.remove_header(STRATA_CACHE_CONTROL);
-    resp_cacheable(cc.as_ref(), stored, authorization_present, &DEFAULTS)
+    let lifetime_from_directive = cc.as_ref().is_some_and(|c| c.fresh_duration().is_some());
+    match resp_cacheable(cc.as_ref(), stored, authorization_present, &DEFAULTS) {
+        RespCacheable::Cacheable(meta) if lifetime_from_directive => {
+            match upstream_age(resp) {
+                Some(age) => RespCacheable::Cacheable(aged(meta, age)),
+                None => RespCacheable::Cacheable(meta),
+            }
+        }
+        other => other,
+    }
+}
+
+/// The request header names a response varies on, lower-cased (`*` included as is).
+pub fn vary_names(resp: &ResponseHeader) -> impl Iterator<Item = String> + '_ {
+    resp.headers
+        .get_all(http::header::VARY)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|n| n.trim().to_ascii_lowercase())
+        .filter(|n| !n.is_empty())
+}
+
+/// The `Age` the upstream reported, if it sent exactly one valid value.
+fn upstream_age(resp: &ResponseHeader) -> Option<Duration> {
+    let mut values = resp.headers.get_all(http::header::AGE).iter();
+    let (Some(v), None) = (values.next(), values.next()) else { return None };
+    v.to_str().ok()?.trim().parse::<u64>().ok().filter(|a| *a > 0).map(Duration::from_secs)
+}
+
+/// The meta as if the response had been created `age` ago: both its creation time (from
+/// which hits compute their `Age`) and its freshness move back by that much.
+fn aged(meta: CacheMeta, age: Duration) -> CacheMeta {
+    let created = meta.created().checked_sub(age).unwrap_or(meta.created());
+    let fresh_until = meta.fresh_until().checked_sub(age).unwrap_or(created);
+    CacheMeta::new(
+        fresh_until,
+        created,
+        meta.stale_while_revalidate_sec(),
+        meta.stale_if_error_sec(),
+        meta.response_header_copy(),
+    )
 }
 
 #[cfg(test)]
@@ -48,7 +95,8 @@ mod test {
     fn ttl(r: &RespCacheable) -> Option<u64> {
         match r {
             RespCacheable::Cacheable(meta) => {
-                Some(meta.fresh_until().duration_since(SystemTime::now()).unwrap_or_default().as_secs() + 1)
+                // Whole seconds left, rounded up; 0 once stale.
+                Some(meta.fresh_until().duration_since(SystemTime::now()).map_or(0, |d| d.as_secs() + 1))
             }
             RespCacheable::Uncacheable(_) => None,
         }
@@ -100,6 +148,23 @@ mod test {
         }
         let r = resp(&[("cache-control", "max-age=60"), ("cdn-cache-control", "no-store")]);
         assert_eq!(ttl(&decide(&r, false)), None);
+    }
+
+    #[test]
+    fn upstream_age_shortens_a_max_age_lifetime() {
+        assert_eq!(ttl(&decide(&resp(&[("cache-control", "max-age=200"), ("age", "150")]), false)), Some(50));
+        assert_eq!(ttl(&decide(&resp(&[("cache-control", "max-age=100"), ("age", "150")]), false)), Some(0));
+        let d = decide(&resp(&[("cache-control", "max-age=200"), ("age", "150")]), false);
+        match d {
+            RespCacheable::Cacheable(meta) => assert!(meta.age().as_secs() >= 150),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn vary_star_is_never_stored() {
+        assert_eq!(ttl(&decide(&resp(&[("cache-control", "max-age=60"), ("vary", "Accept, *")]), false)), None);
+        assert!(ttl(&decide(&resp(&[("cache-control", "max-age=60"), ("vary", "Accept-Language")]), false)).is_some());
     }
 
     #[test]

@@ -9,8 +9,10 @@
 pub mod cache_key;
 mod cache_status;
 mod cacheability;
+mod collapse;
 mod metrics;
 mod proxy;
+mod revalidation;
 mod server;
 mod store;
 

@@ -6,6 +6,7 @@ use crate::cache_key::{KeyRules, primary_key};
 use crate::cache_status;
 use crate::cacheability::{self, STRATA_CACHE_CONTROL};
 use crate::metrics::EdgeMetrics;
+use crate::revalidation;
 use crate::store::FoyerStore;
 use async_trait::async_trait;
 use http::Method;
@@ -14,7 +15,8 @@ use pingora::prelude::HttpPeer;
 use pingora::proxy::{ProxyHttp, Session};
 use pingora::{Error, ErrorSource, Result};
 use pingora_cache::lock::CacheKeyLockImpl;
-use pingora_cache::{CacheKey, CacheOptionOverrides, CachePhase, RespCacheable};
+use pingora_cache::key::HashBinary;
+use pingora_cache::{CacheKey, CacheMeta, CacheOptionOverrides, CachePhase, RespCacheable, VarianceBuilder};
 use std::time::{Duration, Instant, SystemTime};
 use strata_contracts::config::edge::UpstreamUrl;
 
@@ -41,6 +43,9 @@ pub struct EdgeProxy {
 /// Per-request state.
 pub struct RequestCtx {
     started: Instant,
+    /// The upstream's 304 while revalidating: all its fields update the stored response
+    /// (RFC 9111 section 4.3.4), where pingora's own merge keeps only a few.
+    not_modified: Option<ResponseHeader>,
 }
 
 #[async_trait]
@@ -48,7 +53,7 @@ impl ProxyHttp for EdgeProxy {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {
-        RequestCtx { started: Instant::now() }
+        RequestCtx { started: Instant::now(), not_modified: None }
     }
 
     async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
@@ -89,14 +94,45 @@ impl ProxyHttp for EdgeProxy {
         Ok(CacheKey::new(primary_key(host, req.uri.path(), req.uri.query(), &self.rules), ""))
     }
 
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if upstream_response.status == http::StatusCode::NOT_MODIFIED {
+            ctx.not_modified = Some(upstream_response.clone());
+        }
+        Ok(())
+    }
+
     fn response_cache_filter(
         &self,
         session: &Session,
         resp: &ResponseHeader,
-        _ctx: &mut RequestCtx,
+        ctx: &mut RequestCtx,
     ) -> Result<RespCacheable> {
         let authorized = session.req_header().headers.contains_key(http::header::AUTHORIZATION);
-        Ok(cacheability::decide(resp, authorized))
+        match ctx.not_modified.take() {
+            Some(not_modified) => {
+                let merged = revalidation::merge_304(resp, &not_modified);
+                Ok(cacheability::decide(&merged, authorized))
+            }
+            None => Ok(cacheability::decide(resp, authorized)),
+        }
+    }
+
+    fn cache_vary_filter(&self, meta: &CacheMeta, _ctx: &mut RequestCtx, req: &RequestHeader) -> Option<HashBinary> {
+        let names: Vec<String> = cacheability::vary_names(meta.response_header()).collect();
+        if names.is_empty() {
+            return None;
+        }
+        let mut variance = VarianceBuilder::new();
+        for name in &names {
+            let value = req.headers.get(name.as_str()).map(|v| v.as_bytes().to_vec()).unwrap_or_default();
+            variance.add_owned_name_value(name.clone(), value);
+        }
+        variance.finalize()
     }
 
     fn allow_spawning_subrequest(&self, _session: &Session, _ctx: &RequestCtx) -> bool {

@@ -10,7 +10,8 @@ use async_trait::async_trait;
 use pingora::apps::HttpServerOptions;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
-use pingora_cache::lock::{CacheKeyLockImpl, CacheLock};
+use crate::collapse::FillAwareLock;
+use pingora_cache::lock::CacheKeyLockImpl;
 use std::time::Duration;
 use strata_contracts::config::edge::{EdgeConfig, parse_upstream};
 use tokio_util::sync::CancellationToken;
@@ -70,8 +71,10 @@ impl Edge {
     pub fn serve(self, shutdown: CancellationToken) -> Result<(), EdgeError> {
         let config = &self.config;
         let url = parse_upstream(&config.upstream).map_err(EdgeError::Config)?;
-        let lock: &'static CacheKeyLockImpl =
-            Box::leak(CacheLock::new_boxed(Duration::from_millis(config.collapse.wait_timeout_ms)));
+        let lock: &'static CacheKeyLockImpl = Box::leak(Box::new(FillAwareLock::new(
+            self.store,
+            Duration::from_millis(config.collapse.wait_timeout_ms),
+        )));
         let proxy = EdgeProxy {
             upstream: UpstreamSettings {
                 url,

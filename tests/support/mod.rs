@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 pub mod raw_http;
+pub mod script_origin;
 
 use sha2::{Digest, Sha256};
 use std::io::{BufRead, BufReader};

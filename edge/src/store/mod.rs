@@ -132,14 +132,14 @@ impl FoyerStore {
     async fn read_meta(&self, hex: &str) -> Option<StoredMeta> {
         let key = Self::meta_key(hex);
         let entry = match self.cache.get(&key).await {
-            Ok(Some(e)) => e,
+            Ok(Some(e)) => e.value().clone(),
             Ok(None) => return None,
             Err(e) => {
                 self.drop_corrupt(hex, &format!("meta read failed: {e}"));
                 return None;
             }
         };
-        match StoredMeta::decode(entry.value()) {
+        match StoredMeta::decode(&entry) {
             Ok(m) => Some(m),
             Err(e) => {
                 self.drop_corrupt(hex, &format!("meta: {e}"));
@@ -148,12 +148,38 @@ impl FoyerStore {
         }
     }
 
+    /// Whether an entry is in either tier. An entry that left the memory tier while its disk
+    /// write is still being flushed is in neither index for that moment, so before calling
+    /// it missing, wait for the writes in flight to land and look again.
+    async fn present(&self, key: &String) -> bool {
+        if self.cache.contains(key) {
+            return true;
+        }
+        if self.cache.is_hybrid() {
+            self.cache.storage().wait().await;
+            return self.cache.contains(key);
+        }
+        false
+    }
+
+    /// Gets an entry, with the same second look as [`Self::present`].
+    async fn get_entry(&self, key: &String) -> foyer::Result<Option<Bytes>> {
+        if let Some(e) = self.cache.get(key).await? {
+            return Ok(Some(e.value().clone()));
+        }
+        if self.cache.is_hybrid() {
+            self.cache.storage().wait().await;
+            return Ok(self.cache.get(key).await?.map(|e| e.value().clone()));
+        }
+        Ok(None)
+    }
+
     /// Reads and verifies chunk `n` of an object.
     async fn read_chunk(&self, hex: &str, meta: &StoredMeta, n: u64) -> Result<Bytes> {
         let key = Self::chunk_key(hex, meta.object_id, n);
         let expected = chunk_len(meta, n);
-        let problem = match self.cache.get(&key).await {
-            Ok(Some(e)) => match decode_chunk(e.value(), expected) {
+        let problem = match self.get_entry(&key).await {
+            Ok(Some(framed)) => match decode_chunk(&framed, expected) {
                 Ok(data) => return Ok(data),
                 Err(e) => format!("chunk {n}: {e}"),
             },
@@ -183,6 +209,12 @@ impl FoyerStore {
                 map.remove(hex);
             }
         }
+    }
+
+    /// Whether the store is filling, or holds, an object for this key (no disk read).
+    pub fn has_object_or_fill(&self, key: &CacheKey) -> bool {
+        let hex = key.combined();
+        self.inflight.read().contains_key(&hex) || self.cache.contains(&Self::meta_key(&hex))
     }
 
     fn partial_hit(&self, obj: &Arc<Inflight>) -> Result<Option<(CacheMeta, HitHandler)>> {
@@ -221,9 +253,11 @@ impl Storage for FoyerStore {
         // The other chunks are checked for presence in foyer's index (no disk read), so an
         // object that lost a chunk to eviction is a miss too. Corruption inside a chunk
         // is only found when it is read; see `read_chunk`.
-        if let Some(n) = (1..stored.chunk_count()).find(|n| !self.cache.contains(&Self::chunk_key(&hex, stored.object_id, *n))) {
-            self.drop_corrupt(&hex, &format!("chunk {n} is missing"));
-            return Ok(None);
+        for n in 1..stored.chunk_count() {
+            if !self.present(&Self::chunk_key(&hex, stored.object_id, n)).await {
+                self.drop_corrupt(&hex, &format!("chunk {n} is missing"));
+                return Ok(None);
+            }
         }
         let meta = match CacheMeta::deserialize(&stored.internal, &stored.header) {
             Ok(m) => m,

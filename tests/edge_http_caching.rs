@@ -1,0 +1,254 @@
+//! The edge's HTTP caching semantics (RFC 9111, RFC 5861, RFC 9213), each rule against a
+//! real edge process in front of a scriptable upstream (`support::script_origin`).
+
+mod support;
+
+use futures::StreamExt;
+use reqwest::StatusCode;
+use std::time::{Duration, Instant};
+use support::script_origin::ScriptOrigin;
+use support::{ServerProcess, free_port, http1};
+use tempfile::TempDir;
+
+struct Bench {
+    upstream: ScriptOrigin,
+    edge: ServerProcess,
+    _cache: TempDir,
+}
+
+fn start() -> Bench {
+    let upstream = ScriptOrigin::start();
+    let cache = tempfile::tempdir().unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let edge = ServerProcess::start(
+        "edge",
+        &[
+            "--listen", &listen, "--admin-listen", "127.0.0.1:0", "--upstream", &upstream.url(),
+            "--cache-dir", cache.path().to_str().unwrap(), "--memory-mb", "64", "--disk-mb", "256",
+        ],
+        &[],
+    );
+    Bench { upstream, edge, _cache: cache }
+}
+
+/// GET through the edge: (status, cache-status, body as text, all headers).
+async fn get(b: &Bench, path_and_query: &str, headers: &[(&str, &str)]) -> (u16, String, String, reqwest::header::HeaderMap) {
+    let mut req = http1().get(b.edge.url(path_and_query));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    let cs = r.headers().get("cache-status").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    let h = r.headers().clone();
+    let body = String::from_utf8_lossy(&r.bytes().await.unwrap()).into_owned();
+    (status, cs, body, h)
+}
+
+#[tokio::test]
+async fn max_age_is_fresh_until_it_expires() {
+    let b = start();
+    let url = "/fresh?cc=max-age%3D2&stamp=1";
+    assert_eq!(get(&b, url, &[]).await.2, "fetch 1");
+    let (_, cs, body, h) = get(&b, url, &[]).await;
+    assert_eq!(body, "fetch 1");
+    assert!(cs.contains("hit"), "{cs}");
+    assert!(h.contains_key("age"));
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(get(&b, url, &[]).await.2, "fetch 2", "stale after max-age, and no validator: refetched");
+    assert_eq!(b.upstream.count("/fresh"), 2);
+}
+
+#[tokio::test]
+async fn s_maxage_overrides_max_age_for_a_shared_cache() {
+    let b = start();
+    let url = "/smax?cc=max-age%3D0%2C%20s-maxage%3D60&stamp=1";
+    get(&b, url, &[]).await;
+    assert_eq!(get(&b, url, &[]).await.2, "fetch 1");
+    assert_eq!(b.upstream.count("/smax"), 1);
+}
+
+#[tokio::test]
+async fn expires_gives_freshness_and_a_past_expires_none() {
+    let b = start();
+    get(&b, "/exp?expires=60&stamp=1", &[]).await;
+    assert_eq!(get(&b, "/exp?expires=60&stamp=1", &[]).await.2, "fetch 1");
+    get(&b, "/past?expires=-10&stamp=1", &[]).await;
+    assert_eq!(get(&b, "/past?expires=-10&stamp=1", &[]).await.2, "fetch 2");
+}
+
+#[tokio::test]
+async fn upstream_age_counts_against_freshness() {
+    let b = start();
+    let url = "/aged?cc=max-age%3D200&age=150&stamp=1";
+    get(&b, url, &[]).await;
+    let (_, cs, _, h) = get(&b, url, &[]).await;
+    let age: u64 = h["age"].to_str().unwrap().parse().unwrap();
+    assert!(age >= 150, "Age on a hit includes the upstream's Age: {age}");
+    let ttl: i64 = cs.rsplit("ttl=").next().unwrap().split(';').next().unwrap().parse().unwrap();
+    assert!((45..=50).contains(&ttl), "200 - 150 seconds of freshness left, got {ttl}: {cs}");
+}
+
+#[tokio::test]
+async fn responses_without_freshness_no_store_and_private_are_not_reused() {
+    let b = start();
+    for (name, q) in [("/none", "stamp=1&etag=x"), ("/nostore", "cc=no-store%2C%20max-age%3D60&stamp=1"), ("/private", "cc=private%2C%20max-age%3D60&stamp=1")] {
+        let url = format!("{name}?{q}");
+        assert_eq!(get(&b, &url, &[]).await.2, "fetch 1", "{name}");
+        assert_eq!(get(&b, &url, &[]).await.2, "fetch 2", "{name} was reused");
+    }
+}
+
+#[tokio::test]
+async fn an_expired_response_is_revalidated_and_the_304_updates_it() {
+    let b = start();
+    let url = "/reval?cc=max-age%3D1&etag=v1&stamp=1";
+    let (_, _, body, h) = get(&b, url, &[]).await;
+    assert_eq!((body.as_str(), h["x-origin-count"].to_str().unwrap()), ("fetch 1", "1"));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (status, cs, body, _) = get(&b, url, &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(body, "fetch 1", "the stored body is reused after a 304");
+    assert!(cs.contains("fwd-status=304") || cs.contains("fwd=stale"), "{cs}");
+    assert_eq!(b.upstream.count("/reval"), 2, "one conditional request");
+    // The 304's headers replaced the stored ones.
+    let (_, cs, _, h) = get(&b, url, &[]).await;
+    assert!(cs.contains("hit"), "{cs}");
+    assert_eq!(h["x-origin-count"], "2");
+}
+
+#[tokio::test]
+async fn no_cache_stores_but_revalidates_every_time() {
+    let b = start();
+    let url = "/nocache?cc=no-cache%2C%20max-age%3D60&etag=n1&stamp=1";
+    get(&b, url, &[]).await;
+    assert_eq!(get(&b, url, &[]).await.2, "fetch 1");
+    assert_eq!(b.upstream.count("/nocache"), 2, "each use went back to the upstream");
+}
+
+#[tokio::test]
+async fn targeted_cache_control_takes_precedence() {
+    let b = start();
+    let url = "/cdn?cc=no-store&cdn=max-age%3D60&stamp=1";
+    get(&b, url, &[]).await;
+    assert_eq!(get(&b, url, &[]).await.2, "fetch 1", "CDN-Cache-Control allowed storing");
+    let url = "/ours?cc=max-age%3D60&cdn=no-store&scc=max-age%3D60&stamp=1";
+    get(&b, url, &[]).await;
+    let (_, _, body, h) = get(&b, url, &[]).await;
+    assert_eq!(body, "fetch 1", "Strata-Cache-Control wins over CDN-Cache-Control");
+    assert!(!h.contains_key("strata-cache-control"), "our field is not passed on");
+    assert!(h.contains_key("cdn-cache-control"), "CDN-Cache-Control is passed on");
+    let url = "/cdnno?cc=max-age%3D60&cdn=no-store&stamp=1";
+    get(&b, url, &[]).await;
+    assert_eq!(get(&b, url, &[]).await.2, "fetch 2", "CDN-Cache-Control: no-store wins over Cache-Control");
+}
+
+#[tokio::test]
+async fn stale_while_revalidate_serves_stale_once_and_refreshes_in_the_background() {
+    let b = start();
+    let url = "/swr?cc=max-age%3D1%2C%20stale-while-revalidate%3D30&stamp=1";
+    get(&b, url, &[]).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (_, cs, body, _) = get(&b, url, &[]).await;
+    assert_eq!(body, "fetch 1", "served stale at once");
+    assert!(cs.contains("stale-while-revalidate"), "{cs}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while b.upstream.count("/swr") < 2 {
+        assert!(Instant::now() < deadline, "no background refresh");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(get(&b, url, &[]).await.2, "fetch 2", "the refreshed copy is served next");
+    assert_eq!(b.upstream.count("/swr"), 2, "refreshed once");
+}
+
+#[tokio::test]
+async fn stale_if_error_serves_stale_when_the_upstream_fails() {
+    let b = start();
+    let sie = "/sie?cc=max-age%3D1%2C%20stale-if-error%3D60&stamp=1";
+    let plain = "/plain?cc=max-age%3D1&stamp=1";
+    get(&b, sie, &[]).await;
+    get(&b, plain, &[]).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    b.upstream.set_failing(true);
+    let (status, cs, body, _) = get(&b, sie, &[]).await;
+    assert_eq!((status, body.as_str()), (200, "fetch 1"), "stale served: {cs}");
+    assert!(cs.contains("stale-if-error"), "{cs}");
+    let (status, _, _, _) = get(&b, plain, &[]).await;
+    assert_eq!(status, 503, "without stale-if-error the upstream's error comes through");
+}
+
+#[tokio::test]
+async fn vary_keeps_one_variant_per_request_header_value() {
+    let b = start();
+    let url = "/vary?cc=max-age%3D60&vary=Accept-Language";
+    assert_eq!(get(&b, url, &[("accept-language", "en")]).await.2, "Accept-Language=en");
+    assert_eq!(get(&b, url, &[("accept-language", "fr")]).await.2, "Accept-Language=fr");
+    let (_, cs, body, _) = get(&b, url, &[("accept-language", "en")]).await;
+    assert_eq!(body, "Accept-Language=en");
+    assert!(cs.contains("hit"), "{cs}");
+    assert_eq!(b.upstream.count("/vary"), 2);
+}
+
+#[tokio::test]
+async fn waiters_get_bytes_while_the_fill_is_still_arriving() {
+    let b = start();
+    // 2 MB in 64 KiB pieces, 60 ms apart: the fill takes about 2 s.
+    let url = b.edge.url("/slow?cc=max-age%3D60&len=2000000&trickle_ms=60");
+    let started = Instant::now();
+    let clients = (0..20).map(|_| {
+        let url = url.clone();
+        async move {
+            let r = http1().get(url).send().await.unwrap();
+            let mut stream = r.bytes_stream();
+            let mut first = None;
+            let mut len = 0;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.unwrap();
+                if first.is_none() && !chunk.is_empty() {
+                    first = Some(started.elapsed());
+                }
+                len += chunk.len();
+            }
+            (first.unwrap(), started.elapsed(), len)
+        }
+    });
+    let results = futures::future::join_all(clients).await;
+    let earliest_end = results.iter().map(|r| r.1).min().unwrap();
+    for (first, _, len) in &results {
+        assert_eq!(*len, 2_000_000);
+        assert!(*first < earliest_end / 2, "first bytes at {first:?}, the fill ended at {earliest_end:?}");
+    }
+    assert_eq!(b.upstream.count("/slow"), 1, "one upstream fetch for 20 clients");
+}
+
+#[tokio::test]
+async fn a_range_arriving_mid_fill_gets_its_206() {
+    let b = start();
+    let url = b.edge.url("/fill?cc=max-age%3D60&len=2000000&trickle_ms=60");
+    let filler = tokio::spawn({
+        let url = url.clone();
+        async move { http1().get(url).send().await.unwrap().bytes().await.unwrap().len() }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = http1().get(&url).header("range", "bytes=100-199").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(r.headers()["content-range"], "bytes 100-199/2000000");
+    assert_eq!(r.bytes().await.unwrap().len(), 100);
+    assert_eq!(filler.await.unwrap(), 2_000_000);
+    assert_eq!(b.upstream.count("/fill"), 1);
+}
+
+#[tokio::test]
+async fn an_unreachable_upstream_is_a_clean_502() {
+    let cache = tempfile::tempdir().unwrap();
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let listen = format!("127.0.0.1:{}", free_port());
+    let edge = ServerProcess::start(
+        "edge",
+        &["--listen", &listen, "--admin-listen", "127.0.0.1:0", "--upstream", &dead, "--cache-dir", cache.path().to_str().unwrap(), "--disk-mb", "0"],
+        &[],
+    );
+    let r = http1().get(edge.url("/x.m4s")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
+}
