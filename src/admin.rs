@@ -28,15 +28,19 @@ struct AdminState {
 pub struct Admin {
     listener: TcpListener,
     state: AdminState,
+    role_routes: Router,
 }
 
 impl Admin {
-    /// Binds `addr` and registers the build-info metric in `registry`.
+    /// Binds `addr` and registers the build-info metric in `registry`. `role_routes` are the
+    /// role's own admin endpoints (with their own authentication), served beside the two
+    /// common ones.
     pub async fn bind(
         addr: SocketAddr,
         role: &'static str,
         registry: Registry,
         health: HealthCheck,
+        role_routes: Router,
     ) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(addr)
             .await
@@ -49,7 +53,7 @@ impl Admin {
         registry.register(Box::new(info))?;
         let addr = listener.local_addr().unwrap_or(addr);
         tracing::info!(%addr, role, paths = "/metrics /healthz", "admin listening");
-        Ok(Self { listener, state: AdminState { role, registry, health } })
+        Ok(Self { listener, state: AdminState { role, registry, health }, role_routes })
     }
 
     /// The bound address.
@@ -62,7 +66,8 @@ impl Admin {
         let app = Router::new()
             .route("/metrics", get(metrics))
             .route("/healthz", get(healthz))
-            .with_state(self.state);
+            .with_state(self.state)
+            .merge(self.role_routes);
         axum::serve(self.listener, app)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
             .await?;

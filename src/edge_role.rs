@@ -56,7 +56,7 @@ pub fn run(config: EdgeConfig, support: &tokio::runtime::Runtime, shutdown: Canc
     let (edge, admin) = support.block_on(async {
         let edge = Edge::open(config, &registry, support.handle().clone()).await?;
         let check: HealthCheck = Arc::new(|| Box::pin(async { Ok(()) }));
-        let admin = Admin::bind(admin_addr, "edge", registry.clone(), check).await?;
+        let admin = Admin::bind(admin_addr, "edge", registry.clone(), check, edge.admin_routes()).await?;
         anyhow::Ok((edge, admin))
     })?;
     let admin_task = support.spawn(admin.serve(shutdown.clone()));
@@ -93,6 +93,9 @@ fn apply_flags(config: &mut EdgeConfig, args: &EdgeArgs) -> bool {
     }
     if let Some(t) = args.threads {
         config.threads = t;
+    }
+    if let Some(t) = &args.admin_token {
+        config.admin_token = t.clone();
     }
     *config != before
 }

@@ -55,7 +55,7 @@ pub async fn bind(config: &OriginConfig) -> anyhow::Result<(OriginServer, Admin)
         let health = health.clone();
         Box::pin(async move { health.check().await })
     });
-    let admin = Admin::bind(config.admin_listen, "origin", registry, check).await?;
+    let admin = Admin::bind(config.admin_listen, "origin", registry, check, axum::Router::new()).await?;
     Ok((origin, admin))
 }
 

@@ -1,7 +1,8 @@
 //! Types that cross Strata's process boundaries, defined once and versioned.
 //!
-//! Every role's config file lives in [`config`]; later issues add playback tokens, steering
-//! manifests, heartbeats and admin API bodies here, so that the writer and the reader of a
-//! contract can never drift apart.
+//! Every role's config file lives in [`config`], the admin API bodies in [`api`]; later
+//! issues add playback tokens, steering manifests and heartbeats here, so that the writer
+//! and the reader of a contract can never drift apart.
 
+pub mod api;
 pub mod config;

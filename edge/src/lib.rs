@@ -6,6 +6,7 @@
 //! [`cache_key`] (what identifies an object), `cacheability` (what may be stored, with
 //! RFC 9213's targeted fields), `cache_status` (RFC 9211), and `store` (where bytes live).
 
+mod admin_api;
 pub mod cache_key;
 mod cache_status;
 mod cacheability;

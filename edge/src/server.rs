@@ -60,9 +60,17 @@ impl Edge {
         Ok(Self { config, store, metrics })
     }
 
-    /// A health check for the admin listener.
-    pub fn health(&self) -> Result<(), String> {
-        Ok(())
+    /// The admin API routes (purge, inventory) for the admin listener.
+    pub fn admin_routes(&self) -> axum::Router {
+        let token = (!self.config.admin_token.is_empty()).then(|| self.config.admin_token.clone());
+        crate::admin_api::routes(self.store, self.key_rules(), token)
+    }
+
+    fn key_rules(&self) -> KeyRules {
+        KeyRules {
+            ignore: self.config.cache_key.ignore_params.clone(),
+            only: self.config.cache_key.only_params.clone(),
+        }
     }
 
     /// Serves until `shutdown` fires, then drains; blocks the calling thread (pingora runs
@@ -81,10 +89,7 @@ impl Edge {
                 connect: Duration::from_millis(config.upstream_timeouts.connect_ms),
                 read: Duration::from_millis(config.upstream_timeouts.read_ms),
             },
-            rules: KeyRules {
-                ignore: config.cache_key.ignore_params.clone(),
-                only: config.cache_key.only_params.clone(),
-            },
+            rules: self.key_rules(),
             store: self.store,
             lock,
             wait_timeout: Duration::from_millis(config.collapse.wait_timeout_ms),

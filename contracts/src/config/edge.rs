@@ -26,6 +26,8 @@ pub struct EdgeConfig {
     pub drain_timeout_secs: u64,
     /// Proxy worker threads.
     pub threads: usize,
+    /// Bearer credential for the admin API; empty disables it.
+    pub admin_token: String,
     /// The segment cache.
     pub cache: CacheConfig,
     /// What goes into the cache key.
@@ -103,6 +105,7 @@ impl Default for EdgeConfig {
             upstream: "http://127.0.0.1:8080".into(),
             drain_timeout_secs: 30,
             threads: 2,
+            admin_token: String::new(),
             cache: CacheConfig::default(),
             cache_key: CacheKeyConfig::default(),
             upstream_timeouts: UpstreamTimeouts::default(),
@@ -182,6 +185,9 @@ impl Validate for EdgeConfig {
             ));
         }
         parse_upstream(&self.upstream).map_err(|e| FieldError::new("upstream", e))?;
+        if !self.admin_token.is_empty() && self.admin_token.len() < 16 {
+            return Err(FieldError::new("admin_token", "is shorter than 16 characters; use a long random secret"));
+        }
         if self.threads == 0 || self.threads > 256 {
             return Err(FieldError::new("threads", "must be between 1 and 256"));
         }

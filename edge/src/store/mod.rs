@@ -7,6 +7,7 @@
 //! requests stream them while they fill. Eviction is foyer's alone.
 
 mod entry;
+mod index;
 mod inflight;
 
 use crate::metrics::EdgeMetrics;
@@ -17,7 +18,9 @@ use foyer::{
     BlockEngineConfig, DeviceBuilder, FsDeviceBuilder, HybridCache, HybridCacheBuilder,
     HybridCachePolicy, LfuConfig, LruConfig, RecoverMode, S3FifoConfig,
 };
+use index::KeyIndex;
 use inflight::{Inflight, PartialReader};
+use strata_contracts::api::edge::{Inventory, InventoryItem};
 use parking_lot::RwLock;
 use pingora::{Error, ErrorType, Result};
 use pingora_cache::key::CacheHashKey;
@@ -65,6 +68,7 @@ pub struct FoyerStore {
     next_write: AtomicU64,
     chunk_size: usize,
     metrics: EdgeMetrics,
+    index: KeyIndex,
 }
 
 impl FoyerStore {
@@ -104,13 +108,85 @@ impl FoyerStore {
             );
         }
         let cache = storage.build().await.map_err(err)?;
+        let index = match &settings.disk {
+            Some((dir, _)) => {
+                let alive = |hex: &str| cache.contains(&Self::meta_key(hex));
+                KeyIndex::open(&dir.join("strata-index.log"), alive)
+                    .map_err(|e| StoreOpenError(format!("cache index in {}: {e}", dir.display())))?
+            }
+            None => KeyIndex::in_memory(),
+        };
         Ok(Self {
             cache,
             inflight: RwLock::new(HashMap::new()),
             next_write: AtomicU64::new(1),
             chunk_size: settings.chunk_size,
             metrics,
+            index,
         })
+    }
+
+    /// Removes one stored object (meta first, then its chunks); false if it was not there.
+    async fn remove_object(&self, hex: &str) -> bool {
+        self.index.forget(hex);
+        let Some(stored) = self.read_meta(hex).await else { return false };
+        // The meta goes first: from then on the object is a miss, whatever the chunks do.
+        self.cache.remove(&Self::meta_key(hex));
+        for n in 0..stored.chunk_count() {
+            self.cache.remove(&Self::chunk_key(hex, stored.object_id, n));
+        }
+        true
+    }
+
+    /// Purges every stored variant of the primary key `key` (host + path + kept query).
+    pub async fn purge_key(&self, key: &str) -> u64 {
+        let mut hexes: Vec<String> = self.index.variants(key).into_iter().map(|v| v.hex).collect();
+        // The plain (no Vary) entry, even if the index does not know it.
+        let plain = CacheKey::new(key, "").combined();
+        if !hexes.contains(&plain) {
+            hexes.push(plain);
+        }
+        let mut purged = 0;
+        for hex in hexes {
+            if self.remove_object(&hex).await {
+                purged += 1;
+            }
+        }
+        purged
+    }
+
+    /// Purges every stored object whose path starts with `path_prefix`, on any host.
+    pub async fn purge_prefix(&self, path_prefix: &str) -> u64 {
+        let mut purged = 0;
+        for (_, variants) in self.index.under(path_prefix) {
+            for v in variants {
+                if self.remove_object(&v.hex).await {
+                    purged += 1;
+                }
+            }
+        }
+        purged
+    }
+
+    /// What the cache holds under a path prefix, at most `limit` objects listed.
+    pub fn inventory(&self, path_prefix: &str, limit: usize) -> Inventory {
+        let mut inv = Inventory { prefix: path_prefix.to_string(), ..Inventory::default() };
+        for (key, variants) in self.index.under(path_prefix) {
+            let present: Vec<_> =
+                variants.into_iter().filter(|v| self.cache.contains(&Self::meta_key(&v.hex))).collect();
+            if present.is_empty() {
+                continue;
+            }
+            let bytes: u64 = present.iter().map(|v| v.bytes).sum();
+            inv.count += 1;
+            inv.bytes += bytes;
+            if inv.objects.len() < limit {
+                inv.objects.push(InventoryItem { key, bytes, variants: present.len() as u32 });
+            } else {
+                inv.truncated = true;
+            }
+        }
+        inv
     }
 
     /// Flushes pending disk writes and stops foyer's tasks.
@@ -195,6 +271,7 @@ impl FoyerStore {
         tracing::warn!(key = hex, why, "dropping a corrupt or incomplete cache entry");
         self.metrics.corrupt_entries.inc();
         self.cache.remove(&Self::meta_key(hex));
+        self.index.forget(hex);
     }
 
     fn put_chunk(&self, hex: &str, object_id: u64, n: u64, data: &[u8]) {
@@ -296,6 +373,7 @@ impl Storage for FoyerStore {
         self.inflight.write().entry(hex.clone()).or_default().insert(write_id, obj.clone());
         Ok(Box::new(ChunkWriter {
             store: self,
+            primary: key.primary_key_str().unwrap_or_default().to_string(),
             hex,
             write_id,
             write_tag: write_id.to_le_bytes(),
@@ -310,13 +388,7 @@ impl Storage for FoyerStore {
 
     async fn purge(&'static self, target: PurgeTarget<'_>, _purge_type: PurgeType, _trace: &SpanHandle) -> Result<PurgeOutcome> {
         let hex = target.key().combined();
-        let Some(stored) = self.read_meta(&hex).await else { return Ok(PurgeOutcome::NotFound) };
-        // The meta goes first: from then on the object is a miss, whatever the chunks do.
-        self.cache.remove(&Self::meta_key(&hex));
-        for n in 0..stored.chunk_count() {
-            self.cache.remove(&Self::chunk_key(&hex, stored.object_id, n));
-        }
-        Ok(PurgeOutcome::Purged(None))
+        Ok(if self.remove_object(&hex).await { PurgeOutcome::Purged(None) } else { PurgeOutcome::NotFound })
     }
 
     async fn update_meta(&'static self, key: &CacheKey, meta: &CacheMeta, _trace: &SpanHandle) -> Result<bool> {
@@ -441,6 +513,8 @@ impl HandleHit for EdgeHit {
 /// is written last, so an object is visible in the cache only once all its chunks are.
 struct ChunkWriter {
     store: &'static FoyerStore,
+    /// The primary key, for the index.
+    primary: String,
     hex: String,
     write_id: u64,
     write_tag: [u8; 8],
@@ -480,6 +554,7 @@ impl HandleMiss for ChunkWriter {
             header: self.obj.meta.1.clone(),
         };
         self.store.cache.insert(FoyerStore::meta_key(&self.hex), stored.encode());
+        self.store.index.record(&self.primary, &self.hex, self.written);
         self.obj.finish();
         self.store.unregister(&self.hex, self.write_id);
         self.finished = true;

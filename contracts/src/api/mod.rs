@@ -1,0 +1,4 @@
+//! Bodies of the HTTP APIs between Strata's processes and their operators, versioned by
+//! path (`/v1/...`).
+
+pub mod edge;

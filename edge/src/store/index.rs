@@ -1,0 +1,191 @@
+//! Which keys the cache holds, for purge by prefix and for the inventory.
+//!
+//! foyer stores objects under hashes and cannot list them, so the store keeps its own map
+//! of primary key → stored variants, and a journal of it (`strata-index.log` beside the disk
+//! tier) so that a restarted edge still knows what it holds. At start the journal is read,
+//! entries whose object is gone (evicted) are dropped, and the journal is rewritten compact.
+//! The map can briefly list objects foyer has evicted since; readers check presence.
+
+use parking_lot::{Mutex, RwLock};
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+/// One stored variant of a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Variant {
+    /// The store's hash key.
+    pub hex: String,
+    /// Body bytes.
+    pub bytes: u64,
+}
+
+#[derive(Default)]
+struct Maps {
+    by_key: BTreeMap<String, Vec<Variant>>,
+    key_of: HashMap<String, String>,
+}
+
+/// The key map and its journal.
+pub struct KeyIndex {
+    maps: RwLock<Maps>,
+    journal: Option<Mutex<File>>,
+}
+
+impl KeyIndex {
+    /// An index kept in memory only.
+    pub fn in_memory() -> Self {
+        Self { maps: RwLock::new(Maps::default()), journal: None }
+    }
+
+    /// Loads the journal at `path` (if any), keeps the entries `alive` says still exist,
+    /// and rewrites the journal with just those.
+    pub fn open(path: &Path, alive: impl Fn(&str) -> bool) -> std::io::Result<Self> {
+        let mut maps = Maps::default();
+        if let Ok(file) = File::open(path) {
+            for line in BufReader::new(file).lines() {
+                let line = line?;
+                let mut parts = line.splitn(4, '\t');
+                match (parts.next(), parts.next(), parts.next(), parts.next()) {
+                    (Some("+"), Some(hex), Some(bytes), Some(key)) => {
+                        if let Ok(bytes) = bytes.parse() {
+                            insert(&mut maps, key, hex, bytes);
+                        }
+                    }
+                    (Some("-"), Some(hex), None, None) => remove(&mut maps, hex),
+                    // A torn last line after a crash: ignore it.
+                    _ => {}
+                }
+            }
+        }
+        let dead: Vec<String> = maps.key_of.keys().filter(|hex| !alive(hex)).cloned().collect();
+        for hex in dead {
+            remove(&mut maps, &hex);
+        }
+        let tmp: PathBuf = path.with_extension("log.new");
+        {
+            let mut out = std::io::BufWriter::new(File::create(&tmp)?);
+            for (key, variants) in &maps.by_key {
+                for v in variants {
+                    writeln!(out, "+\t{}\t{}\t{key}", v.hex, v.bytes)?;
+                }
+            }
+            out.flush()?;
+        }
+        std::fs::rename(&tmp, path)?;
+        let journal = OpenOptions::new().append(true).open(path)?;
+        Ok(Self { maps: RwLock::new(maps), journal: Some(Mutex::new(journal)) })
+    }
+
+    /// Records a stored variant of `key`.
+    pub fn record(&self, key: &str, hex: &str, bytes: u64) {
+        insert(&mut self.maps.write(), key, hex, bytes);
+        self.append(&format!("+\t{hex}\t{bytes}\t{key}\n"));
+    }
+
+    /// Forgets a stored variant.
+    pub fn forget(&self, hex: &str) {
+        let known = self.maps.read().key_of.contains_key(hex);
+        if known {
+            remove(&mut self.maps.write(), hex);
+            self.append(&format!("-\t{hex}\n"));
+        }
+    }
+
+    /// Keys (with their variants) whose path starts with `path_prefix`, on any host.
+    pub fn under(&self, path_prefix: &str) -> Vec<(String, Vec<Variant>)> {
+        self.maps
+            .read()
+            .by_key
+            .iter()
+            .filter(|(key, _)| key.find('/').is_some_and(|i| key[i..].starts_with(path_prefix)))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// The variants stored for exactly `key`.
+    pub fn variants(&self, key: &str) -> Vec<Variant> {
+        self.maps.read().by_key.get(key).cloned().unwrap_or_default()
+    }
+
+    fn append(&self, line: &str) {
+        if let Some(journal) = &self.journal
+            && let Err(e) = journal.lock().write_all(line.as_bytes())
+        {
+            tracing::warn!(error = %e, "cannot append to the cache index journal");
+        }
+    }
+}
+
+fn insert(maps: &mut Maps, key: &str, hex: &str, bytes: u64) {
+    if let Some(old_key) = maps.key_of.insert(hex.to_string(), key.to_string())
+        && old_key != key
+        && let Some(vs) = maps.by_key.get_mut(&old_key)
+    {
+        vs.retain(|v| v.hex != hex);
+    }
+    let variants = maps.by_key.entry(key.to_string()).or_default();
+    match variants.iter_mut().find(|v| v.hex == hex) {
+        Some(v) => v.bytes = bytes,
+        None => variants.push(Variant { hex: hex.to_string(), bytes }),
+    }
+}
+
+fn remove(maps: &mut Maps, hex: &str) {
+    if let Some(key) = maps.key_of.remove(hex)
+        && let Some(vs) = maps.by_key.get_mut(&key)
+    {
+        vs.retain(|v| v.hex != hex);
+        if vs.is_empty() {
+            maps.by_key.remove(&key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn prefixes_match_paths_on_any_host() {
+        let ix = KeyIndex::in_memory();
+        ix.record("a.example/t/1/seg.m4s", "h1", 10);
+        ix.record("b.example/t/1/init.m4s", "h2", 20);
+        ix.record("a.example/t/2/seg.m4s", "h3", 30);
+        let keys: Vec<String> = ix.under("/t/1/").into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, vec!["a.example/t/1/seg.m4s", "b.example/t/1/init.m4s"]);
+        assert_eq!(ix.under("/").len(), 3);
+        ix.forget("h1");
+        assert_eq!(ix.under("/t/1/").len(), 1);
+    }
+
+    #[test]
+    fn variants_of_one_key_are_kept_together() {
+        let ix = KeyIndex::in_memory();
+        ix.record("e/vary", "v1", 5);
+        ix.record("e/vary", "v2", 6);
+        ix.record("e/vary", "v1", 7);
+        assert_eq!(ix.variants("e/vary"), vec![Variant { hex: "v1".into(), bytes: 7 }, Variant { hex: "v2".into(), bytes: 6 }]);
+    }
+
+    #[test]
+    fn the_journal_survives_a_restart_and_drops_what_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("strata-index.log");
+        {
+            let ix = KeyIndex::open(&path, |_| true).unwrap();
+            ix.record("e/a", "ha", 1);
+            ix.record("e/b", "hb", 2);
+            ix.record("e/c", "hc", 3);
+            ix.forget("hb");
+        }
+        // A torn line from a crash is ignored.
+        std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b"+\thx\t").unwrap();
+        let ix = KeyIndex::open(&path, |hex| hex != "hc").unwrap();
+        let keys: Vec<String> = ix.under("/").into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, vec!["e/a"], "hb was purged, hc was evicted");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text, "+\tha\t1\te/a\n", "rewritten compact");
+    }
+}
