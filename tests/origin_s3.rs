@@ -10,7 +10,7 @@ use object_store::{ObjectStoreExt, PutPayload};
 use reqwest::StatusCode;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use support::{ServerProcess, free_port, http1, http2, pattern, sha256};
+use support::{ServerProcess, http1, http2, pattern, sha256};
 
 const BUCKET: &str = "strata-content";
 
@@ -26,15 +26,15 @@ impl Drop for Moto {
     }
 }
 
-/// Starts moto on a free loopback port, or returns None (skip) when it is not installed.
+/// Starts moto on a port of its choosing (port 0, read back from its banner, so no other
+/// process can take the port in between), or returns None (skip) when it is not installed.
 fn start_moto() -> Option<Moto> {
-    let port = free_port();
     let spawned = Command::new("moto_server")
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-H", "127.0.0.1", "-p", "0"])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn();
-    let child = match spawned {
+    let mut child = match spawned {
         Ok(c) => c,
         Err(e) => {
             assert!(
@@ -45,15 +45,30 @@ fn start_moto() -> Option<Moto> {
             return None;
         }
     };
-    let mut moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}") };
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(url) = line.split("Running on ").nth(1) {
+                let _ = tx.send(url.trim().to_string());
+            }
+        }
+    });
+    let endpoint = match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(url) => url,
+        Err(_) => {
+            let _ = child.kill();
+            panic!("moto_server did not report its address");
+        }
+    };
+    let moto = Moto { child, endpoint };
+    let addr: std::net::SocketAddr = moto.endpoint.trim_start_matches("http://").parse().unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(moto.child.try_wait().unwrap().is_none(), "moto_server exited before listening");
+    while std::net::TcpStream::connect(addr).is_err() {
         assert!(Instant::now() < deadline, "moto did not start listening");
         std::thread::sleep(Duration::from_millis(100));
     }
-    // The port answering must be our moto, not some other process that took it meanwhile.
-    assert!(moto.child.try_wait().unwrap().is_none(), "moto_server exited: port {port} was taken");
     Some(moto)
 }
 

@@ -192,16 +192,22 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-/// A free loopback port (bound and released), never the same one twice in this process,
-/// so parallel tests that start servers on such ports cannot collide with each other.
+/// A free loopback port for a server that needs a fixed one, never the same twice in this
+/// process. It is taken below Linux's ephemeral range (32768 and up), so a process that
+/// binds port 0 meanwhile cannot be handed the same port before our server binds it.
 pub fn free_port() -> u16 {
     static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     let mut handed_out = HANDED_OUT.lock().unwrap();
+    // Spread test binaries (separate processes) over the range by their pid.
+    let mut candidate = 20_000 + (std::process::id() % 9_000) as u16 + handed_out.len() as u16 * 7;
     loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        if !handed_out.contains(&port) {
-            handed_out.push(port);
-            return port;
+        candidate = if candidate >= 29_999 { 20_000 } else { candidate + 1 };
+        if handed_out.contains(&candidate) {
+            continue;
+        }
+        if std::net::TcpListener::bind(("127.0.0.1", candidate)).is_ok() {
+            handed_out.push(candidate);
+            return candidate;
         }
     }
 }
