@@ -37,8 +37,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use strata_contracts::config::edge::Eviction;
 
-/// Disk blocks: the largest foyer entry. Chunks are far smaller, so several share a block.
-const BLOCK_SIZE: usize = 16 * 1024 * 1024;
+/// foyer's disk tier evicts a whole block at a time, so on a small disk fewer, larger blocks
+/// make eviction coarse: aim for this many blocks, within the bounds below.
+const TARGET_BLOCKS: usize = 64;
+/// Largest block (foyer's default, and the largest entry it can hold).
+const MAX_BLOCK: usize = 16 * 1024 * 1024;
+
+/// The disk block size for a disk tier of `disk_bytes` holding chunks of `chunk_size`.
+fn block_size(disk_bytes: usize, chunk_size: usize) -> usize {
+    // A block must hold at least one chunk and its framing.
+    let min = (chunk_size + 64 * 1024).next_power_of_two();
+    (disk_bytes / TARGET_BLOCKS).next_power_of_two().clamp(min, MAX_BLOCK.max(min))
+}
 
 /// How the cache is laid out.
 #[derive(Debug, Clone)]
@@ -101,7 +111,7 @@ impl FoyerStore {
             let device = FsDeviceBuilder::new(dir).with_capacity(*bytes).build().map_err(err)?;
             storage = storage.with_engine_config(
                 BlockEngineConfig::new(device)
-                    .with_block_size(BLOCK_SIZE)
+                    .with_block_size(block_size(*bytes, settings.chunk_size))
                     .with_buffer_pool_size(settings.write_buffer_bytes)
                     // Removals (purges, corrupt entries) must not come back after a restart.
                     .with_tombstone_log(true),
@@ -299,6 +309,16 @@ impl FoyerStore {
         self.metrics.collapsed.inc();
         Ok(Some((meta, Box::new(EdgeHit::Partial(obj.reader())))))
     }
+}
+
+#[cfg(test)]
+#[test]
+fn block_size_follows_the_disk_within_bounds() {
+    const MB: usize = 1024 * 1024;
+    assert_eq!(block_size(128 * MB, MB), 2 * MB);
+    assert_eq!(block_size(500_000 * MB, MB), 16 * MB);
+    assert_eq!(block_size(64 * MB, MB), 2 * MB, "never smaller than a chunk and its framing");
+    assert_eq!(block_size(64 * MB, 16 * MB), 32 * MB, "a chunk always fits");
 }
 
 fn chunk_len(meta: &StoredMeta, n: u64) -> usize {
