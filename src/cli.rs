@@ -125,6 +125,15 @@ pub struct EdgeArgs {
     /// Admin listener address for /metrics and /healthz (overrides `admin_listen`).
     #[arg(long, value_name = "ADDR")]
     pub admin_listen: Option<SocketAddr>,
+    /// HTTPS listener address, HTTP/1.1 and HTTP/2 by ALPN (overrides `tls_listen`).
+    #[arg(long, value_name = "ADDR", requires_all = ["tls_cert", "tls_key"])]
+    pub tls_listen: Option<SocketAddr>,
+    /// PEM certificate chain for the HTTPS listener (overrides `tls_cert`).
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for the HTTPS listener (overrides `tls_key`).
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
     /// Upstream base URL, http://host:port (overrides `upstream`).
     #[arg(long, value_name = "URL")]
     pub upstream: Option<String>,

@@ -79,6 +79,15 @@ fn apply_flags(config: &mut EdgeConfig, args: &EdgeArgs) -> bool {
     if let Some(a) = args.admin_listen {
         config.admin_listen = a;
     }
+    if let Some(a) = args.tls_listen {
+        config.tls_listen = Some(a);
+    }
+    if let Some(c) = &args.tls_cert {
+        config.tls_cert = c.clone();
+    }
+    if let Some(k) = &args.tls_key {
+        config.tls_key = k.clone();
+    }
     if let Some(u) = &args.upstream {
         config.upstream = u.clone();
     }

@@ -8,6 +8,7 @@ use crate::proxy::{EdgeProxy, UpstreamSettings};
 use crate::store::{FoyerStore, StoreSettings};
 use async_trait::async_trait;
 use pingora::apps::HttpServerOptions;
+use pingora::listeners::tls::TlsSettings;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use crate::collapse::FillAwareLock;
@@ -104,6 +105,14 @@ impl Edge {
         server.bootstrap();
         let mut service = pingora::proxy::http_proxy_service(&server.configuration, proxy);
         service.add_tcp(&config.listen.to_string());
+        if let Some(tls) = config.tls_listen {
+            let (cert, key) = tls_files(config)?;
+            let mut settings = TlsSettings::intermediate(&cert, &key)
+                .map_err(|e| EdgeError::Config(format!("TLS settings: {e}")))?;
+            settings.enable_h2();
+            service.add_tls_with_settings(&tls.to_string(), None, settings);
+            tracing::info!(addr = %tls, "edge listening (https: h2, http/1.1)");
+        }
         if let Some(app) = service.app_logic_mut() {
             let mut options = HttpServerOptions::default();
             options.h2c = true;
@@ -120,6 +129,25 @@ impl Edge {
     pub fn store(&self) -> &'static FoyerStore {
         self.store
     }
+}
+
+/// Checks that the TLS files hold a certificate chain and a private key, so a bad file is an
+/// error naming its field at start rather than a failed handshake later.
+fn tls_files(config: &EdgeConfig) -> Result<(String, String), EdgeError> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let bad = |field: &str, path: &std::path::Path, why: String| {
+        EdgeError::Config(format!("field `{field}`: `{}`: {why}", path.display()))
+    };
+    let certs: Vec<CertificateDer> = CertificateDer::pem_file_iter(&config.tls_cert)
+        .map_err(|e| bad("tls_cert", &config.tls_cert, e.to_string()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad("tls_cert", &config.tls_cert, e.to_string()))?;
+    if certs.is_empty() {
+        return Err(bad("tls_cert", &config.tls_cert, "holds no PEM certificate".into()));
+    }
+    PrivateKeyDer::from_pem_file(&config.tls_key).map_err(|e| bad("tls_key", &config.tls_key, e.to_string()))?;
+    Ok((config.tls_cert.display().to_string(), config.tls_key.display().to_string()))
 }
 
 /// Hands our cancellation to pingora as a graceful terminate.

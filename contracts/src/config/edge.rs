@@ -18,6 +18,13 @@ pub struct EdgeConfig {
     pub version: u32,
     /// Player-facing listener (HTTP/1.1 and h2c).
     pub listen: SocketAddr,
+    /// HTTPS listener (HTTP/1.1 and HTTP/2 by ALPN); `None` for cleartext only.
+    #[serde(with = "optional_addr")]
+    pub tls_listen: Option<SocketAddr>,
+    /// PEM certificate chain for the HTTPS listener.
+    pub tls_cert: PathBuf,
+    /// PEM private key for the HTTPS listener.
+    pub tls_key: PathBuf,
     /// Admin listener: `/metrics` and `/healthz`.
     pub admin_listen: SocketAddr,
     /// Base URL misses are fetched from.
@@ -101,6 +108,9 @@ impl Default for EdgeConfig {
         Self {
             version: super::CONFIG_VERSION,
             listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            tls_listen: None,
+            tls_cert: PathBuf::new(),
+            tls_key: PathBuf::new(),
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 9081)),
             upstream: "http://127.0.0.1:8080".into(),
             drain_timeout_secs: 30,
@@ -136,6 +146,24 @@ impl Default for UpstreamTimeouts {
 impl Default for CollapseConfig {
     fn default() -> Self {
         Self { wait_timeout_ms: 10_000 }
+    }
+}
+
+/// `tls_listen = ""` (or absent) means no HTTPS listener.
+mod optional_addr {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::net::SocketAddr;
+
+    pub fn serialize<S: Serializer>(v: &Option<SocketAddr>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&v.map(|a| a.to_string()).unwrap_or_default())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.is_empty() {
+            return Ok(None);
+        }
+        s.parse().map(Some).map_err(|_| serde::de::Error::custom(format!("`{s}` is not an address such as 0.0.0.0:443")))
     }
 }
 
@@ -185,6 +213,19 @@ impl Validate for EdgeConfig {
             ));
         }
         parse_upstream(&self.upstream).map_err(|e| FieldError::new("upstream", e))?;
+        if let Some(tls) = self.tls_listen {
+            if tls == self.listen || tls == self.admin_listen {
+                return Err(FieldError::new("tls_listen", format!("{tls} is already used by another listener")));
+            }
+            for (field, path) in [("tls_cert", &self.tls_cert), ("tls_key", &self.tls_key)] {
+                if path.as_os_str().is_empty() {
+                    return Err(FieldError::new(field, "is required when tls_listen is set"));
+                }
+                if !path.is_file() {
+                    return Err(FieldError::new(field, format!("`{}` is not a readable file", path.display())));
+                }
+            }
+        }
         if !self.admin_token.is_empty() && self.admin_token.len() < 16 {
             return Err(FieldError::new("admin_token", "is shorter than 16 characters; use a long random secret"));
         }
@@ -276,6 +317,17 @@ mod test {
         let mut c = EdgeConfig::default();
         c.cache_key.ignore_params = vec!["a=b".into()];
         assert_eq!(c.validate().unwrap_err().field, "cache_key.ignore_params");
+    }
+
+    #[test]
+    fn tls_needs_its_files() {
+        let mut c = EdgeConfig::default();
+        c.tls_listen = Some("127.0.0.1:8443".parse().unwrap());
+        assert_eq!(c.validate().unwrap_err().field, "tls_cert");
+        c.tls_cert = "/no/cert.pem".into();
+        assert_eq!(c.validate().unwrap_err().field, "tls_cert");
+        let parsed: Result<EdgeConfig, _> = crate::config::parse("e", "tls_listen = \"nope\"\n");
+        assert!(parsed.unwrap_err().to_string().contains("field `tls_listen`"));
     }
 
     #[test]
