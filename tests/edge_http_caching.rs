@@ -252,3 +252,57 @@ async fn an_unreachable_upstream_is_a_clean_502() {
     let r = http1().get(edge.url("/x.m4s")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
 }
+
+#[tokio::test]
+async fn request_no_cache_and_max_age_make_the_edge_revalidate() {
+    let b = start();
+    let url = "/rq?cc=max-age%3D600&etag=r1&stamp=1";
+    get(&b, url, &[]).await;
+    assert!(get(&b, url, &[]).await.1.contains("hit"));
+    let (_, cs, body, _) = get(&b, url, &[("cache-control", "no-cache")]).await;
+    assert_eq!(body, "fetch 1", "revalidated, the stored body still good");
+    assert!(cs.contains("fwd=stale"), "{cs}");
+    assert_eq!(b.upstream.count("/rq"), 2);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    get(&b, url, &[("cache-control", "max-age=0")]).await;
+    assert_eq!(b.upstream.count("/rq"), 3, "max-age=0 would not take a response a second old");
+    get(&b, url, &[("cache-control", "max-age=600")]).await;
+    assert_eq!(b.upstream.count("/rq"), 3);
+}
+
+#[tokio::test]
+async fn only_if_cached_answers_504_instead_of_fetching() {
+    let b = start();
+    let (status, cs, _, _) = get(&b, "/oic?cc=max-age%3D600", &[("cache-control", "only-if-cached")]).await;
+    assert_eq!(status, 504, "{cs}");
+    assert_eq!(b.upstream.count("/oic"), 0);
+    get(&b, "/oic?cc=max-age%3D600", &[]).await;
+    let (status, _, _, _) = get(&b, "/oic?cc=max-age%3D600", &[("cache-control", "only-if-cached")]).await;
+    assert_eq!(status, 200);
+    assert_eq!(b.upstream.count("/oic"), 1);
+}
+
+#[tokio::test]
+async fn a_no_store_request_is_neither_served_from_nor_stored_in_the_cache() {
+    let b = start();
+    let url = "/ns?cc=max-age%3D600&stamp=1";
+    assert_eq!(get(&b, url, &[("cache-control", "no-store")]).await.2, "fetch 1");
+    assert_eq!(get(&b, url, &[]).await.2, "fetch 2", "the no-store response was not kept");
+    assert_eq!(get(&b, url, &[]).await.2, "fetch 2");
+}
+
+#[tokio::test]
+async fn must_revalidate_and_proxy_revalidate_forbid_serving_stale_on_error() {
+    let b = start();
+    for (name, cc) in [("/mr", "must-revalidate"), ("/pr", "proxy-revalidate")] {
+        let url = format!("{name}?cc=max-age%3D1%2C%20{cc}%2C%20stale-if-error%3D60&stamp=1");
+        get(&b, &url, &[]).await;
+        b.upstream.set_failing(false);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        b.upstream.set_failing(true);
+        let (status, cs, body, _) = get(&b, &url, &[]).await;
+        assert_ne!(body, "fetch 1", "{cc}: stale served ({status}, {cs})");
+        assert!(status >= 500, "{cc}: {status}");
+        b.upstream.set_failing(false);
+    }
+}

@@ -13,6 +13,7 @@ mod cacheability;
 mod collapse;
 mod metrics;
 mod proxy;
+mod request_directives;
 mod revalidation;
 mod server;
 mod store;

@@ -6,6 +6,7 @@ use crate::cache_key::{KeyRules, primary_key};
 use crate::cache_status;
 use crate::cacheability::{self, STRATA_CACHE_CONTROL};
 use crate::metrics::EdgeMetrics;
+use crate::request_directives::RequestDirectives;
 use crate::revalidation;
 use crate::store::FoyerStore;
 use async_trait::async_trait;
@@ -16,7 +17,7 @@ use pingora::proxy::{ProxyHttp, Session};
 use pingora::{Error, ErrorSource, Result};
 use pingora_cache::lock::CacheKeyLockImpl;
 use pingora_cache::key::HashBinary;
-use pingora_cache::{CacheKey, CacheMeta, CacheOptionOverrides, CachePhase, RespCacheable, VarianceBuilder};
+use pingora_cache::{CacheKey, CacheMeta, CacheOptionOverrides, CachePhase, ForcedFreshness, RespCacheable, VarianceBuilder};
 use std::time::{Duration, Instant, SystemTime};
 use strata_contracts::config::edge::UpstreamUrl;
 
@@ -46,6 +47,8 @@ pub struct RequestCtx {
     /// The upstream's 304 while revalidating: all its fields update the stored response
     /// (RFC 9111 section 4.3.4), where pingora's own merge keeps only a few.
     not_modified: Option<ResponseHeader>,
+    /// The request's own `Cache-Control`.
+    directives: RequestDirectives,
 }
 
 #[async_trait]
@@ -53,7 +56,7 @@ impl ProxyHttp for EdgeProxy {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {
-        RequestCtx { started: Instant::now(), not_modified: None }
+        RequestCtx { started: Instant::now(), not_modified: None, directives: RequestDirectives::default() }
     }
 
     async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
@@ -74,8 +77,9 @@ impl ProxyHttp for EdgeProxy {
         Ok(())
     }
 
-    fn request_cache_filter(&self, session: &mut Session, _ctx: &mut RequestCtx) -> Result<()> {
-        if matches!(session.req_header().method, Method::GET | Method::HEAD) {
+    fn request_cache_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
+        ctx.directives = RequestDirectives::of(session.req_header());
+        if matches!(session.req_header().method, Method::GET | Method::HEAD) && !ctx.directives.no_store {
             let mut overrides = CacheOptionOverrides::default();
             overrides.wait_timeout = Some(self.wait_timeout);
             session.cache.enable(self.store, None, None, Some(self.lock), Some(overrides));
@@ -133,6 +137,29 @@ impl ProxyHttp for EdgeProxy {
             variance.add_owned_name_value(name.clone(), value);
         }
         variance.finalize()
+    }
+
+    async fn cache_hit_filter(
+        &self,
+        _session: &mut Session,
+        meta: &CacheMeta,
+        _hit_handler: &mut pingora_cache::HitHandler,
+        _is_fresh: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<ForcedFreshness>> {
+        Ok(ctx.directives.on_hit(meta, SystemTime::now()))
+    }
+
+    async fn proxy_upstream_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        if ctx.directives.only_if_cached {
+            // RFC 9111 section 5.2.1.7: 504 rather than going upstream.
+            let mut resp = ResponseHeader::build(504, None)?;
+            resp.insert_header("content-length", "0")?;
+            resp.insert_header("cache-status", format!("{}; fwd=miss; detail=only-if-cached", cache_status::CACHE_NAME))?;
+            session.write_response_header(Box::new(resp), true).await?;
+            return Ok(false);
+        }
+        Ok(true)
     }
 
     fn allow_spawning_subrequest(&self, _session: &Session, _ctx: &RequestCtx) -> bool {

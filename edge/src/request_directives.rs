@@ -1,0 +1,97 @@
+//! What a request's own `Cache-Control` asks of this cache (RFC 9111 section 5.2.1).
+//!
+//! - `no-cache`, and `max-age` / `min-fresh` that a stored response does not satisfy: the
+//!   stored response is revalidated (or refetched) before it is used.
+//! - `only-if-cached`: a request the cache cannot answer by itself gets 504, never a fetch.
+//! - `no-store`: neither the response to this request is stored nor a stored one used.
+//! - `max-stale` is not honoured: a stale response is always revalidated, the safe side.
+
+use pingora::http::RequestHeader;
+use pingora_cache::cache_control::{CacheControl, DirectiveKey};
+use pingora_cache::{CacheMeta, ForcedFreshness};
+use std::time::SystemTime;
+
+/// The request directives this cache acts on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestDirectives {
+    /// `no-cache`.
+    pub no_cache: bool,
+    /// `no-store`.
+    pub no_store: bool,
+    /// `only-if-cached`.
+    pub only_if_cached: bool,
+    /// `max-age`, seconds.
+    pub max_age: Option<u32>,
+    /// `min-fresh`, seconds.
+    pub min_fresh: Option<u32>,
+}
+
+impl RequestDirectives {
+    /// Reads the directives of a request (none when it has no `Cache-Control`).
+    pub fn of(req: &RequestHeader) -> Self {
+        let Some(cc) = CacheControl::from_req_headers(req) else { return Self::default() };
+        let seconds = |name: &str| -> Option<u32> {
+            match cc.directives.get(&DirectiveKey::from_lowercase(name)) {
+                Some(Some(v)) => v.parse_as_delta_seconds().ok(),
+                _ => None,
+            }
+        };
+        Self {
+            no_cache: cc.no_cache(),
+            no_store: cc.no_store(),
+            only_if_cached: cc.only_if_cached(),
+            max_age: seconds("max-age"),
+            min_fresh: seconds("min-fresh"),
+        }
+    }
+
+    /// Whether a stored response `meta` must be revalidated before it answers this request.
+    pub fn on_hit(&self, meta: &CacheMeta, now: SystemTime) -> Option<ForcedFreshness> {
+        let too_old = self.max_age.is_some_and(|max| meta.age().as_secs() > u64::from(max));
+        let too_close_to_expiry = self.min_fresh.is_some_and(|min| {
+            meta.fresh_until().duration_since(now).map_or(true, |left| left.as_secs() < u64::from(min))
+        });
+        (self.no_cache || too_old || too_close_to_expiry).then_some(ForcedFreshness::ForceExpired)
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use pingora::http::ResponseHeader;
+    use std::time::Duration;
+
+    fn req(cc: &str) -> RequestDirectives {
+        let mut r = RequestHeader::build("GET", b"/a.m4s", None).unwrap();
+        r.insert_header("cache-control", cc).unwrap();
+        RequestDirectives::of(&r)
+    }
+
+    /// Stored `age` seconds ago, fresh for `left` more seconds.
+    fn meta(age: u64, left: u64) -> CacheMeta {
+        let now = SystemTime::now();
+        CacheMeta::new(now + Duration::from_secs(left), now - Duration::from_secs(age), 0, 0, ResponseHeader::build(200, None).unwrap())
+    }
+
+    #[test]
+    fn no_cache_always_revalidates() {
+        assert!(req("no-cache").on_hit(&meta(0, 600), SystemTime::now()).is_some());
+        assert!(req("").on_hit(&meta(0, 600), SystemTime::now()).is_none());
+    }
+
+    #[test]
+    fn max_age_and_min_fresh_bound_what_is_reused() {
+        let now = SystemTime::now();
+        assert!(req("max-age=10").on_hit(&meta(30, 600), now).is_some());
+        assert!(req("max-age=60").on_hit(&meta(30, 600), now).is_none());
+        assert!(req("min-fresh=700").on_hit(&meta(0, 600), now).is_some());
+        assert!(req("min-fresh=100").on_hit(&meta(0, 600), now).is_none());
+    }
+
+    #[test]
+    fn flags_are_read() {
+        let d = req("only-if-cached, no-store");
+        assert!(d.only_if_cached && d.no_store && !d.no_cache);
+        assert_eq!(RequestDirectives::of(&RequestHeader::build("GET", b"/", None).unwrap()), RequestDirectives::default());
+    }
+}
