@@ -14,8 +14,18 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// A role's health check: `Err` carries the reason it is unhealthy.
-pub type HealthCheck = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+/// What a role's health check found.
+pub enum Health {
+    /// Serving normally.
+    Ok,
+    /// Serving, with a part out of service (for example an edge's disk): 200, with the reason.
+    Degraded(String),
+    /// Not able to serve: 503, with the reason.
+    Unhealthy(String),
+}
+
+/// A role's health check.
+pub type HealthCheck = Arc<dyn Fn() -> BoxFuture<'static, Health> + Send + Sync>;
 
 #[derive(Clone)]
 struct AdminState {
@@ -91,11 +101,17 @@ async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
 async fn healthz(State(state): State<AdminState>) -> impl IntoResponse {
     let version = env!("CARGO_PKG_VERSION");
     match (state.health)().await {
-        Ok(()) => (
+        Health::Ok => (
             StatusCode::OK,
             axum::Json(serde_json::json!({"status": "ok", "role": state.role, "version": version})),
         ),
-        Err(reason) => (
+        Health::Degraded(reason) => (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({
+                "status": "degraded", "role": state.role, "version": version, "reason": reason
+            })),
+        ),
+        Health::Unhealthy(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
             axum::Json(serde_json::json!({
                 "status": "unhealthy", "role": state.role, "version": version, "reason": reason

@@ -4,7 +4,7 @@
 //! second, small runtime for everything else: foyer's background tasks (which must outlive
 //! any request), the admin listener and the signal handler.
 
-use crate::admin::{Admin, HealthCheck};
+use crate::admin::{Admin, Health, HealthCheck};
 use crate::cli::EdgeArgs;
 use crate::{role_config, shutdown};
 use anyhow::Context;
@@ -55,7 +55,14 @@ pub fn run(config: EdgeConfig, support: &tokio::runtime::Runtime, shutdown: Canc
     let admin_addr = config.admin_listen;
     let (edge, admin) = support.block_on(async {
         let edge = Edge::open(config, &registry, support.handle().clone()).await?;
-        let check: HealthCheck = Arc::new(|| Box::pin(async { Ok(()) }));
+        let store = edge.store();
+        let check: HealthCheck = Arc::new(move || {
+            let health = match store.disk_health() {
+                Ok(()) => Health::Ok,
+                Err(reason) => Health::Degraded(reason),
+            };
+            Box::pin(async move { health })
+        });
         let admin = Admin::bind(admin_addr, "edge", registry.clone(), check, edge.admin_routes()).await?;
         anyhow::Ok((edge, admin))
     })?;

@@ -1,6 +1,6 @@
 //! `strata origin`: config and flags in, origin and admin listeners up, drain on signal.
 
-use crate::admin::{Admin, HealthCheck};
+use crate::admin::{Admin, Health, HealthCheck};
 use crate::cli::OriginArgs;
 use crate::role_config;
 use crate::shutdown;
@@ -53,7 +53,12 @@ pub async fn bind(config: &OriginConfig) -> anyhow::Result<(OriginServer, Admin)
     let health = origin.health();
     let check: HealthCheck = Arc::new(move || {
         let health = health.clone();
-        Box::pin(async move { health.check().await })
+        Box::pin(async move {
+            match health.check().await {
+                Ok(()) => Health::Ok,
+                Err(reason) => Health::Unhealthy(reason),
+            }
+        })
     });
     let admin = Admin::bind(config.admin_listen, "origin", registry, check, axum::Router::new()).await?;
     Ok((origin, admin))

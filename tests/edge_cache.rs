@@ -238,3 +238,63 @@ async fn responses_without_freshness_or_with_no_store_are_not_stored() {
     let not_found = metric(&cdn.origin.admin_url("/metrics"), "strata_origin_requests_total{status_class=\"4xx\"}").await;
     assert_eq!(not_found, 3.0, "both 404s and the POST reached the origin");
 }
+
+#[tokio::test]
+async fn when_the_disk_disappears_the_edge_goes_on_from_memory_and_says_so() {
+    let content = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(content.path().join("t")).unwrap();
+    for i in 0..3 {
+        std::fs::write(content.path().join(format!("t/s{i}.m4s")), pattern(400_000, 10 + i)).unwrap();
+    }
+    let origin = start_origin(content.path());
+    let cache_parent = tempfile::tempdir().unwrap();
+    let cache_dir = cache_parent.path().join("disk");
+    let config = cache_parent.path().join("edge.toml");
+    let listen = format!("127.0.0.1:{}", free_port());
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"{listen}\"\nadmin_listen = \"127.0.0.1:0\"\nupstream = \"http://{}\"\n\
+             [cache]\ndir = \"{}\"\nmemory_mb = 64\ndisk_mb = 256\ndisk_check_ms = 200\n",
+            origin.data_addr,
+            cache_dir.display()
+        ),
+    )
+    .unwrap();
+    let edge = ServerProcess::start("edge", &["--config", config.to_str().unwrap()], &[]);
+    let get = |path: &str| {
+        let url = edge.url(path);
+        async move {
+            let r = http1().get(url).send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+            let cs = r.headers()["cache-status"].to_str().unwrap().to_string();
+            (cs, sha256(&r.bytes().await.unwrap()))
+        }
+    };
+    let digest = |i: u64| sha256(&std::fs::read(content.path().join(format!("t/s{i}.m4s"))).unwrap());
+    assert_eq!(get("/t/s0.m4s").await.1, digest(0));
+
+    std::fs::remove_dir_all(&cache_dir).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let health = loop {
+        let r = http1().get(edge.admin_url("/healthz")).send().await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+        if v["status"] == "degraded" {
+            break v;
+        }
+        assert!(std::time::Instant::now() < deadline, "the disk was never taken out of service: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(health["reason"].as_str().unwrap().contains("out of service"), "{health}");
+    assert_eq!(metric(&edge.admin_url("/metrics"), "strata_edge_disk_in_service").await, 0.0);
+
+    // Still serving: what memory holds, and new objects (kept in memory from now on).
+    assert_eq!(get("/t/s0.m4s").await.1, digest(0));
+    let (cs, body) = get("/t/s1.m4s").await;
+    assert!(cs.starts_with("strata-edge; fwd=miss; stored"), "{cs}");
+    assert_eq!(body, digest(1));
+    let (cs, body) = get("/t/s1.m4s").await;
+    assert!(cs.starts_with("strata-edge; hit"), "{cs}");
+    assert_eq!(body, digest(1));
+    assert!(!cache_dir.exists(), "nothing was written to the disk path once it was out of service");
+}

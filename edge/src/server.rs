@@ -55,9 +55,10 @@ impl Edge {
             chunk_size: (c.chunk_kb * 1024) as usize,
             write_buffer_bytes: (c.write_buffer_mb * 1024 * 1024) as usize,
         };
-        let store = FoyerStore::open(&settings, metrics.clone(), registry, support).await?;
+        let store = FoyerStore::open(&settings, metrics.clone(), registry, support.clone()).await?;
         // pingora's cache API wants 'static storage; the edge lives as long as the process.
         let store: &'static FoyerStore = Box::leak(Box::new(store));
+        store.watch_disk(&support, Duration::from_millis(c.disk_check_ms));
         Ok(Self { config, store, metrics })
     }
 

@@ -73,6 +73,8 @@ pub struct CacheConfig {
     pub chunk_kb: u64,
     /// Disk write buffer, MiB.
     pub write_buffer_mb: u64,
+    /// Disk probe interval, milliseconds.
+    pub disk_check_ms: u64,
 }
 
 /// Cache key rules.
@@ -133,6 +135,7 @@ impl Default for CacheConfig {
             eviction: Eviction::S3fifo,
             chunk_kb: 1024,
             write_buffer_mb: 64,
+            disk_check_ms: 5000,
         }
     }
 }
@@ -261,6 +264,7 @@ impl Validate for EdgeConfig {
             ("upstream_timeouts.connect_ms", t.connect_ms),
             ("upstream_timeouts.read_ms", t.read_ms),
             ("collapse.wait_timeout_ms", self.collapse.wait_timeout_ms),
+            ("cache.disk_check_ms", self.cache.disk_check_ms),
         ] {
             if v == 0 {
                 return Err(FieldError::new(field, "must be at least 1"));

@@ -6,6 +6,7 @@
 //! ([`entry`]); objects still arriving from upstream live in [`inflight`] so that other
 //! requests stream them while they fill. Eviction is foyer's alone.
 
+mod disk;
 mod entry;
 mod index;
 mod inflight;
@@ -14,9 +15,10 @@ use crate::metrics::EdgeMetrics;
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use entry::{StoredMeta, decode_chunk, encode_chunk};
+use disk::DiskState;
 use foyer::{
-    BlockEngineConfig, DeviceBuilder, FsDeviceBuilder, HybridCache, HybridCacheBuilder,
-    HybridCachePolicy, LfuConfig, LruConfig, RecoverMode, S3FifoConfig,
+    BlockEngineConfig, DeviceBuilder, FsDeviceBuilder, HybridCache, HybridCacheBuilder, HybridCachePolicy,
+    HybridCacheProperties, LfuConfig, LruConfig, Location, RecoverMode, S3FifoConfig,
 };
 use index::KeyIndex;
 use inflight::{Inflight, PartialReader};
@@ -79,6 +81,8 @@ pub struct FoyerStore {
     chunk_size: usize,
     metrics: EdgeMetrics,
     index: KeyIndex,
+    /// The disk tier's health; `None` when the cache runs in memory only.
+    disk: Option<DiskState>,
 }
 
 impl FoyerStore {
@@ -118,6 +122,10 @@ impl FoyerStore {
             );
         }
         let cache = storage.build().await.map_err(err)?;
+        let disk = match &settings.disk {
+            Some((dir, _)) => Some(DiskState::new(dir.clone(), registry).map_err(|e| StoreOpenError(e.to_string()))?),
+            None => None,
+        };
         let index = match &settings.disk {
             Some((dir, _)) => {
                 let alive = |hex: &str| cache.contains(&Self::meta_key(hex));
@@ -133,7 +141,64 @@ impl FoyerStore {
             chunk_size: settings.chunk_size,
             metrics,
             index,
+            disk,
         })
+    }
+
+    /// Probes the disk every `every` on `spawner`, taking it out of service on failure.
+    pub fn watch_disk(&'static self, spawner: &tokio::runtime::Handle, every: std::time::Duration) {
+        let Some(disk) = &self.disk else { return };
+        spawner.spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            while disk.in_service() {
+                tick.tick().await;
+                let result = tokio::task::spawn_blocking(|| self.disk.as_ref().map(|d| d.probe())).await;
+                match result {
+                    Ok(Some(Err(e))) => disk.failed(&format!("probe: {e}")),
+                    Err(e) => disk.failed(&format!("probe task: {e}")),
+                    _ => {}
+                }
+            }
+        });
+    }
+
+    /// `Err` with the reason when the disk tier is out of service.
+    pub fn disk_health(&self) -> Result<(), String> {
+        match &self.disk {
+            Some(d) if !d.in_service() => Err(d.reason().unwrap_or_default()),
+            _ => Ok(()),
+        }
+    }
+
+    fn disk_in_service(&self) -> bool {
+        self.disk.as_ref().is_some_and(|d| d.in_service())
+    }
+
+    /// Stores an entry; on a disk out of service, in memory only.
+    fn put(&self, key: String, value: Bytes) {
+        if self.disk.is_some() && !self.disk_in_service() {
+            let memory_only = HybridCacheProperties::default().with_location(Location::InMem);
+            self.cache.insert_with_properties(key, value, memory_only);
+        } else {
+            self.cache.insert(key, value);
+        }
+    }
+
+    /// Looks an entry up; on a disk out of service, in memory only. A read error from the
+    /// disk tier takes the disk out of service.
+    async fn fetch(&self, key: &String) -> Option<Bytes> {
+        if self.disk.is_some() && !self.disk_in_service() {
+            return self.cache.memory().get(key).map(|e| e.value().clone());
+        }
+        match self.cache.get(key).await {
+            Ok(found) => found.map(|e| e.value().clone()),
+            Err(e) => {
+                if let Some(d) = &self.disk {
+                    d.failed(&format!("read: {e}"));
+                }
+                None
+            }
+        }
     }
 
     /// Removes one stored object (meta first, then its chunks); false if it was not there.
@@ -216,15 +281,7 @@ impl FoyerStore {
 
     /// Reads and verifies a meta entry. A corrupt one is removed and counted.
     async fn read_meta(&self, hex: &str) -> Option<StoredMeta> {
-        let key = Self::meta_key(hex);
-        let entry = match self.cache.get(&key).await {
-            Ok(Some(e)) => e.value().clone(),
-            Ok(None) => return None,
-            Err(e) => {
-                self.drop_corrupt(hex, &format!("meta read failed: {e}"));
-                return None;
-            }
-        };
+        let entry = self.fetch(&Self::meta_key(hex)).await?;
         match StoredMeta::decode(&entry) {
             Ok(m) => Some(m),
             Err(e) => {
@@ -238,26 +295,26 @@ impl FoyerStore {
     /// write is still being flushed is in neither index for that moment, so before calling
     /// it missing, wait for the writes in flight to land and look again.
     async fn present(&self, key: &String) -> bool {
+        if !self.disk_in_service() {
+            return self.cache.memory().contains(key);
+        }
         if self.cache.contains(key) {
             return true;
         }
-        if self.cache.is_hybrid() {
-            self.cache.storage().wait().await;
-            return self.cache.contains(key);
-        }
-        false
+        self.cache.storage().wait().await;
+        self.cache.contains(key)
     }
 
     /// Gets an entry, with the same second look as [`Self::present`].
-    async fn get_entry(&self, key: &String) -> foyer::Result<Option<Bytes>> {
-        if let Some(e) = self.cache.get(key).await? {
-            return Ok(Some(e.value().clone()));
+    async fn get_entry(&self, key: &String) -> Option<Bytes> {
+        if let Some(v) = self.fetch(key).await {
+            return Some(v);
         }
-        if self.cache.is_hybrid() {
+        if self.disk_in_service() {
             self.cache.storage().wait().await;
-            return Ok(self.cache.get(key).await?.map(|e| e.value().clone()));
+            return self.fetch(key).await;
         }
-        Ok(None)
+        None
     }
 
     /// Reads and verifies chunk `n` of an object.
@@ -265,12 +322,11 @@ impl FoyerStore {
         let key = Self::chunk_key(hex, meta.object_id, n);
         let expected = chunk_len(meta, n);
         let problem = match self.get_entry(&key).await {
-            Ok(Some(framed)) => match decode_chunk(&framed, expected) {
+            Some(framed) => match decode_chunk(&framed, expected) {
                 Ok(data) => return Ok(data),
                 Err(e) => format!("chunk {n}: {e}"),
             },
-            Ok(None) => format!("chunk {n} is missing"),
-            Err(e) => format!("chunk {n} read failed: {e}"),
+            None => format!("chunk {n} is missing"),
         };
         self.drop_corrupt(hex, &problem);
         Error::e_explain(ErrorType::InternalError, format!("cached body unusable: {problem}"))
@@ -285,7 +341,7 @@ impl FoyerStore {
     }
 
     fn put_chunk(&self, hex: &str, object_id: u64, n: u64, data: &[u8]) {
-        self.cache.insert(Self::chunk_key(hex, object_id, n), encode_chunk(data));
+        self.put(Self::chunk_key(hex, object_id, n), encode_chunk(data));
     }
 
     fn unregister(&self, hex: &str, write_id: u64) {
@@ -417,7 +473,7 @@ impl Storage for FoyerStore {
         let (internal, header) = meta.serialize()?;
         stored.internal = internal;
         stored.header = header;
-        self.cache.insert(Self::meta_key(&hex), stored.encode());
+        self.put(Self::meta_key(&hex), stored.encode());
         Ok(true)
     }
 
@@ -573,7 +629,7 @@ impl HandleMiss for ChunkWriter {
             internal: self.obj.meta.0.clone(),
             header: self.obj.meta.1.clone(),
         };
-        self.store.cache.insert(FoyerStore::meta_key(&self.hex), stored.encode());
+        self.store.put(FoyerStore::meta_key(&self.hex), stored.encode());
         self.store.index.record(&self.primary, &self.hex, self.written);
         self.obj.finish();
         self.store.unregister(&self.hex, self.write_id);
