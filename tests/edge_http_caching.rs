@@ -17,19 +17,29 @@ struct Bench {
 }
 
 fn start() -> Bench {
+    start_with("")
+}
+
+/// An edge whose config file holds `toml` (the usual flags on top).
+fn start_with(toml: &str) -> Bench {
     let upstream = ScriptOrigin::start();
     let cache = tempfile::tempdir().unwrap();
+    let config = cache.path().join("edge.toml");
+    std::fs::write(&config, toml).unwrap();
     let listen = format!("127.0.0.1:{}", free_port());
     let edge = ServerProcess::start(
         "edge",
         &[
+            "--config", config.to_str().unwrap(),
             "--listen", &listen, "--admin-listen", "127.0.0.1:0", "--upstream", &upstream.url(),
-            "--cache-dir", cache.path().to_str().unwrap(), "--memory-mb", "64", "--disk-mb", "256",
+            "--cache-dir", cache.path().join("disk").to_str().unwrap(), "--memory-mb", "64", "--disk-mb", "256",
         ],
         &[],
     );
     Bench { upstream, edge, _cache: cache }
 }
+
+const HONOR_REQUESTS: &str = "[cache]\nhonor_request_cache_control = true\n";
 
 /// GET through the edge: (status, cache-status, body as text, all headers).
 async fn get(b: &Bench, path_and_query: &str, headers: &[(&str, &str)]) -> (u16, String, String, reqwest::header::HeaderMap) {
@@ -255,7 +265,7 @@ async fn an_unreachable_upstream_is_a_clean_502() {
 
 #[tokio::test]
 async fn request_no_cache_and_max_age_make_the_edge_revalidate() {
-    let b = start();
+    let b = start_with(HONOR_REQUESTS);
     let url = "/rq?cc=max-age%3D600&etag=r1&stamp=1";
     get(&b, url, &[]).await;
     assert!(get(&b, url, &[]).await.1.contains("hit"));
@@ -284,7 +294,7 @@ async fn only_if_cached_answers_504_instead_of_fetching() {
 
 #[tokio::test]
 async fn a_no_store_request_is_neither_served_from_nor_stored_in_the_cache() {
-    let b = start();
+    let b = start_with(HONOR_REQUESTS);
     let url = "/ns?cc=max-age%3D600&stamp=1";
     assert_eq!(get(&b, url, &[("cache-control", "no-store")]).await.2, "fetch 1");
     assert_eq!(get(&b, url, &[]).await.2, "fetch 2", "the no-store response was not kept");
@@ -305,4 +315,17 @@ async fn must_revalidate_and_proxy_revalidate_forbid_serving_stale_on_error() {
         assert!(status >= 500, "{cc}: {status}");
         b.upstream.set_failing(false);
     }
+}
+
+#[tokio::test]
+async fn by_default_a_client_cannot_force_the_edge_back_to_the_origin() {
+    let b = start();
+    let url = "/nc?cc=max-age%3D600&etag=d1&stamp=1";
+    get(&b, url, &[]).await;
+    for cc in ["no-cache", "max-age=0", "no-store"] {
+        let (_, cs, body, _) = get(&b, url, &[("cache-control", cc), ("pragma", "no-cache")]).await;
+        assert!(cs.contains("hit"), "{cc}: {cs}");
+        assert_eq!(body, "fetch 1");
+    }
+    assert_eq!(b.upstream.count("/nc"), 1);
 }

@@ -39,6 +39,8 @@ pub struct EdgeProxy {
     pub(crate) lock: &'static CacheKeyLockImpl,
     pub(crate) wait_timeout: Duration,
     pub(crate) metrics: EdgeMetrics,
+    /// Whether request `no-cache`/`max-age`/`min-fresh`/`no-store` are honoured.
+    pub(crate) honor_request_cache_control: bool,
 }
 
 /// Per-request state.
@@ -79,6 +81,9 @@ impl ProxyHttp for EdgeProxy {
 
     fn request_cache_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
         ctx.directives = RequestDirectives::of(session.req_header());
+        if !self.honor_request_cache_control {
+            ctx.directives = RequestDirectives { only_if_cached: ctx.directives.only_if_cached, ..Default::default() };
+        }
         if matches!(session.req_header().method, Method::GET | Method::HEAD) && !ctx.directives.no_store {
             let mut overrides = CacheOptionOverrides::default();
             overrides.wait_timeout = Some(self.wait_timeout);

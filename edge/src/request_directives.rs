@@ -1,4 +1,7 @@
 //! What a request's own `Cache-Control` asks of this cache (RFC 9111 section 5.2.1).
+//! Only `only-if-cached` is acted on unless the config turns the rest on
+//! (`cache.honor_request_cache_control`): the RFC lets a shared cache treat them as
+//! preferences, and a browser with its cache disabled sends `no-cache` on every request.
 //!
 //! - `no-cache`, and `max-age` / `min-fresh` that a stored response does not satisfy: the
 //!   stored response is revalidated (or refetched) before it is used.

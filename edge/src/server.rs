@@ -96,6 +96,7 @@ impl Edge {
             lock,
             wait_timeout: Duration::from_millis(config.collapse.wait_timeout_ms),
             metrics: self.metrics.clone(),
+            honor_request_cache_control: config.cache.honor_request_cache_control,
         };
 
         let mut conf = ServerConf::default();

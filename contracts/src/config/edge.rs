@@ -75,6 +75,8 @@ pub struct CacheConfig {
     pub write_buffer_mb: u64,
     /// Disk probe interval, milliseconds.
     pub disk_check_ms: u64,
+    /// Whether request `no-cache`, `max-age`, `min-fresh` and `no-store` are honoured.
+    pub honor_request_cache_control: bool,
 }
 
 /// Cache key rules.
@@ -136,6 +138,7 @@ impl Default for CacheConfig {
             chunk_kb: 1024,
             write_buffer_mb: 64,
             disk_check_ms: 5000,
+            honor_request_cache_control: false,
         }
     }
 }
