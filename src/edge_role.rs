@@ -6,7 +6,8 @@
 
 use crate::admin::{Admin, Health, HealthCheck};
 use crate::cli::EdgeArgs;
-use crate::{role_config, shutdown};
+use crate::role_config::{self, Settled};
+use crate::shutdown;
 use anyhow::Context;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -16,25 +17,13 @@ use tokio_util::sync::CancellationToken;
 
 /// Runs `strata edge`.
 pub fn main(args: EdgeArgs) -> anyhow::Result<ExitCode> {
-    if args.config.print_default_config {
-        print!("{DEFAULT_TOML}");
-        return Ok(ExitCode::SUCCESS);
-    }
-    let mut loaded = match role_config::load::<EdgeConfig>(args.config.config.as_deref(), DEFAULT_TOML) {
-        Ok(l) => l,
-        Err(e) => return Ok(config_error(e)),
+    let config = match role_config::settle(&args.config, DEFAULT_TOML, |c| apply_flags(c, &args)) {
+        Settled::Run(c) => c,
+        Settled::Exit(code) => return Ok(code),
     };
-    let flags = apply_flags(&mut loaded.config, &args);
-    if let Err(e) = loaded.validate(flags) {
-        return Ok(config_error(e));
-    }
-    if args.config.check_config {
-        println!("{}: ok", loaded.source);
-        return Ok(ExitCode::SUCCESS);
-    }
     let support = support_runtime()?;
     let shutdown = support.block_on(async { shutdown::on_signal() })?;
-    run(loaded.config, &support, shutdown)?;
+    run(config, &support, shutdown)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -114,9 +103,4 @@ fn apply_flags(config: &mut EdgeConfig, args: &EdgeArgs) -> bool {
         config.admin_token = t.clone();
     }
     *config != before
-}
-
-fn config_error(e: strata_contracts::config::ConfigError) -> ExitCode {
-    eprintln!("error: {e}");
-    ExitCode::from(crate::origin_role::EXIT_CONFIG)
 }

@@ -2,7 +2,7 @@
 
 use crate::admin::{Admin, Health, HealthCheck};
 use crate::cli::OriginArgs;
-use crate::role_config;
+use crate::role_config::{self, Settled};
 use crate::shutdown;
 use anyhow::Context;
 use std::process::ExitCode;
@@ -11,31 +11,16 @@ use strata_contracts::config::origin::{Backend, DEFAULT_TOML, OriginConfig};
 use strata_origin::OriginServer;
 use tokio_util::sync::CancellationToken;
 
-/// Exit code for a config that cannot be used.
-pub const EXIT_CONFIG: u8 = 2;
-
 /// Runs `strata origin`.
 pub fn main(args: OriginArgs) -> anyhow::Result<ExitCode> {
-    if args.config.print_default_config {
-        print!("{DEFAULT_TOML}");
-        return Ok(ExitCode::SUCCESS);
-    }
-    let mut loaded = match role_config::load::<OriginConfig>(args.config.config.as_deref(), DEFAULT_TOML) {
-        Ok(l) => l,
-        Err(e) => return Ok(config_error(e)),
+    let config = match role_config::settle(&args.config, DEFAULT_TOML, |c| apply_flags(c, &args)) {
+        Settled::Run(c) => c,
+        Settled::Exit(code) => return Ok(code),
     };
-    let flags = apply_flags(&mut loaded.config, &args);
-    if let Err(e) = loaded.validate(flags) {
-        return Ok(config_error(e));
-    }
-    if args.config.check_config {
-        println!("{}: ok", loaded.source);
-        return Ok(ExitCode::SUCCESS);
-    }
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
         let shutdown = shutdown::on_signal()?;
-        run(loaded.config, shutdown).await
+        run(config, shutdown).await
     })?;
     Ok(ExitCode::SUCCESS)
 }
@@ -109,9 +94,4 @@ fn apply_flags(config: &mut OriginConfig, args: &OriginArgs) -> bool {
         set(&mut || config.storage.s3.allow_http = true);
     }
     applied
-}
-
-fn config_error(e: strata_contracts::config::ConfigError) -> ExitCode {
-    eprintln!("error: {e}");
-    ExitCode::from(EXIT_CONFIG)
 }
