@@ -265,6 +265,22 @@ async fn an_unreachable_upstream_is_a_clean_502() {
     );
     let r = http1().get(edge.url("/x.m4s")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
+    let retries = support::metric(&edge.admin_url("/metrics"), "strata_edge_upstream_retries_total").await;
+    assert_eq!(retries, 2.0, "two more connect attempts (the default), then the 502");
+}
+
+#[tokio::test]
+async fn a_successful_unsafe_request_invalidates_the_stored_response() {
+    let b = start();
+    let url = "/inv?cc=max-age%3D600&stamp=1";
+    assert_eq!(get(&b, url, &[]).await.2, "fetch 1");
+    assert_eq!(get(&b, url, &[]).await.2, "fetch 1");
+    let r = http1().post(b.edge.url(url)).body("x").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers()["cache-status"].to_str().unwrap().contains("fwd=bypass"));
+    assert_eq!(get(&b, url, &[]).await.2, "fetch 3", "the POST invalidated the stored GET response");
+    let n = support::metric(&b.edge.admin_url("/metrics"), "strata_edge_invalidations_total").await;
+    assert_eq!(n, 1.0);
 }
 
 #[tokio::test]

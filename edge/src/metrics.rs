@@ -19,6 +19,10 @@ pub struct EdgeMetrics {
     pub corrupt_entries: IntCounter,
     /// Requests that failed upstream (connect, timeout, reset).
     pub upstream_errors: IntCounter,
+    /// Connect attempts retried after a failure.
+    pub upstream_retries: IntCounter,
+    /// Stored responses invalidated by an unsafe request (RFC 9111 section 4.4).
+    pub invalidations: IntCounter,
 }
 
 impl EdgeMetrics {
@@ -46,12 +50,29 @@ impl EdgeMetrics {
         )?;
         let upstream_errors =
             IntCounter::new("strata_edge_upstream_errors_total", "Requests that failed upstream")?;
+        let upstream_retries =
+            IntCounter::new("strata_edge_upstream_retries_total", "Upstream connect attempts retried after a failure")?;
+        let invalidations = IntCounter::new(
+            "strata_edge_invalidations_total",
+            "Stored responses invalidated by a successful unsafe request (RFC 9111 section 4.4)",
+        )?;
+        registry.register(Box::new(upstream_retries.clone()))?;
+        registry.register(Box::new(invalidations.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(response_bytes.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(collapsed.clone()))?;
         registry.register(Box::new(corrupt_entries.clone()))?;
         registry.register(Box::new(upstream_errors.clone()))?;
-        Ok(Self { requests, response_bytes, duration, collapsed, corrupt_entries, upstream_errors })
+        Ok(Self {
+            requests,
+            response_bytes,
+            duration,
+            collapsed,
+            corrupt_entries,
+            upstream_errors,
+            upstream_retries,
+            invalidations,
+        })
     }
 }

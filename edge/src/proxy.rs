@@ -29,6 +29,8 @@ pub struct UpstreamSettings {
     pub connect: Duration,
     /// Per-read timeout.
     pub read: Duration,
+    /// Further attempts after a failed connect.
+    pub connect_retries: u32,
 }
 
 /// The edge proxy.
@@ -51,6 +53,8 @@ pub struct RequestCtx {
     not_modified: Option<ResponseHeader>,
     /// The request's own `Cache-Control`.
     directives: RequestDirectives,
+    /// Connect attempts retried so far.
+    retries: u32,
 }
 
 #[async_trait]
@@ -58,7 +62,12 @@ impl ProxyHttp for EdgeProxy {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {
-        RequestCtx { started: Instant::now(), not_modified: None, directives: RequestDirectives::default() }
+        RequestCtx {
+            started: Instant::now(),
+            not_modified: None,
+            directives: RequestDirectives::default(),
+            retries: 0,
+        }
     }
 
     async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
@@ -67,6 +76,22 @@ impl ProxyHttp for EdgeProxy {
         peer.options.connection_timeout = Some(self.upstream.connect);
         peer.options.read_timeout = Some(self.upstream.read);
         Ok(Box::new(peer))
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        // Nothing reached the upstream yet, so even a non-idempotent request may go again.
+        if ctx.retries < self.upstream.connect_retries {
+            ctx.retries += 1;
+            self.metrics.upstream_retries.inc();
+            e.set_retry(true);
+        }
+        e
     }
 
     async fn upstream_request_filter(
@@ -182,7 +207,7 @@ impl ProxyHttp for EdgeProxy {
         &self,
         session: &mut Session,
         resp: &mut ResponseHeader,
-        _ctx: &mut RequestCtx,
+        ctx: &mut RequestCtx,
     ) -> Result<()> {
         let phase = session.cache.phase();
         let ttl = session.cache.maybe_cache_meta().map(|meta| {
@@ -193,6 +218,16 @@ impl ProxyHttp for EdgeProxy {
             }
         });
         resp.insert_header("cache-status", cache_status::header_value(&phase, ttl))?;
+        // RFC 9111 section 4.4: a successful unsafe request invalidates what is stored for
+        // its target URI.
+        let method = &session.req_header().method;
+        if !method.is_safe() && (resp.status.is_success() || resp.status.is_redirection()) {
+            let key = self.cache_key_callback(session, ctx)?;
+            let purged = self.store.purge_key(key.primary_key_str().unwrap_or_default()).await;
+            if purged > 0 {
+                self.metrics.invalidations.inc();
+            }
+        }
         let _ = resp.remove_header(STRATA_CACHE_CONTROL);
         Ok(())
     }

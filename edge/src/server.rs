@@ -90,6 +90,7 @@ impl Edge {
                 url,
                 connect: Duration::from_millis(config.upstream_timeouts.connect_ms),
                 read: Duration::from_millis(config.upstream_timeouts.read_ms),
+                connect_retries: config.upstream_timeouts.connect_retries,
             },
             rules: self.key_rules(),
             store: self.store,

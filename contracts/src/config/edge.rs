@@ -97,6 +97,8 @@ pub struct UpstreamTimeouts {
     pub connect_ms: u64,
     /// Each read: the response head, then each piece of the body.
     pub read_ms: u64,
+    /// Further attempts after a failed connect.
+    pub connect_retries: u32,
 }
 
 /// Request collapsing.
@@ -145,7 +147,7 @@ impl Default for CacheConfig {
 
 impl Default for UpstreamTimeouts {
     fn default() -> Self {
-        Self { connect_ms: 2000, read_ms: 10_000 }
+        Self { connect_ms: 2000, read_ms: 10_000, connect_retries: 2 }
     }
 }
 
@@ -234,6 +236,9 @@ impl Validate for EdgeConfig {
         }
         if !self.admin_token.is_empty() && self.admin_token.len() < 16 {
             return Err(FieldError::new("admin_token", "is shorter than 16 characters; use a long random secret"));
+        }
+        if self.upstream_timeouts.connect_retries > 10 {
+            return Err(FieldError::new("upstream_timeouts.connect_retries", "must be at most 10"));
         }
         if self.threads == 0 || self.threads > 256 {
             return Err(FieldError::new("threads", "must be between 1 and 256"));
