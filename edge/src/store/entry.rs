@@ -102,15 +102,22 @@ pub fn encode_chunk(data: &[u8]) -> Bytes {
 
 /// Verifies a framed chunk and returns its data (zero-copy).
 pub fn decode_chunk(framed: &Bytes, expected_len: usize) -> Result<Bytes, EntryError> {
-    if framed.len() < 4 || framed.len() - 4 != expected_len {
-        return Err(EntryError::Truncated);
-    }
+    let data = unframe_chunk(framed, expected_len)?;
     let crc = u32::from_le_bytes(framed[..4].try_into().unwrap());
-    let data = framed.slice(4..);
     if crc32fast::hash(&data) != crc {
         return Err(EntryError::Checksum);
     }
     Ok(data)
+}
+
+/// Returns a framed chunk's data after checking only its length. For chunks served from the
+/// memory tier, which were framed here or verified when they came off the disk: a profile
+/// of hot hits showed the checksum at 12% of the edge's CPU.
+pub fn unframe_chunk(framed: &Bytes, expected_len: usize) -> Result<Bytes, EntryError> {
+    if framed.len() < 4 || framed.len() - 4 != expected_len {
+        return Err(EntryError::Truncated);
+    }
+    Ok(framed.slice(4..))
 }
 
 struct Reader<'a>(&'a [u8]);
@@ -164,6 +171,13 @@ mod test {
         for cut in 0..enc.len() {
             assert!(StoredMeta::decode(&enc[..cut]).is_err(), "cut at {cut} went unnoticed");
         }
+    }
+
+    #[test]
+    fn unframing_checks_the_length_only() {
+        let framed = encode_chunk(b"segment bytes");
+        assert_eq!(&unframe_chunk(&framed, 13).unwrap()[..], b"segment bytes");
+        assert_eq!(unframe_chunk(&framed, 14), Err(EntryError::Truncated));
     }
 
     #[test]

@@ -14,11 +14,11 @@ mod inflight;
 use crate::metrics::EdgeMetrics;
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
-use entry::{StoredMeta, decode_chunk, encode_chunk};
+use entry::{StoredMeta, decode_chunk, encode_chunk, unframe_chunk};
 use disk::DiskState;
 use foyer::{
     BlockEngineConfig, DeviceBuilder, FsDeviceBuilder, HybridCache, HybridCacheBuilder, HybridCachePolicy,
-    HybridCacheProperties, LfuConfig, LruConfig, Location, RecoverMode, S3FifoConfig,
+    HybridCacheProperties, LfuConfig, LruConfig, Location, RecoverMode, S3FifoConfig, Source,
 };
 use index::KeyIndex;
 use inflight::{Inflight, PartialReader};
@@ -184,14 +184,14 @@ impl FoyerStore {
         }
     }
 
-    /// Looks an entry up; on a disk out of service, in memory only. A read error from the
-    /// disk tier takes the disk out of service.
-    async fn fetch(&self, key: &String) -> Option<Bytes> {
+    /// Looks an entry up, saying whether it was read from the disk tier; on a disk out of
+    /// service, in memory only. A read error from the disk tier takes the disk out of service.
+    async fn fetch_with_source(&self, key: &String) -> Option<(Bytes, bool)> {
         if self.disk.is_some() && !self.disk_in_service() {
-            return self.cache.memory().get(key).map(|e| e.value().clone());
+            return self.cache.memory().get(key).map(|e| (e.value().clone(), false));
         }
         match self.cache.get(key).await {
-            Ok(found) => found.map(|e| e.value().clone()),
+            Ok(found) => found.map(|e| (e.value().clone(), e.source() == Source::Disk)),
             Err(e) => {
                 if let Some(d) = &self.disk {
                     d.failed(&format!("read: {e}"));
@@ -199,6 +199,10 @@ impl FoyerStore {
                 None
             }
         }
+    }
+
+    async fn fetch(&self, key: &String) -> Option<Bytes> {
+        self.fetch_with_source(key).await.map(|(value, _)| value)
     }
 
     /// Removes one stored object (meta first, then its chunks); false if it was not there.
@@ -305,24 +309,28 @@ impl FoyerStore {
         self.cache.contains(key)
     }
 
-    /// Gets an entry, with the same second look as [`Self::present`].
-    async fn get_entry(&self, key: &String) -> Option<Bytes> {
-        if let Some(v) = self.fetch(key).await {
+    /// Gets an entry and whether it came from disk, with the same second look as
+    /// [`Self::present`].
+    async fn get_entry(&self, key: &String) -> Option<(Bytes, bool)> {
+        if let Some(v) = self.fetch_with_source(key).await {
             return Some(v);
         }
         if self.disk_in_service() {
             self.cache.storage().wait().await;
-            return self.fetch(key).await;
+            return self.fetch_with_source(key).await;
         }
         None
     }
 
-    /// Reads and verifies chunk `n` of an object.
+    /// Reads chunk `n` of an object; its checksum is verified when it comes off the disk.
     async fn read_chunk(&self, hex: &str, meta: &StoredMeta, n: u64) -> Result<Bytes> {
         let key = Self::chunk_key(hex, meta.object_id, n);
         let expected = chunk_len(meta, n);
-        let problem = match self.get_entry(&key).await {
-            Some(framed) => match decode_chunk(&framed, expected) {
+        let checked = |(framed, from_disk): (Bytes, bool)| {
+            if from_disk { decode_chunk(&framed, expected) } else { unframe_chunk(&framed, expected) }
+        };
+        let problem = match self.get_entry(&key).await.map(checked) {
+            Some(result) => match result {
                 Ok(data) => return Ok(data),
                 Err(e) => format!("chunk {n}: {e}"),
             },
