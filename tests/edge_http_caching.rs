@@ -349,3 +349,27 @@ async fn by_default_a_client_cannot_force_the_edge_back_to_the_origin() {
     }
     assert_eq!(b.upstream.count("/nc"), 1);
 }
+
+#[tokio::test]
+async fn a_stalled_upstream_never_leaves_clients_hanging() {
+    // The upstream sends its head and a first piece, then stalls for 30 s per piece; the
+    // edge's read timeout (400 ms here) ends the fill, and every client, writer and
+    // followers alike, is released with an error instead of waiting.
+    let b = start_with("[upstream_timeouts]\nread_ms = 400\n[collapse]\nwait_timeout_ms = 1000\n");
+    let url = b.edge.url("/stall?cc=max-age%3D60&len=300000&trickle_ms=30000");
+    let started = Instant::now();
+    let clients = (0..5).map(|_| {
+        let url = url.clone();
+        async move {
+            let client = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
+            match client.get(url).send().await {
+                Ok(r) => r.bytes().await.map(|b| b.len()).unwrap_or(0),
+                Err(_) => 0,
+            }
+        }
+    });
+    let lens = futures::future::join_all(clients).await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(10), "clients were held for {took:?}");
+    assert!(lens.iter().all(|l| *l < 300_000), "no client may see a complete body: {lens:?}");
+}
