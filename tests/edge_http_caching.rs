@@ -373,3 +373,26 @@ async fn a_stalled_upstream_never_leaves_clients_hanging() {
     assert!(took < Duration::from_secs(10), "clients were held for {took:?}");
     assert!(lens.iter().all(|l| *l < 300_000), "no client may see a complete body: {lens:?}");
 }
+
+#[tokio::test]
+async fn when_the_first_fetch_fails_a_waiting_request_takes_over() {
+    let b = start();
+    // The first request for the path reaches the upstream after 300 ms and has its
+    // connection dropped; the others are waiting on the cache lock by then.
+    let url = b.edge.url("/takeover?cc=max-age%3D60&len=100000&delay_ms=300&fail_first=1");
+    let client = http1();
+    let requests = (0..6).map(|i| {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            // Let the first request become the writer before the others arrive.
+            tokio::time::sleep(Duration::from_millis(if i == 0 { 0 } else { 100 })).await;
+            let r = client.get(url).send().await.unwrap();
+            (r.status().as_u16(), r.bytes().await.map(|b| b.len()).unwrap_or(0))
+        }
+    });
+    let results = futures::future::join_all(requests).await;
+    let ok = results.iter().filter(|(s, len)| *s == 200 && *len == 100_000).count();
+    assert_eq!(results[0].0, 502, "the first request's own fetch failed: {results:?}");
+    assert_eq!(ok, 5, "every waiter was served by the second fetch: {results:?}");
+    assert_eq!(b.upstream.count("/takeover"), 2, "one failed fetch, one that a waiter took over");
+}

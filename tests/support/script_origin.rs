@@ -7,7 +7,8 @@
 //! Query parameters: `cc`, `cdn` (CDN-Cache-Control), `scc` (Strata-Cache-Control),
 //! `expires` (seconds from now, may be negative), `age`, `etag` (answers If-None-Match with
 //! 304), `status`, `vary` (the body then echoes that request header), `len` (body bytes,
-//! default 1000), `delay_ms` (before the head), `trickle_ms` (between 64 KiB pieces).
+//! default 1000), `delay_ms` (before the head), `trickle_ms` (between 64 KiB pieces),
+//! `fail_first` (the first N requests for the path get their connection closed, no answer).
 
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -91,11 +92,23 @@ impl Drop for ScriptOrigin {
 
 type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
+/// Closing the connection instead of answering.
+#[derive(Debug)]
+struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped on purpose")
+    }
+}
+
+impl std::error::Error for Dropped {}
+
 async fn respond(
     req: Request<hyper::body::Incoming>,
     counts: Arc<Mutex<HashMap<String, u32>>>,
     failing: Arc<AtomicBool>,
-) -> Result<Response<Body>, Infallible> {
+) -> Result<Response<Body>, Dropped> {
     let path = req.uri().path().to_string();
     let n = {
         let mut c = counts.lock().unwrap();
@@ -114,6 +127,9 @@ async fn respond(
     let num = |k: &str| q.get(k).and_then(|v| v.parse::<i64>().ok());
     if let Some(ms) = num("delay_ms") {
         tokio::time::sleep(Duration::from_millis(ms as u64)).await;
+    }
+    if num("fail_first").is_some_and(|k| i64::from(n) <= k) {
+        return Err(Dropped);
     }
     let mut resp = Response::builder().header("x-origin-count", n.to_string());
     if failing.load(Ordering::SeqCst) {
