@@ -86,8 +86,11 @@ async fn a_miss_fills_the_cache_and_hits_never_reach_the_origin() {
         assert_eq!(sha256(&r.bytes().await.unwrap()), expected);
     }
     assert_eq!(cdn.origin_fetches().await - before, 1.0, "one origin fetch for three requests");
-    let hits = metric(&cdn.edge.admin_url("/metrics"), "strata_edge_requests_total{cache_status=\"hit\"}").await;
-    assert_eq!(hits, 2.0);
+    let page = cdn.edge.admin_url("/metrics");
+    assert_eq!(metric(&page, "strata_edge_requests_total{cache_status=\"hit\"}").await, 2.0);
+    let from_memory = metric(&page, "strata_edge_cache_read_bytes_total{tier=\"memory\"}").await;
+    assert_eq!(from_memory, 2.0 * (3 << 20) as f64, "both hits came from the memory tier");
+    assert_eq!(metric(&page, "strata_edge_upstream_response_seconds_count").await, 1.0);
 }
 
 #[tokio::test]
@@ -163,6 +166,8 @@ async fn a_restarted_edge_serves_its_disk_cache_without_refetching() {
     assert_eq!(sha256(&r.bytes().await.unwrap()), expected);
     assert!(status.starts_with("strata-edge; hit"), "{status}");
     assert_eq!(cdn.origin_fetches().await, before, "no refetch after restart");
+    let from_disk = metric(&cdn.edge.admin_url("/metrics"), "strata_edge_cache_read_bytes_total{tier=\"disk\"}").await;
+    assert_eq!(from_disk, (40 << 20) as f64, "after a restart the body came off the disk tier");
 }
 
 #[tokio::test]

@@ -23,6 +23,10 @@ pub struct EdgeMetrics {
     pub upstream_retries: IntCounter,
     /// Stored responses invalidated by an unsafe request (RFC 9111 section 4.4).
     pub invalidations: IntCounter,
+    /// Body bytes read from the cache for responses, by tier (`memory`, `disk`).
+    pub cache_read_bytes: IntCounterVec,
+    /// Time from choosing the upstream to its response head.
+    pub upstream_latency: Histogram,
 }
 
 impl EdgeMetrics {
@@ -56,6 +60,19 @@ impl EdgeMetrics {
             "strata_edge_invalidations_total",
             "Stored responses invalidated by a successful unsafe request (RFC 9111 section 4.4)",
         )?;
+        let cache_read_bytes = IntCounterVec::new(
+            Opts::new("strata_edge_cache_read_bytes_total", "Body bytes read from the cache for responses, by tier"),
+            &["tier"],
+        )?;
+        let upstream_latency = Histogram::with_opts(
+            HistogramOpts::new(
+                "strata_edge_upstream_response_seconds",
+                "Time from choosing the upstream to receiving its response head",
+            )
+            .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+        )?;
+        registry.register(Box::new(cache_read_bytes.clone()))?;
+        registry.register(Box::new(upstream_latency.clone()))?;
         registry.register(Box::new(upstream_retries.clone()))?;
         registry.register(Box::new(invalidations.clone()))?;
         registry.register(Box::new(requests.clone()))?;
@@ -73,6 +90,8 @@ impl EdgeMetrics {
             upstream_errors,
             upstream_retries,
             invalidations,
+            cache_read_bytes,
+            upstream_latency,
         })
     }
 }

@@ -55,6 +55,8 @@ pub struct RequestCtx {
     directives: RequestDirectives,
     /// Connect attempts retried so far.
     retries: u32,
+    /// When the current upstream attempt began.
+    upstream_started: Option<Instant>,
 }
 
 #[async_trait]
@@ -67,10 +69,12 @@ impl ProxyHttp for EdgeProxy {
             not_modified: None,
             directives: RequestDirectives::default(),
             retries: 0,
+            upstream_started: None,
         }
     }
 
-    async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+        ctx.upstream_started = Some(Instant::now());
         let url = &self.upstream.url;
         let mut peer = HttpPeer::new(url.authority.as_str(), false, url.host.clone());
         peer.options.connection_timeout = Some(self.upstream.connect);
@@ -134,6 +138,9 @@ impl ProxyHttp for EdgeProxy {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if let Some(started) = ctx.upstream_started.take() {
+            self.metrics.upstream_latency.observe(started.elapsed().as_secs_f64());
+        }
         if upstream_response.status == http::StatusCode::NOT_MODIFIED {
             ctx.not_modified = Some(upstream_response.clone());
         }

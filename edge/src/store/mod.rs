@@ -322,12 +322,14 @@ impl FoyerStore {
         None
     }
 
-    /// Reads chunk `n` of an object; its checksum is verified when it comes off the disk.
-    async fn read_chunk(&self, hex: &str, meta: &StoredMeta, n: u64) -> Result<Bytes> {
+    /// Reads chunk `n` of an object, and whether it came off the disk (where its checksum is
+    /// verified).
+    async fn read_chunk(&self, hex: &str, meta: &StoredMeta, n: u64) -> Result<(Bytes, bool)> {
         let key = Self::chunk_key(hex, meta.object_id, n);
         let expected = chunk_len(meta, n);
         let checked = |(framed, from_disk): (Bytes, bool)| {
-            if from_disk { decode_chunk(&framed, expected) } else { unframe_chunk(&framed, expected) }
+            let data = if from_disk { decode_chunk(&framed, expected) } else { unframe_chunk(&framed, expected) };
+            data.map(|d| (d, from_disk))
         };
         let problem = match self.get_entry(&key).await.map(checked) {
             Some(result) => match result {
@@ -511,8 +513,8 @@ struct ChunkReader {
     pos: u64,
     /// Exclusive end.
     end: u64,
-    /// Chunk 0, already read by the lookup.
-    first: Option<Bytes>,
+    /// Chunk 0 (and whether it came off the disk), already read by the lookup.
+    first: Option<(Bytes, bool)>,
 }
 
 impl ChunkReader {
@@ -522,7 +524,7 @@ impl ChunkReader {
         }
         let cs = self.meta.chunk_size as u64;
         let n = self.pos / cs;
-        let chunk = match (n, &self.first) {
+        let (chunk, from_disk) = match (n, &self.first) {
             (0, Some(first)) => first.clone(),
             _ => self.store.read_chunk(&self.hex, &self.meta, n).await?,
         };
@@ -530,6 +532,8 @@ impl ChunkReader {
         let start = (self.pos - base) as usize;
         let stop = ((self.end - base) as usize).min(chunk.len());
         self.pos = base + stop as u64;
+        let tier = if from_disk { "disk" } else { "memory" };
+        self.store.metrics.cache_read_bytes.with_label_values(&[tier]).inc_by((stop - start) as u64);
         Ok(Some(chunk.slice(start..stop)))
     }
 
