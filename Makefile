@@ -7,10 +7,11 @@ demo:
 	.ci/install-deps demo
 	cargo run --release --locked -- demo
 
-# Run every test: unit tests and the end-to-end tests that start real processes on loopback.
-# The last line sums up every test binary's result.
+# Check formatting, then run every test: unit tests and the end-to-end tests that start real
+# processes on loopback. The last line sums up every test binary's result.
 test:
 	.ci/install-deps test
+	cargo fmt --all --check
 	set -o pipefail; log=$$(mktemp); \
 	cargo test --workspace --locked 2>&1 | tee "$$log"; status=$$?; \
 	awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$$log"; \

@@ -63,7 +63,15 @@ impl Admin {
         registry.register(Box::new(info))?;
         let addr = listener.local_addr().unwrap_or(addr);
         tracing::info!(%addr, role, paths = "/metrics /healthz", "admin listening");
-        Ok(Self { listener, state: AdminState { role, registry, health }, role_routes })
+        Ok(Self {
+            listener,
+            state: AdminState {
+                role,
+                registry,
+                health,
+            },
+            role_routes,
+        })
     }
 
     /// The bound address.
@@ -89,7 +97,11 @@ async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
     let encoder = TextEncoder::new();
     let mut out = Vec::new();
     match encoder.encode(&state.registry.gather(), &mut out) {
-        Ok(()) => (StatusCode::OK, [(header::CONTENT_TYPE, encoder.format_type().to_string())], out),
+        Ok(()) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, encoder.format_type().to_string())],
+            out,
+        ),
         Err(e) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             [(header::CONTENT_TYPE, "text/plain".to_string())],

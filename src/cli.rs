@@ -151,6 +151,11 @@ pub struct EdgeArgs {
     pub threads: Option<usize>,
     /// Bearer credential for the admin API (overrides `admin_token`); prefer the environment
     /// variable, which other users of the machine cannot read from the process list.
-    #[arg(long, value_name = "SECRET", env = "STRATA_EDGE_ADMIN_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "STRATA_EDGE_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
     pub admin_token: Option<String>,
 }

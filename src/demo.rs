@@ -18,7 +18,11 @@ const DEMO_TITLE_SECS: u32 = 30;
 
 /// Runs `strata sample-content`.
 pub fn sample_content(args: SampleContentArgs) -> anyhow::Result<ExitCode> {
-    eprintln!("making a {} s sample title with ffmpeg in {} ...", args.duration, args.out.display());
+    eprintln!(
+        "making a {} s sample title with ffmpeg in {} ...",
+        args.duration,
+        args.out.display()
+    );
     let title = packaging::make_sample_title(&args.out, args.duration)?;
     println!("HLS master playlist: {}", title.master_playlist.display());
     println!("DASH MPD:            {}", title.mpd.display());
@@ -37,7 +41,10 @@ pub fn main(args: DemoArgs) -> anyhow::Result<ExitCode> {
         packaging::make_sample_title(&content, DEMO_TITLE_SECS)?;
     }
     let port = |offset: u16| -> anyhow::Result<SocketAddr> {
-        let p = args.port_base.checked_add(offset).context("--port-base is too high")?;
+        let p = args
+            .port_base
+            .checked_add(offset)
+            .context("--port-base is too high")?;
         Ok(SocketAddr::new(args.host, p))
     };
     let origin = OriginConfig {
@@ -92,12 +99,17 @@ pub fn main(args: DemoArgs) -> anyhow::Result<ExitCode> {
         println!("  edge health          http://{}/healthz", edge.admin_listen);
         println!("  origin metrics       http://{origin_admin}/metrics");
         println!("  origin health        http://{origin_admin}/healthz");
-        println!("  origin (no cache)    http://{}/sample/master.m3u8", origin.listen);
+        println!(
+            "  origin (no cache)    http://{}/sample/master.m3u8",
+            origin.listen
+        );
         println!("Content: {}. Press Ctrl-C to stop.", content.display());
     } else {
         shutdown.cancel();
     }
-    let edge_result = edge_thread.join().map_err(|_| anyhow::anyhow!("the edge thread panicked"))?;
+    let edge_result = edge_thread
+        .join()
+        .map_err(|_| anyhow::anyhow!("the edge thread panicked"))?;
     runtime.block_on(origin_task).context("origin task")??;
     edge_result.context("edge")?;
     anyhow::ensure!(up, "the edge did not start listening on {}", edge.listen);

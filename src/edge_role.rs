@@ -39,7 +39,11 @@ pub fn support_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// Opens the cache, starts the admin listener, serves until `shutdown`, then closes the
 /// cache so that pending disk writes land. Blocks the calling thread.
-pub fn run(config: EdgeConfig, support: &tokio::runtime::Runtime, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub fn run(
+    config: EdgeConfig,
+    support: &tokio::runtime::Runtime,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let registry = prometheus::Registry::new();
     let admin_addr = config.admin_listen;
     let (edge, admin) = support.block_on(async {

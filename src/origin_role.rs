@@ -45,7 +45,14 @@ pub async fn bind(config: &OriginConfig) -> anyhow::Result<(OriginServer, Admin)
             }
         })
     });
-    let admin = Admin::bind(config.admin_listen, "origin", registry, check, axum::Router::new()).await?;
+    let admin = Admin::bind(
+        config.admin_listen,
+        "origin",
+        registry,
+        check,
+        axum::Router::new(),
+    )
+    .await?;
     Ok((origin, admin))
 }
 

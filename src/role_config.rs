@@ -64,10 +64,16 @@ fn load<T: serde::de::DeserializeOwned>(
     default_toml: &str,
 ) -> Result<Loaded<T>, ConfigError> {
     match file {
-        Some(path) => Ok(Loaded { config: config::read(path)?, source: path.display().to_string() }),
+        Some(path) => Ok(Loaded {
+            config: config::read(path)?,
+            source: path.display().to_string(),
+        }),
         None => {
             let source = "built-in defaults".to_string();
-            Ok(Loaded { config: config::parse(&source, default_toml)?, source })
+            Ok(Loaded {
+                config: config::parse(&source, default_toml)?,
+                source,
+            })
         }
     }
 }

@@ -18,8 +18,14 @@ fn browser_available() -> bool {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     let missing: Vec<&str> = [
         (Command::new("node").arg("--version").output().is_err(), "node"),
-        (!Path::new(&chromium).exists(), "chromium (apt-get install -y chromium)"),
-        (!browser_dir().join("node_modules/hls.js").exists(), "player packages (cd tests/browser && npm ci)"),
+        (
+            !Path::new(&chromium).exists(),
+            "chromium (apt-get install -y chromium)",
+        ),
+        (
+            !browser_dir().join("node_modules/hls.js").exists(),
+            "player packages (cd tests/browser && npm ci)",
+        ),
     ]
     .into_iter()
     .filter_map(|(gone, what)| gone.then_some(what))
@@ -44,7 +50,10 @@ fn play(player: &str, url: &str) -> serde_json::Value {
         .expect("run node");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let line = stdout.lines().last().unwrap_or_else(|| {
-        panic!("{player}: no result; stderr:\n{}", String::from_utf8_lossy(&out.stderr))
+        panic!(
+            "{player}: no result; stderr:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
     });
     serde_json::from_str(line).unwrap_or_else(|e| panic!("{player}: {e}: {line}"))
 }
@@ -57,7 +66,14 @@ async fn hls_js_and_dash_js_play_the_sample_title_through_the_edge() {
     let root = sample_content_root();
     let origin = ServerProcess::start(
         "origin",
-        &["--root", root.to_str().unwrap(), "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"],
+        &[
+            "--root",
+            root.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ],
         &[],
     );
     let cache = tempfile::tempdir().unwrap();
@@ -65,9 +81,18 @@ async fn hls_js_and_dash_js_play_the_sample_title_through_the_edge() {
     let edge = ServerProcess::start(
         "edge",
         &[
-            "--listen", &listen, "--admin-listen", "127.0.0.1:0",
-            "--upstream", &format!("http://{}", origin.data_addr),
-            "--cache-dir", cache.path().to_str().unwrap(), "--memory-mb", "64", "--disk-mb", "256",
+            "--listen",
+            &listen,
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--upstream",
+            &format!("http://{}", origin.data_addr),
+            "--cache-dir",
+            cache.path().to_str().unwrap(),
+            "--memory-mb",
+            "64",
+            "--disk-mb",
+            "256",
         ],
         &[],
     );
@@ -77,11 +102,18 @@ async fn hls_js_and_dash_js_play_the_sample_title_through_the_edge() {
         assert!(state["currentTime"].as_f64().unwrap() > 2.0, "{player}: {state}");
         assert!(state["width"].as_u64().unwrap() >= 640, "{player}: {state}");
         assert!(state["decodedFrames"].as_u64().unwrap() > 60, "{player}: {state}");
-        assert!(state["errors"].as_array().unwrap().is_empty(), "{player}: {state}");
+        assert!(
+            state["errors"].as_array().unwrap().is_empty(),
+            "{player}: {state}"
+        );
         // Manifest, playlists, init and media segments all came through the edge.
         assert!(state["mediaRequests"].as_u64().unwrap() >= 6, "{player}: {state}");
     }
     // The second player found the shared segments in the edge's cache.
-    let hits = metric(&edge.admin_url("/metrics"), "strata_edge_requests_total{cache_status=\"hit\"}").await;
+    let hits = metric(
+        &edge.admin_url("/metrics"),
+        "strata_edge_requests_total{cache_status=\"hit\"}",
+    )
+    .await;
     assert!(hits > 0.0, "no cache hits");
 }

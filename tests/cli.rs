@@ -14,7 +14,14 @@ fn help_lists_the_roles_and_the_trial_flags() {
     }
     let (status, out, _) = run_strata(&["origin", "--help"], &[]);
     assert!(status.success());
-    for flag in ["--config", "--print-default-config", "--listen", "--root", "--s3-bucket", "--admin-listen"] {
+    for flag in [
+        "--config",
+        "--print-default-config",
+        "--listen",
+        "--root",
+        "--s3-bucket",
+        "--admin-listen",
+    ] {
         assert!(out.contains(flag), "{flag} missing from:\n{out}");
     }
 }
@@ -24,14 +31,20 @@ fn the_printed_default_config_is_valid_and_checkable() {
     let (status, text, _) = run_strata(&["origin", "--print-default-config"], &[]);
     assert!(status.success());
     assert!(text.contains("version = 1"));
-    assert!(text.lines().filter(|l| l.trim_start().starts_with('#')).count() > 20, "documented");
+    assert!(
+        text.lines().filter(|l| l.trim_start().starts_with('#')).count() > 20,
+        "documented"
+    );
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("origin.toml");
     let root = dir.path().join("content");
     std::fs::create_dir(&root).unwrap();
     let text = text.replace("/var/lib/strata/content", root.to_str().unwrap());
     std::fs::write(&file, text).unwrap();
-    let (status, out, err) = run_strata(&["origin", "--config", file.to_str().unwrap(), "--check-config"], &[]);
+    let (status, out, err) = run_strata(
+        &["origin", "--config", file.to_str().unwrap(), "--check-config"],
+        &[],
+    );
     assert!(status.success(), "{out}{err}");
     assert!(out.contains("ok"));
 }
@@ -40,7 +53,10 @@ fn config_error(toml: &str) -> (i32, String) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bad.toml");
     std::fs::write(&file, toml).unwrap();
-    let (status, _, err) = run_strata(&["origin", "--config", file.to_str().unwrap(), "--check-config"], &[]);
+    let (status, _, err) = run_strata(
+        &["origin", "--config", file.to_str().unwrap(), "--check-config"],
+        &[],
+    );
     assert!(err.contains(file.to_str().unwrap()), "names the file: {err}");
     (status.code().unwrap(), err)
 }
@@ -49,19 +65,32 @@ fn config_error(toml: &str) -> (i32, String) {
 fn bad_values_name_file_field_and_reason() {
     let (code, err) = config_error("listen = \"not an address\"\n");
     assert_eq!(code, 2);
-    assert!(err.contains("field `listen`") && err.contains("socket address"), "{err}");
+    assert!(
+        err.contains("field `listen`") && err.contains("socket address"),
+        "{err}"
+    );
 
     let (code, err) = config_error("[storage]\nbackend = \"ftp\"\n");
     assert_eq!(code, 2);
-    assert!(err.contains("field `storage.backend`") && err.contains("ftp"), "{err}");
+    assert!(
+        err.contains("field `storage.backend`") && err.contains("ftp"),
+        "{err}"
+    );
 
     let (code, err) = config_error("[storage]\nroot = \"/no/such/dir\"\n");
     assert_eq!(code, 2);
-    assert!(err.contains("field `storage.root`") && err.contains("/no/such/dir"), "{err}");
+    assert!(
+        err.contains("field `storage.root`") && err.contains("/no/such/dir"),
+        "{err}"
+    );
 
-    let (code, err) = config_error("[storage]\nroot = \"/tmp\"\n[cache_control]\nsegment = \"max-age=forever\"\n");
+    let (code, err) =
+        config_error("[storage]\nroot = \"/tmp\"\n[cache_control]\nsegment = \"max-age=forever\"\n");
     assert_eq!(code, 2);
-    assert!(err.contains("field `cache_control.segment`") && err.contains("max-age"), "{err}");
+    assert!(
+        err.contains("field `cache_control.segment`") && err.contains("max-age"),
+        "{err}"
+    );
 
     let (code, err) = config_error("[limits]\nmax_rangez = 3\n");
     assert_eq!(code, 2);
@@ -80,11 +109,17 @@ fn bad_values_name_file_field_and_reason() {
 fn a_missing_file_and_bad_flags_are_named() {
     let (status, _, err) = run_strata(&["origin", "--config", "/no/such/origin.toml"], &[]);
     assert_eq!(status.code(), Some(2));
-    assert!(err.contains("/no/such/origin.toml") && err.contains("cannot read"), "{err}");
+    assert!(
+        err.contains("/no/such/origin.toml") && err.contains("cannot read"),
+        "{err}"
+    );
 
     let (status, _, err) = run_strata(&["origin", "--root", "/no/such/dir", "--check-config"], &[]);
     assert_eq!(status.code(), Some(2));
-    assert!(err.contains("command-line flags") && err.contains("storage.root"), "{err}");
+    assert!(
+        err.contains("command-line flags") && err.contains("storage.root"),
+        "{err}"
+    );
 
     let (status, _, err) = run_strata(&["origin", "--listen", "nonsense"], &[]);
     assert!(!status.success());

@@ -21,7 +21,13 @@ async fn demo_prints_working_urls_and_stops_cleanly_on_ctrl_c() {
         }
     };
     let mut child = Command::new(support::strata_bin())
-        .args(["demo", "--data-dir", data.path().to_str().unwrap(), "--port-base", &port.to_string()])
+        .args([
+            "demo",
+            "--data-dir",
+            data.path().to_str().unwrap(),
+            "--port-base",
+            &port.to_string(),
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -47,7 +53,10 @@ async fn demo_prints_working_urls_and_stops_cleanly_on_ctrl_c() {
         }
     }
     let url_of = |label: &str| -> String {
-        let line = lines.iter().find(|l| l.contains(label)).unwrap_or_else(|| panic!("{label} missing"));
+        let line = lines
+            .iter()
+            .find(|l| l.contains(label))
+            .unwrap_or_else(|| panic!("{label} missing"));
         line.split_whitespace().last().unwrap().to_string()
     };
     let master = url_of("HLS master playlist");
@@ -55,7 +64,10 @@ async fn demo_prints_working_urls_and_stops_cleanly_on_ctrl_c() {
     let health = url_of("origin health");
     let edge_health = url_of("edge health");
     // Players are pointed at the edge, which sits in front of the origin.
-    assert_eq!(master, format!("http://127.0.0.1:{}/sample/master.m3u8", port + 1));
+    assert_eq!(
+        master,
+        format!("http://127.0.0.1:{}/sample/master.m3u8", port + 1)
+    );
 
     let c = http1();
     let playlist = c.get(&master).send().await.unwrap();
@@ -65,19 +77,39 @@ async fn demo_prints_working_urls_and_stops_cleanly_on_ctrl_c() {
     // Follow the playlist the way a player does: a rendition, its init and first segment.
     let media_uri = text.lines().find(|l| l.ends_with(".m3u8")).unwrap();
     let base = master.rsplit_once('/').unwrap().0;
-    let media = c.get(format!("{base}/{media_uri}")).send().await.unwrap().text().await.unwrap();
+    let media = c
+        .get(format!("{base}/{media_uri}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let seg = media.lines().find(|l| l.ends_with(".m4s")).unwrap();
     let r = c.get(format!("{base}/{seg}")).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    assert!(r.headers()["cache-status"].to_str().unwrap().starts_with("strata-edge"));
+    assert!(
+        r.headers()["cache-status"]
+            .to_str()
+            .unwrap()
+            .starts_with("strata-edge")
+    );
     assert!(r.bytes().await.unwrap().len() > 1000);
     let again = c.get(format!("{base}/{seg}")).send().await.unwrap();
-    assert!(again.headers()["cache-status"].to_str().unwrap().starts_with("strata-edge; hit"));
+    assert!(
+        again.headers()["cache-status"]
+            .to_str()
+            .unwrap()
+            .starts_with("strata-edge; hit")
+    );
     assert_eq!(c.get(&mpd).send().await.unwrap().status(), 200);
     assert_eq!(c.get(&health).send().await.unwrap().status(), 200);
     assert_eq!(c.get(&edge_health).send().await.unwrap().status(), 200);
 
-    let ok = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let ok = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(ok.success());
     let deadline = Instant::now() + Duration::from_secs(15);
     let status = loop {
@@ -88,5 +120,8 @@ async fn demo_prints_working_urls_and_stops_cleanly_on_ctrl_c() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "{status:?}");
-    assert!(data.path().join("content/sample/manifest.mpd").is_file(), "content kept for the next run");
+    assert!(
+        data.path().join("content/sample/manifest.mpd").is_file(),
+        "content kept for the next run"
+    );
 }

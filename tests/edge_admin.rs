@@ -14,8 +14,18 @@ const TOKEN: &str = "test-admin-token-0123456789";
 fn start_edge(upstream: &ScriptOrigin, cache: &Path, token: Option<&str>) -> ServerProcess {
     let listen = format!("127.0.0.1:{}", free_port());
     let args = [
-        "--listen", &listen, "--admin-listen", "127.0.0.1:0", "--upstream", &upstream.url(),
-        "--cache-dir", cache.to_str().unwrap(), "--memory-mb", "64", "--disk-mb", "256",
+        "--listen",
+        &listen,
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--upstream",
+        &upstream.url(),
+        "--cache-dir",
+        cache.to_str().unwrap(),
+        "--memory-mb",
+        "64",
+        "--disk-mb",
+        "256",
     ];
     match token {
         Some(t) => ServerProcess::start("edge", &args, &[("STRATA_EDGE_ADMIN_TOKEN", t)]),
@@ -33,7 +43,13 @@ async fn fetch(edge: &ServerProcess, path: &str) -> String {
     cs
 }
 
-async fn admin(edge: &ServerProcess, method: &str, path: &str, token: Option<&str>, body: &str) -> (StatusCode, serde_json::Value) {
+async fn admin(
+    edge: &ServerProcess,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (StatusCode, serde_json::Value) {
     let url = edge.admin_url(path);
     let mut req = match method {
         "POST" => http1().post(url).body(body.to_string()),
@@ -67,7 +83,14 @@ async fn the_admin_api_is_off_without_a_token_and_refuses_a_wrong_one() {
     let (status, v) = admin(&edge, "POST", "/v1/purge", Some(TOKEN), "not json").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(v["message"].as_str().unwrap().contains("purge request"), "{v}");
-    let (status, _) = admin(&edge, "POST", "/v1/purge", Some(TOKEN), r#"{"prefixes":["no-slash"]}"#).await;
+    let (status, _) = admin(
+        &edge,
+        "POST",
+        "/v1/purge",
+        Some(TOKEN),
+        r#"{"prefixes":["no-slash"]}"#,
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
@@ -83,14 +106,33 @@ async fn inventory_lists_and_purge_removes_by_url_and_prefix_even_across_restart
     assert_eq!(status, StatusCode::OK);
     assert_eq!(inv["count"], 2, "{inv}");
     assert_eq!(inv["bytes"], 10_000, "{inv}");
-    assert!(inv["objects"][0]["key"].as_str().unwrap().ends_with("/t/a/1.m4s?cc=max-age%3D600&len=5000"), "{inv}");
+    assert!(
+        inv["objects"][0]["key"]
+            .as_str()
+            .unwrap()
+            .ends_with("/t/a/1.m4s?cc=max-age%3D600&len=5000"),
+        "{inv}"
+    );
 
     // Purge one URL, as a player would have requested it (CMCD does not matter).
     let url = format!("http://{}/t/a/1.m4s{Q}&CMCD=bl%3D100", edge.data_addr);
-    let (status, v) = admin(&edge, "POST", "/v1/purge", Some(TOKEN), &format!(r#"{{"urls":["{url}"]}}"#)).await;
+    let (status, v) = admin(
+        &edge,
+        "POST",
+        "/v1/purge",
+        Some(TOKEN),
+        &format!(r#"{{"urls":["{url}"]}}"#),
+    )
+    .await;
     assert_eq!((status, v["purged"].as_u64()), (StatusCode::OK, Some(1)));
-    assert!(fetch(&edge, "/t/a/1.m4s").await.contains("fwd=miss"), "a purged object is fetched again");
-    assert!(fetch(&edge, "/t/a/2.m4s").await.contains("hit"), "its neighbour is untouched");
+    assert!(
+        fetch(&edge, "/t/a/1.m4s").await.contains("fwd=miss"),
+        "a purged object is fetched again"
+    );
+    assert!(
+        fetch(&edge, "/t/a/2.m4s").await.contains("hit"),
+        "its neighbour is untouched"
+    );
 
     // Purge a prefix.
     let (_, v) = admin(&edge, "POST", "/v1/purge", Some(TOKEN), r#"{"prefixes":["/t/"]}"#).await;
@@ -106,6 +148,9 @@ async fn inventory_lists_and_purge_removes_by_url_and_prefix_even_across_restart
     let (_, inv) = admin(&edge, "GET", "/v1/inventory?prefix=/", Some(TOKEN), "").await;
     assert_eq!(inv["count"], 1, "{inv}");
     assert!(fetch(&edge, "/u/x.m4s").await.contains("hit"));
-    assert!(fetch(&edge, "/t/b/1.m4s").await.contains("fwd=miss"), "purged stays purged after a restart");
+    assert!(
+        fetch(&edge, "/t/b/1.m4s").await.contains("fwd=miss"),
+        "purged stays purged after a restart"
+    );
     assert_eq!(upstream.count("/t/b/1.m4s"), count_before + 1);
 }

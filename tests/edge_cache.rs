@@ -28,7 +28,12 @@ impl Cdn {
         std::fs::write(content.path().join("t/meta.json"), b"{\"v\":1}").unwrap();
         let origin = start_origin(content.path());
         let edge = start_edge(&origin, cache.path());
-        Cdn { origin, edge, content, cache }
+        Cdn {
+            origin,
+            edge,
+            content,
+            cache,
+        }
     }
 
     fn restart_edge(&mut self) {
@@ -39,7 +44,11 @@ impl Cdn {
     }
 
     async fn origin_fetches(&self) -> f64 {
-        metric(&self.origin.admin_url("/metrics"), "strata_origin_requests_total{status_class=\"2xx\"}").await
+        metric(
+            &self.origin.admin_url("/metrics"),
+            "strata_origin_requests_total{status_class=\"2xx\"}",
+        )
+        .await
     }
 
     fn file(&self, rel: &str) -> Vec<u8> {
@@ -50,7 +59,14 @@ impl Cdn {
 fn start_origin(root: &Path) -> ServerProcess {
     ServerProcess::start(
         "origin",
-        &["--root", root.to_str().unwrap(), "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"],
+        &[
+            "--root",
+            root.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ],
         &[],
     )
 }
@@ -61,8 +77,18 @@ fn start_edge(origin: &ServerProcess, cache: &Path) -> ServerProcess {
     ServerProcess::start(
         "edge",
         &[
-            "--listen", &listen, "--admin-listen", "127.0.0.1:0", "--upstream", &upstream,
-            "--cache-dir", cache.to_str().unwrap(), "--memory-mb", "64", "--disk-mb", "256",
+            "--listen",
+            &listen,
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--upstream",
+            &upstream,
+            "--cache-dir",
+            cache.to_str().unwrap(),
+            "--memory-mb",
+            "64",
+            "--disk-mb",
+            "256",
         ],
         &[],
     )
@@ -85,26 +111,56 @@ async fn a_miss_fills_the_cache_and_hits_never_reach_the_origin() {
         }
         assert_eq!(sha256(&r.bytes().await.unwrap()), expected);
     }
-    assert_eq!(cdn.origin_fetches().await - before, 1.0, "one origin fetch for three requests");
+    assert_eq!(
+        cdn.origin_fetches().await - before,
+        1.0,
+        "one origin fetch for three requests"
+    );
     let page = cdn.edge.admin_url("/metrics");
-    assert_eq!(metric(&page, "strata_edge_requests_total{cache_status=\"hit\"}").await, 2.0);
+    assert_eq!(
+        metric(&page, "strata_edge_requests_total{cache_status=\"hit\"}").await,
+        2.0
+    );
     let from_memory = metric(&page, "strata_edge_cache_read_bytes_total{tier=\"memory\"}").await;
-    assert_eq!(from_memory, 2.0 * (3 << 20) as f64, "both hits came from the memory tier");
-    assert_eq!(metric(&page, "strata_edge_upstream_response_seconds_count").await, 1.0);
+    assert_eq!(
+        from_memory,
+        2.0 * (3 << 20) as f64,
+        "both hits came from the memory tier"
+    );
+    assert_eq!(
+        metric(&page, "strata_edge_upstream_response_seconds_count").await,
+        1.0
+    );
 }
 
 #[tokio::test]
 async fn cmcd_and_tokens_do_not_split_the_cache() {
     let cdn = Cdn::start();
     let before = cdn.origin_fetches().await;
-    for query in ["", "?CMCD=br%3D3200%2Cbl%3D2000", "?token=abc&CMCD=sid%3D%22x%22", "?CMCD=bl%3D9"] {
-        let r = http1().get(cdn.edge.url(&format!("/t/seg-1.m4s{query}"))).send().await.unwrap();
+    for query in [
+        "",
+        "?CMCD=br%3D3200%2Cbl%3D2000",
+        "?token=abc&CMCD=sid%3D%22x%22",
+        "?CMCD=bl%3D9",
+    ] {
+        let r = http1()
+            .get(cdn.edge.url(&format!("/t/seg-1.m4s{query}")))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::OK);
         r.bytes().await.unwrap();
     }
     assert_eq!(cdn.origin_fetches().await - before, 1.0);
     // A parameter that selects content does split it.
-    http1().get(cdn.edge.url("/t/seg-1.m4s?v=2")).send().await.unwrap().bytes().await.unwrap();
+    http1()
+        .get(cdn.edge.url("/t/seg-1.m4s?v=2"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     assert_eq!(cdn.origin_fetches().await - before, 2.0);
 }
 
@@ -124,15 +180,38 @@ async fn concurrent_misses_collapse_into_one_origin_fetch() {
         }
     });
     let bodies = join_all(requests).await;
-    assert!(bodies.iter().all(|b| *b == expected), "every client got the whole object");
+    assert!(
+        bodies.iter().all(|b| *b == expected),
+        "every client got the whole object"
+    );
     let fetches = cdn.origin_fetches().await - before;
     if fetches != 1.0 {
-        let page = http1().get(cdn.edge.admin_url("/metrics")).send().await.unwrap().text().await.unwrap();
+        let page = http1()
+            .get(cdn.edge.admin_url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         let edge: Vec<&str> = page.lines().filter(|l| l.starts_with("strata_edge")).collect();
-        let logs: Vec<String> = cdn.edge.drain_logs().into_iter().filter(|l| !l.contains("\"request\"")).collect();
-        panic!("the origin saw {fetches} fetches\n{}\n{}", edge.join("\n"), logs.join("\n"));
+        let logs: Vec<String> = cdn
+            .edge
+            .drain_logs()
+            .into_iter()
+            .filter(|l| !l.contains("\"request\""))
+            .collect();
+        panic!(
+            "the origin saw {fetches} fetches\n{}\n{}",
+            edge.join("\n"),
+            logs.join("\n")
+        );
     }
-    let collapsed = metric(&cdn.edge.admin_url("/metrics"), "strata_edge_collapsed_requests_total").await;
+    let collapsed = metric(
+        &cdn.edge.admin_url("/metrics"),
+        "strata_edge_collapsed_requests_total",
+    )
+    .await;
     assert!(collapsed >= 1.0, "some requests followed the fill: {collapsed}");
 }
 
@@ -141,15 +220,32 @@ async fn ranges_are_served_on_a_miss_and_from_the_cache() {
     let cdn = Cdn::start();
     let data = cdn.file("t/big.m4s");
     let n = data.len();
-    for (range, from, to) in [("bytes=0-99", 0, 99), ("bytes=5000000-7000000", 5_000_000, 7_000_000), ("bytes=-10", n - 10, n - 1)] {
-        let r = http1().get(cdn.edge.url("/t/big.m4s")).header("range", range).send().await.unwrap();
+    for (range, from, to) in [
+        ("bytes=0-99", 0, 99),
+        ("bytes=5000000-7000000", 5_000_000, 7_000_000),
+        ("bytes=-10", n - 10, n - 1),
+    ] {
+        let r = http1()
+            .get(cdn.edge.url("/t/big.m4s"))
+            .header("range", range)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT, "{range}");
-        assert_eq!(r.headers()["content-range"], format!("bytes {from}-{to}/{n}").as_str());
+        assert_eq!(
+            r.headers()["content-range"],
+            format!("bytes {from}-{to}/{n}").as_str()
+        );
         let body = r.bytes().await.unwrap();
         assert_eq!(body.len(), to - from + 1, "{range}");
         assert_eq!(&body[..], &data[from..=to], "{range}");
     }
-    let r = http1().get(cdn.edge.url("/t/big.m4s")).header("range", format!("bytes={n}-")).send().await.unwrap();
+    let r = http1()
+        .get(cdn.edge.url("/t/big.m4s"))
+        .header("range", format!("bytes={n}-"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
 }
 
@@ -166,8 +262,16 @@ async fn a_restarted_edge_serves_its_disk_cache_without_refetching() {
     assert_eq!(sha256(&r.bytes().await.unwrap()), expected);
     assert!(status.starts_with("strata-edge; hit"), "{status}");
     assert_eq!(cdn.origin_fetches().await, before, "no refetch after restart");
-    let from_disk = metric(&cdn.edge.admin_url("/metrics"), "strata_edge_cache_read_bytes_total{tier=\"disk\"}").await;
-    assert_eq!(from_disk, (40 << 20) as f64, "after a restart the body came off the disk tier");
+    let from_disk = metric(
+        &cdn.edge.admin_url("/metrics"),
+        "strata_edge_cache_read_bytes_total{tier=\"disk\"}",
+    )
+    .await;
+    assert_eq!(
+        from_disk,
+        (40 << 20) as f64,
+        "after a restart the body came off the disk tier"
+    );
 }
 
 #[tokio::test]
@@ -175,7 +279,14 @@ async fn corrupt_disk_entries_are_refetched_never_served() {
     let mut cdn = Cdn::start();
     let data = cdn.file("t/big.m4s");
     let expected = sha256(&data);
-    http1().get(cdn.edge.url("/t/big.m4s")).send().await.unwrap().bytes().await.unwrap();
+    http1()
+        .get(cdn.edge.url("/t/big.m4s"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     cdn.edge.signal("TERM");
     assert!(cdn.edge.wait_exit(Duration::from_secs(20)).success());
     // Damage the body bytes inside the cache's data blocks (not the block headers, which
@@ -203,9 +314,20 @@ async fn corrupt_disk_entries_are_refetched_never_served() {
     }
     let r = http1().get(cdn.edge.url("/t/big.m4s")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(sha256(&r.bytes().await.unwrap()), expected, "the damaged object was refetched");
-    assert!(cdn.origin_fetches().await - before >= 1.0, "the object came from the origin again");
-    let dropped = metric(&cdn.edge.admin_url("/metrics"), "strata_edge_cache_corrupt_entries_total").await;
+    assert_eq!(
+        sha256(&r.bytes().await.unwrap()),
+        expected,
+        "the damaged object was refetched"
+    );
+    assert!(
+        cdn.origin_fetches().await - before >= 1.0,
+        "the object came from the origin again"
+    );
+    let dropped = metric(
+        &cdn.edge.admin_url("/metrics"),
+        "strata_edge_cache_corrupt_entries_total",
+    )
+    .await;
     assert!(dropped >= 1.0, "the damage was noticed and counted");
 }
 
@@ -228,19 +350,39 @@ async fn responses_without_freshness_or_with_no_store_are_not_stored() {
     // The origin's JSON class is cacheable (max-age=300): a baseline.
     let before = cdn.origin_fetches().await;
     for _ in 0..2 {
-        http1().get(cdn.edge.url("/t/meta.json")).send().await.unwrap().bytes().await.unwrap();
+        http1()
+            .get(cdn.edge.url("/t/meta.json"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
     }
     assert_eq!(cdn.origin_fetches().await - before, 1.0);
     // Non-GET methods pass through uncached.
     let r = http1().post(cdn.edge.url("/t/meta.json")).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED, "the origin's own answer comes through");
-    assert!(r.headers()["cache-status"].to_str().unwrap().contains("fwd=bypass"));
+    assert_eq!(
+        r.status(),
+        StatusCode::METHOD_NOT_ALLOWED,
+        "the origin's own answer comes through"
+    );
+    assert!(
+        r.headers()["cache-status"]
+            .to_str()
+            .unwrap()
+            .contains("fwd=bypass")
+    );
     // A missing object is not stored either (the origin says no-store).
     for _ in 0..2 {
         let r = http1().get(cdn.edge.url("/t/missing.m4s")).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::NOT_FOUND);
     }
-    let not_found = metric(&cdn.origin.admin_url("/metrics"), "strata_origin_requests_total{status_class=\"4xx\"}").await;
+    let not_found = metric(
+        &cdn.origin.admin_url("/metrics"),
+        "strata_origin_requests_total{status_class=\"4xx\"}",
+    )
+    .await;
     assert_eq!(not_found, 3.0, "both 404s and the POST reached the origin");
 }
 
@@ -249,7 +391,11 @@ async fn when_the_disk_disappears_the_edge_goes_on_from_memory_and_says_so() {
     let content = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(content.path().join("t")).unwrap();
     for i in 0..3 {
-        std::fs::write(content.path().join(format!("t/s{i}.m4s")), pattern(400_000, 10 + i)).unwrap();
+        std::fs::write(
+            content.path().join(format!("t/s{i}.m4s")),
+            pattern(400_000, 10 + i),
+        )
+        .unwrap();
     }
     let origin = start_origin(content.path());
     let cache_parent = tempfile::tempdir().unwrap();
@@ -287,11 +433,20 @@ async fn when_the_disk_disappears_the_edge_goes_on_from_memory_and_says_so() {
         if v["status"] == "degraded" {
             break v;
         }
-        assert!(std::time::Instant::now() < deadline, "the disk was never taken out of service: {v}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the disk was never taken out of service: {v}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert!(health["reason"].as_str().unwrap().contains("out of service"), "{health}");
-    assert_eq!(metric(&edge.admin_url("/metrics"), "strata_edge_disk_in_service").await, 0.0);
+    assert!(
+        health["reason"].as_str().unwrap().contains("out of service"),
+        "{health}"
+    );
+    assert_eq!(
+        metric(&edge.admin_url("/metrics"), "strata_edge_disk_in_service").await,
+        0.0
+    );
 
     // Still serving: what memory holds, and new objects (kept in memory from now on).
     assert_eq!(get("/t/s0.m4s").await.1, digest(0));
@@ -301,5 +456,8 @@ async fn when_the_disk_disappears_the_edge_goes_on_from_memory_and_says_so() {
     let (cs, body) = get("/t/s1.m4s").await;
     assert!(cs.starts_with("strata-edge; hit"), "{cs}");
     assert_eq!(body, digest(1));
-    assert!(!cache_dir.exists(), "nothing was written to the disk path once it was out of service");
+    assert!(
+        !cache_dir.exists(),
+        "nothing was written to the disk path once it was out of service"
+    );
 }

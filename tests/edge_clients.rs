@@ -10,11 +10,22 @@ fn cdn() -> (tempfile::TempDir, tempfile::TempDir, ServerProcess, ServerProcess)
     let content = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(content.path().join("t")).unwrap();
     for i in 0..8 {
-        std::fs::write(content.path().join(format!("t/seg-{i}.m4s")), pattern(300_000 + i * 1000, i as u64)).unwrap();
+        std::fs::write(
+            content.path().join(format!("t/seg-{i}.m4s")),
+            pattern(300_000 + i * 1000, i as u64),
+        )
+        .unwrap();
     }
     let origin = ServerProcess::start(
         "origin",
-        &["--root", content.path().to_str().unwrap(), "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"],
+        &[
+            "--root",
+            content.path().to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ],
         &[],
     );
     let cache = tempfile::tempdir().unwrap();
@@ -22,8 +33,18 @@ fn cdn() -> (tempfile::TempDir, tempfile::TempDir, ServerProcess, ServerProcess)
     let edge = ServerProcess::start(
         "edge",
         &[
-            "--listen", &listen, "--admin-listen", "127.0.0.1:0", "--upstream", &format!("http://{}", origin.data_addr),
-            "--cache-dir", cache.path().to_str().unwrap(), "--memory-mb", "64", "--disk-mb", "256",
+            "--listen",
+            &listen,
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--upstream",
+            &format!("http://{}", origin.data_addr),
+            "--cache-dir",
+            cache.path().to_str().unwrap(),
+            "--memory-mb",
+            "64",
+            "--disk-mb",
+            "256",
         ],
         &[],
     );
@@ -36,8 +57,15 @@ fn curl(args: &[&str]) -> (String, Vec<u8>) {
         .args(args)
         .output()
         .expect("curl is installed");
-    assert!(out.status.success(), "curl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    (String::from_utf8_lossy(&out.stderr).to_ascii_lowercase(), out.stdout)
+    assert!(
+        out.status.success(),
+        "curl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        String::from_utf8_lossy(&out.stderr).to_ascii_lowercase(),
+        out.stdout,
+    )
 }
 
 #[test]
@@ -57,8 +85,15 @@ fn curl_gets_identical_bytes_over_h1_and_h2c_miss_and_hit() {
     let data = std::fs::read(content.path().join("t/seg-3.m4s")).unwrap();
     assert_eq!(body, &data[1000..2000]);
     let (head, body) = curl(&["--http1.1", "-I", &url]);
-    assert!(head.contains(&format!("content-length: {}", data.len())), "{head}");
-    assert_eq!(String::from_utf8_lossy(&body).to_ascii_lowercase(), head, "HEAD has no body");
+    assert!(
+        head.contains(&format!("content-length: {}", data.len())),
+        "{head}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&body).to_ascii_lowercase(),
+        head,
+        "HEAD has no body"
+    );
 }
 
 #[test]
@@ -75,7 +110,10 @@ fn h2load_many_streams_all_succeed() {
     assert!(text.contains("400 succeeded, 0 failed, 0 errored"), "{text}");
     assert!(text.contains("status codes: 400 2xx"), "{text}");
     // Eight objects, eight origin fetches, however many streams asked at once.
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let fetched = rt.block_on(support::metric(
         &origin.admin_url("/metrics"),
         "strata_origin_requests_total{status_class=\"2xx\"}",

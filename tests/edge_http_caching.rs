@@ -30,26 +30,49 @@ fn start_with(toml: &str) -> Bench {
     let edge = ServerProcess::start(
         "edge",
         &[
-            "--config", config.to_str().unwrap(),
-            "--listen", &listen, "--admin-listen", "127.0.0.1:0", "--upstream", &upstream.url(),
-            "--cache-dir", cache.path().join("disk").to_str().unwrap(), "--memory-mb", "64", "--disk-mb", "256",
+            "--config",
+            config.to_str().unwrap(),
+            "--listen",
+            &listen,
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--upstream",
+            &upstream.url(),
+            "--cache-dir",
+            cache.path().join("disk").to_str().unwrap(),
+            "--memory-mb",
+            "64",
+            "--disk-mb",
+            "256",
         ],
         &[],
     );
-    Bench { upstream, edge, _cache: cache }
+    Bench {
+        upstream,
+        edge,
+        _cache: cache,
+    }
 }
 
 const HONOR_REQUESTS: &str = "[cache]\nhonor_request_cache_control = true\n";
 
 /// GET through the edge: (status, cache-status, body as text, all headers).
-async fn get(b: &Bench, path_and_query: &str, headers: &[(&str, &str)]) -> (u16, String, String, reqwest::header::HeaderMap) {
+async fn get(
+    b: &Bench,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String, String, reqwest::header::HeaderMap) {
     let mut req = http1().get(b.edge.url(path_and_query));
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
     let r = req.send().await.unwrap();
     let status = r.status().as_u16();
-    let cs = r.headers().get("cache-status").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    let cs = r
+        .headers()
+        .get("cache-status")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
     let h = r.headers().clone();
     let body = String::from_utf8_lossy(&r.bytes().await.unwrap()).into_owned();
     (status, cs, body, h)
@@ -65,7 +88,11 @@ async fn max_age_is_fresh_until_it_expires() {
     assert!(cs.contains("hit"), "{cs}");
     assert!(h.contains_key("age"));
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(get(&b, url, &[]).await.2, "fetch 2", "stale after max-age, and no validator: refetched");
+    assert_eq!(
+        get(&b, url, &[]).await.2,
+        "fetch 2",
+        "stale after max-age, and no validator: refetched"
+    );
     assert_eq!(b.upstream.count("/fresh"), 2);
 }
 
@@ -95,14 +122,29 @@ async fn upstream_age_counts_against_freshness() {
     let (_, cs, _, h) = get(&b, url, &[]).await;
     let age: u64 = h["age"].to_str().unwrap().parse().unwrap();
     assert!(age >= 150, "Age on a hit includes the upstream's Age: {age}");
-    let ttl: i64 = cs.rsplit("ttl=").next().unwrap().split(';').next().unwrap().parse().unwrap();
-    assert!((45..=50).contains(&ttl), "200 - 150 seconds of freshness left, got {ttl}: {cs}");
+    let ttl: i64 = cs
+        .rsplit("ttl=")
+        .next()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (45..=50).contains(&ttl),
+        "200 - 150 seconds of freshness left, got {ttl}: {cs}"
+    );
 }
 
 #[tokio::test]
 async fn responses_without_freshness_no_store_and_private_are_not_reused() {
     let b = start();
-    for (name, q) in [("/none", "stamp=1&etag=x"), ("/nostore", "cc=no-store%2C%20max-age%3D60&stamp=1"), ("/private", "cc=private%2C%20max-age%3D60&stamp=1")] {
+    for (name, q) in [
+        ("/none", "stamp=1&etag=x"),
+        ("/nostore", "cc=no-store%2C%20max-age%3D60&stamp=1"),
+        ("/private", "cc=private%2C%20max-age%3D60&stamp=1"),
+    ] {
         let url = format!("{name}?{q}");
         assert_eq!(get(&b, &url, &[]).await.2, "fetch 1", "{name}");
         assert_eq!(get(&b, &url, &[]).await.2, "fetch 2", "{name} was reused");
@@ -114,7 +156,10 @@ async fn an_expired_response_is_revalidated_and_the_304_updates_it() {
     let b = start();
     let url = "/reval?cc=max-age%3D1&etag=v1&stamp=1";
     let (_, _, body, h) = get(&b, url, &[]).await;
-    assert_eq!((body.as_str(), h["x-origin-count"].to_str().unwrap()), ("fetch 1", "1"));
+    assert_eq!(
+        (body.as_str(), h["x-origin-count"].to_str().unwrap()),
+        ("fetch 1", "1")
+    );
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let (status, cs, body, _) = get(&b, url, &[]).await;
     assert_eq!(status, 200);
@@ -133,7 +178,11 @@ async fn no_cache_stores_but_revalidates_every_time() {
     let url = "/nocache?cc=no-cache%2C%20max-age%3D60&etag=n1&stamp=1";
     get(&b, url, &[]).await;
     assert_eq!(get(&b, url, &[]).await.2, "fetch 1");
-    assert_eq!(b.upstream.count("/nocache"), 2, "each use went back to the upstream");
+    assert_eq!(
+        b.upstream.count("/nocache"),
+        2,
+        "each use went back to the upstream"
+    );
 }
 
 #[tokio::test]
@@ -141,16 +190,33 @@ async fn targeted_cache_control_takes_precedence() {
     let b = start();
     let url = "/cdn?cc=no-store&cdn=max-age%3D60&stamp=1";
     get(&b, url, &[]).await;
-    assert_eq!(get(&b, url, &[]).await.2, "fetch 1", "CDN-Cache-Control allowed storing");
+    assert_eq!(
+        get(&b, url, &[]).await.2,
+        "fetch 1",
+        "CDN-Cache-Control allowed storing"
+    );
     let url = "/ours?cc=max-age%3D60&cdn=no-store&scc=max-age%3D60&stamp=1";
     get(&b, url, &[]).await;
     let (_, _, body, h) = get(&b, url, &[]).await;
-    assert_eq!(body, "fetch 1", "Strata-Cache-Control wins over CDN-Cache-Control");
-    assert!(!h.contains_key("strata-cache-control"), "our field is not passed on");
-    assert!(h.contains_key("cdn-cache-control"), "CDN-Cache-Control is passed on");
+    assert_eq!(
+        body, "fetch 1",
+        "Strata-Cache-Control wins over CDN-Cache-Control"
+    );
+    assert!(
+        !h.contains_key("strata-cache-control"),
+        "our field is not passed on"
+    );
+    assert!(
+        h.contains_key("cdn-cache-control"),
+        "CDN-Cache-Control is passed on"
+    );
     let url = "/cdnno?cc=max-age%3D60&cdn=no-store&stamp=1";
     get(&b, url, &[]).await;
-    assert_eq!(get(&b, url, &[]).await.2, "fetch 2", "CDN-Cache-Control: no-store wins over Cache-Control");
+    assert_eq!(
+        get(&b, url, &[]).await.2,
+        "fetch 2",
+        "CDN-Cache-Control: no-store wins over Cache-Control"
+    );
 }
 
 #[tokio::test]
@@ -168,7 +234,11 @@ async fn stale_while_revalidate_serves_stale_once_and_refreshes_in_the_backgroun
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(get(&b, url, &[]).await.2, "fetch 2", "the refreshed copy is served next");
+    assert_eq!(
+        get(&b, url, &[]).await.2,
+        "fetch 2",
+        "the refreshed copy is served next"
+    );
     assert_eq!(b.upstream.count("/swr"), 2, "refreshed once");
 }
 
@@ -185,15 +255,24 @@ async fn stale_if_error_serves_stale_when_the_upstream_fails() {
     assert_eq!((status, body.as_str()), (200, "fetch 1"), "stale served: {cs}");
     assert!(cs.contains("stale-if-error"), "{cs}");
     let (status, _, _, _) = get(&b, plain, &[]).await;
-    assert_eq!(status, 503, "without stale-if-error the upstream's error comes through");
+    assert_eq!(
+        status, 503,
+        "without stale-if-error the upstream's error comes through"
+    );
 }
 
 #[tokio::test]
 async fn vary_keeps_one_variant_per_request_header_value() {
     let b = start();
     let url = "/vary?cc=max-age%3D60&vary=Accept-Language";
-    assert_eq!(get(&b, url, &[("accept-language", "en")]).await.2, "Accept-Language=en");
-    assert_eq!(get(&b, url, &[("accept-language", "fr")]).await.2, "Accept-Language=fr");
+    assert_eq!(
+        get(&b, url, &[("accept-language", "en")]).await.2,
+        "Accept-Language=en"
+    );
+    assert_eq!(
+        get(&b, url, &[("accept-language", "fr")]).await.2,
+        "Accept-Language=fr"
+    );
     let (_, cs, body, _) = get(&b, url, &[("accept-language", "en")]).await;
     assert_eq!(body, "Accept-Language=en");
     assert!(cs.contains("hit"), "{cs}");
@@ -230,7 +309,10 @@ async fn waiters_get_bytes_while_the_fill_is_still_arriving() {
     for (first, _, len) in &results {
         assert_eq!(*len, 2_000_000);
         // Nobody waited for the whole object (about 1.9 s of trickle) before its first bytes.
-        assert!(*first < earliest_end / 2, "first bytes at {first:?}, the first client was done at {earliest_end:?}");
+        assert!(
+            *first < earliest_end / 2,
+            "first bytes at {first:?}, the first client was done at {earliest_end:?}"
+        );
     }
     assert_eq!(b.upstream.count("/slow"), 1, "one upstream fetch for 200 clients");
     assert!(results.iter().all(|r| r.2 == 2_000_000));
@@ -242,10 +324,25 @@ async fn a_range_arriving_mid_fill_gets_its_206() {
     let url = b.edge.url("/fill?cc=max-age%3D60&len=2000000&trickle_ms=60");
     let filler = tokio::spawn({
         let url = url.clone();
-        async move { http1().get(url).send().await.unwrap().bytes().await.unwrap().len() }
+        async move {
+            http1()
+                .get(url)
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap()
+                .len()
+        }
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let r = http1().get(&url).header("range", "bytes=100-199").send().await.unwrap();
+    let r = http1()
+        .get(&url)
+        .header("range", "bytes=100-199")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(r.headers()["content-range"], "bytes 100-199/2000000");
     assert_eq!(r.bytes().await.unwrap().len(), 100);
@@ -260,13 +357,27 @@ async fn an_unreachable_upstream_is_a_clean_502() {
     let listen = format!("127.0.0.1:{}", free_port());
     let edge = ServerProcess::start(
         "edge",
-        &["--listen", &listen, "--admin-listen", "127.0.0.1:0", "--upstream", &dead, "--cache-dir", cache.path().to_str().unwrap(), "--disk-mb", "0"],
+        &[
+            "--listen",
+            &listen,
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--upstream",
+            &dead,
+            "--cache-dir",
+            cache.path().to_str().unwrap(),
+            "--disk-mb",
+            "0",
+        ],
         &[],
     );
     let r = http1().get(edge.url("/x.m4s")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
     let retries = support::metric(&edge.admin_url("/metrics"), "strata_edge_upstream_retries_total").await;
-    assert_eq!(retries, 2.0, "two more connect attempts (the default), then the 502");
+    assert_eq!(
+        retries, 2.0,
+        "two more connect attempts (the default), then the 502"
+    );
 }
 
 #[tokio::test]
@@ -277,8 +388,17 @@ async fn a_successful_unsafe_request_invalidates_the_stored_response() {
     assert_eq!(get(&b, url, &[]).await.2, "fetch 1");
     let r = http1().post(b.edge.url(url)).body("x").send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    assert!(r.headers()["cache-status"].to_str().unwrap().contains("fwd=bypass"));
-    assert_eq!(get(&b, url, &[]).await.2, "fetch 3", "the POST invalidated the stored GET response");
+    assert!(
+        r.headers()["cache-status"]
+            .to_str()
+            .unwrap()
+            .contains("fwd=bypass")
+    );
+    assert_eq!(
+        get(&b, url, &[]).await.2,
+        "fetch 3",
+        "the POST invalidated the stored GET response"
+    );
     let n = support::metric(&b.edge.admin_url("/metrics"), "strata_edge_invalidations_total").await;
     assert_eq!(n, 1.0);
 }
@@ -295,7 +415,11 @@ async fn request_no_cache_and_max_age_make_the_edge_revalidate() {
     assert_eq!(b.upstream.count("/rq"), 2);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     get(&b, url, &[("cache-control", "max-age=0")]).await;
-    assert_eq!(b.upstream.count("/rq"), 3, "max-age=0 would not take a response a second old");
+    assert_eq!(
+        b.upstream.count("/rq"),
+        3,
+        "max-age=0 would not take a response a second old"
+    );
     get(&b, url, &[("cache-control", "max-age=600")]).await;
     assert_eq!(b.upstream.count("/rq"), 3);
 }
@@ -303,11 +427,21 @@ async fn request_no_cache_and_max_age_make_the_edge_revalidate() {
 #[tokio::test]
 async fn only_if_cached_answers_504_instead_of_fetching() {
     let b = start();
-    let (status, cs, _, _) = get(&b, "/oic?cc=max-age%3D600", &[("cache-control", "only-if-cached")]).await;
+    let (status, cs, _, _) = get(
+        &b,
+        "/oic?cc=max-age%3D600",
+        &[("cache-control", "only-if-cached")],
+    )
+    .await;
     assert_eq!(status, 504, "{cs}");
     assert_eq!(b.upstream.count("/oic"), 0);
     get(&b, "/oic?cc=max-age%3D600", &[]).await;
-    let (status, _, _, _) = get(&b, "/oic?cc=max-age%3D600", &[("cache-control", "only-if-cached")]).await;
+    let (status, _, _, _) = get(
+        &b,
+        "/oic?cc=max-age%3D600",
+        &[("cache-control", "only-if-cached")],
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(b.upstream.count("/oic"), 1);
 }
@@ -317,7 +451,11 @@ async fn a_no_store_request_is_neither_served_from_nor_stored_in_the_cache() {
     let b = start_with(HONOR_REQUESTS);
     let url = "/ns?cc=max-age%3D600&stamp=1";
     assert_eq!(get(&b, url, &[("cache-control", "no-store")]).await.2, "fetch 1");
-    assert_eq!(get(&b, url, &[]).await.2, "fetch 2", "the no-store response was not kept");
+    assert_eq!(
+        get(&b, url, &[]).await.2,
+        "fetch 2",
+        "the no-store response was not kept"
+    );
     assert_eq!(get(&b, url, &[]).await.2, "fetch 2");
 }
 
@@ -361,7 +499,10 @@ async fn a_stalled_upstream_never_leaves_clients_hanging() {
     let clients = (0..5).map(|_| {
         let url = url.clone();
         async move {
-            let client = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(20))
+                .build()
+                .unwrap();
             match client.get(url).send().await {
                 Ok(r) => r.bytes().await.map(|b| b.len()).unwrap_or(0),
                 Err(_) => 0,
@@ -371,7 +512,10 @@ async fn a_stalled_upstream_never_leaves_clients_hanging() {
     let lens = futures::future::join_all(clients).await;
     let took = started.elapsed();
     assert!(took < Duration::from_secs(10), "clients were held for {took:?}");
-    assert!(lens.iter().all(|l| *l < 300_000), "no client may see a complete body: {lens:?}");
+    assert!(
+        lens.iter().all(|l| *l < 300_000),
+        "no client may see a complete body: {lens:?}"
+    );
 }
 
 #[tokio::test]
@@ -379,7 +523,9 @@ async fn when_the_first_fetch_fails_a_waiting_request_takes_over() {
     let b = start();
     // The first request for the path reaches the upstream after 300 ms and has its
     // connection dropped; the others are waiting on the cache lock by then.
-    let url = b.edge.url("/takeover?cc=max-age%3D60&len=100000&delay_ms=300&fail_first=1");
+    let url = b
+        .edge
+        .url("/takeover?cc=max-age%3D60&len=100000&delay_ms=300&fail_first=1");
     let client = http1();
     let requests = (0..6).map(|i| {
         let (client, url) = (client.clone(), url.clone());
@@ -391,8 +537,18 @@ async fn when_the_first_fetch_fails_a_waiting_request_takes_over() {
         }
     });
     let results = futures::future::join_all(requests).await;
-    let ok = results.iter().filter(|(s, len)| *s == 200 && *len == 100_000).count();
-    assert_eq!(results[0].0, 502, "the first request's own fetch failed: {results:?}");
+    let ok = results
+        .iter()
+        .filter(|(s, len)| *s == 200 && *len == 100_000)
+        .count();
+    assert_eq!(
+        results[0].0, 502,
+        "the first request's own fetch failed: {results:?}"
+    );
     assert_eq!(ok, 5, "every waiter was served by the second fetch: {results:?}");
-    assert_eq!(b.upstream.count("/takeover"), 2, "one failed fetch, one that a waiter took over");
+    assert_eq!(
+        b.upstream.count("/takeover"),
+        2,
+        "one failed fetch, one that a waiter took over"
+    );
 }

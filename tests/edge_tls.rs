@@ -10,15 +10,34 @@ use support::{ServerProcess, free_port, pattern, run_strata, sha256};
 
 fn make_cert(dir: &Path) {
     let status = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
-        .args(["-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+        ])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ])
         .arg("-keyout")
         .arg(dir.join("key.pem"))
         .arg("-out")
         .arg(dir.join("cert.pem"))
         .output()
         .expect("openssl is installed");
-    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
 }
 
 #[test]
@@ -27,7 +46,14 @@ fn https_serves_h2_and_http11_by_alpn_from_the_same_cache() {
     std::fs::write(content.path().join("seg.m4s"), pattern(500_000, 3)).unwrap();
     let origin = ServerProcess::start(
         "origin",
-        &["--root", content.path().to_str().unwrap(), "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"],
+        &[
+            "--root",
+            content.path().to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ],
         &[],
     );
     let certs = tempfile::tempdir().unwrap();
@@ -38,11 +64,24 @@ fn https_serves_h2_and_http11_by_alpn_from_the_same_cache() {
     let _edge = ServerProcess::start(
         "edge",
         &[
-            "--listen", &listen, "--tls-listen", &tls,
-            "--tls-cert", certs.path().join("cert.pem").to_str().unwrap(),
-            "--tls-key", certs.path().join("key.pem").to_str().unwrap(),
-            "--admin-listen", "127.0.0.1:0", "--upstream", &format!("http://{}", origin.data_addr),
-            "--cache-dir", cache.path().to_str().unwrap(), "--memory-mb", "64", "--disk-mb", "256",
+            "--listen",
+            &listen,
+            "--tls-listen",
+            &tls,
+            "--tls-cert",
+            certs.path().join("cert.pem").to_str().unwrap(),
+            "--tls-key",
+            certs.path().join("key.pem").to_str().unwrap(),
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--upstream",
+            &format!("http://{}", origin.data_addr),
+            "--cache-dir",
+            cache.path().to_str().unwrap(),
+            "--memory-mb",
+            "64",
+            "--disk-mb",
+            "256",
         ],
         &[],
     );
@@ -58,13 +97,34 @@ fn https_serves_h2_and_http11_by_alpn_from_the_same_cache() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let head = String::from_utf8_lossy(&out.stderr).to_ascii_lowercase();
         let (body, negotiated) = out.stdout.split_at(out.stdout.len() - version.len() - 1);
-        assert_eq!(String::from_utf8_lossy(negotiated).trim(), version, "ALPN picked HTTP/{version}");
-        assert!(head.contains(&format!("cache-status: strata-edge; {status}")), "{head}");
+        assert_eq!(
+            String::from_utf8_lossy(negotiated).trim(),
+            version,
+            "ALPN picked HTTP/{version}"
+        );
+        assert!(
+            head.contains(&format!("cache-status: strata-edge; {status}")),
+            "{head}"
+        );
         assert_eq!(sha256(body), expected);
     }
     // The cleartext listener shares the cache.
-    let out = Command::new("curl").args(["-sS", "-D", "-", "-o", "/dev/null", &format!("http://{listen}/seg.m4s")]).output().unwrap();
-    assert!(String::from_utf8_lossy(&out.stdout).to_ascii_lowercase().contains("cache-status: strata-edge; hit"));
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            &format!("http://{listen}/seg.m4s"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .to_ascii_lowercase()
+            .contains("cache-status: strata-edge; hit")
+    );
 }
 
 #[test]
@@ -76,13 +136,27 @@ fn a_bad_certificate_file_is_refused_naming_the_field() {
     let cache = tempfile::tempdir().unwrap();
     let (status, _, err) = run_strata(
         &[
-            "edge", "--listen", &format!("127.0.0.1:{}", free_port()), "--tls-listen", &format!("127.0.0.1:{}", free_port()),
-            "--tls-cert", certs.path().join("cert.pem").to_str().unwrap(),
-            "--tls-key", certs.path().join("key.pem").to_str().unwrap(),
-            "--admin-listen", "127.0.0.1:0", "--cache-dir", cache.path().to_str().unwrap(), "--disk-mb", "0",
+            "edge",
+            "--listen",
+            &format!("127.0.0.1:{}", free_port()),
+            "--tls-listen",
+            &format!("127.0.0.1:{}", free_port()),
+            "--tls-cert",
+            certs.path().join("cert.pem").to_str().unwrap(),
+            "--tls-key",
+            certs.path().join("key.pem").to_str().unwrap(),
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--cache-dir",
+            cache.path().to_str().unwrap(),
+            "--disk-mb",
+            "0",
         ],
         &[],
     );
     assert!(!status.success());
-    assert!(err.contains("tls_cert") && err.contains("no PEM certificate"), "{err}");
+    assert!(
+        err.contains("tls_cert") && err.contains("no PEM certificate"),
+        "{err}"
+    );
 }

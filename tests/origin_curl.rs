@@ -20,9 +20,15 @@ fn curl(args: &[&str]) -> (u16, String, Vec<u8>) {
         .args(args)
         .output()
         .expect("curl is installed");
-    assert!(out.status.success(), "curl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "curl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let code = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
-    let head = std::fs::read_to_string(&head).unwrap_or_default().to_ascii_lowercase();
+    let head = std::fs::read_to_string(&head)
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     let body = std::fs::read(&body).unwrap_or_default();
     (code, head, body)
 }
@@ -41,7 +47,14 @@ fn curl_sees_the_same_contract_over_h1_and_h2() {
     let root = sample_content_root();
     let origin = ServerProcess::start(
         "origin",
-        &["--root", root.to_str().unwrap(), "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"],
+        &[
+            "--root",
+            root.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ],
         &[],
     );
     let seg_path = root.join("sample/seg-2-00001.m4s");
@@ -67,7 +80,10 @@ fn curl_sees_the_same_contract_over_h1_and_h2() {
         assert_eq!(body, &seg[100..200]);
 
         let (code, head, body) = curl(&[proto, "-r", "-100", &url]);
-        assert_eq!((code, header(&head, "content-range")), (206, format!("bytes {}-{}/{n}", n - 100, n - 1)));
+        assert_eq!(
+            (code, header(&head, "content-range")),
+            (206, format!("bytes {}-{}/{n}", n - 100, n - 1))
+        );
         assert_eq!(body, &seg[n - 100..]);
 
         let (code, head, body) = curl(&[proto, "-r", "0-9,20-29", &url]);
@@ -78,7 +94,10 @@ fn curl_sees_the_same_contract_over_h1_and_h2() {
         assert!(text.contains(&format!("Content-Range: bytes 20-29/{n}")));
 
         let (code, head, _) = curl(&[proto, "-r", &format!("{}-", n + 10), &url]);
-        assert_eq!((code, header(&head, "content-range")), (416, format!("bytes */{n}")));
+        assert_eq!(
+            (code, header(&head, "content-range")),
+            (416, format!("bytes */{n}"))
+        );
 
         // curl -I writes the response head where the body would go: nothing else may follow.
         let (code, head, body) = curl(&[proto, "-I", &url]);
@@ -86,9 +105,15 @@ fn curl_sees_the_same_contract_over_h1_and_h2() {
         assert_eq!(String::from_utf8_lossy(&body).to_ascii_lowercase(), head);
 
         let (code, head, _) = curl(&[proto, &origin.url("/sample/master.m3u8")]);
-        assert_eq!((code, header(&head, "content-type")), (200, "application/vnd.apple.mpegurl".into()));
+        assert_eq!(
+            (code, header(&head, "content-type")),
+            (200, "application/vnd.apple.mpegurl".into())
+        );
         let (code, head, _) = curl(&[proto, &origin.url("/sample/manifest.mpd")]);
-        assert_eq!((code, header(&head, "content-type")), (200, "application/dash+xml".into()));
+        assert_eq!(
+            (code, header(&head, "content-type")),
+            (200, "application/dash+xml".into())
+        );
 
         let (code, _, body) = curl(&[proto, "--path-as-is", &origin.url("/sample/../../../etc/passwd")]);
         assert_eq!(code, 400);

@@ -16,7 +16,10 @@ fn content_root() -> TempDir {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     std::fs::create_dir_all(root.join("t")).unwrap();
-    for (i, ext) in ["m4s", "mp4", "m4a", "m4v", "ts", "vtt", "json", "bin"].iter().enumerate() {
+    for (i, ext) in ["m4s", "mp4", "m4a", "m4v", "ts", "vtt", "json", "bin"]
+        .iter()
+        .enumerate()
+    {
         std::fs::write(root.join(format!("t/file.{ext}")), pattern(1000 + i, i as u64)).unwrap();
     }
     std::fs::write(
@@ -29,10 +32,17 @@ fn content_root() -> TempDir {
         "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:9\n#EXTINF:2.0,\nfile.m4s\n",
     )
     .unwrap();
-    std::fs::write(root.join("t/vod.mpd"), r#"<?xml version="1.0"?><MPD type="static"></MPD>"#).unwrap();
+    std::fs::write(
+        root.join("t/vod.mpd"),
+        r#"<?xml version="1.0"?><MPD type="static"></MPD>"#,
+    )
+    .unwrap();
     std::fs::write(root.join("t/live.mpd"), r#"<MPD type="dynamic"></MPD>"#).unwrap();
     std::fs::write(root.join("t/big.m4s"), pattern(8 << 20, 99)).unwrap();
-    let outside = root.parent().unwrap().join(format!("{}-outside", root.file_name().unwrap().to_str().unwrap()));
+    let outside = root
+        .parent()
+        .unwrap()
+        .join(format!("{}-outside", root.file_name().unwrap().to_str().unwrap()));
     std::fs::write(&outside, b"secret outside the root").unwrap();
     std::os::unix::fs::symlink(&outside, root.join("t/leak.json")).unwrap();
     dir
@@ -41,7 +51,14 @@ fn content_root() -> TempDir {
 fn start(root: &Path) -> ServerProcess {
     ServerProcess::start(
         "origin",
-        &["--root", root.to_str().unwrap(), "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"],
+        &[
+            "--root",
+            root.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ],
         &[],
     )
 }
@@ -68,7 +85,10 @@ async fn content_types_and_cache_control_per_class_over_h1_and_h2() {
         ("t/vod.mpd", "application/dash+xml", "max-age=3600"),
         ("t/live.mpd", "application/dash+xml", "max-age=1"),
     ];
-    for (client, version) in [(http1(), reqwest::Version::HTTP_11), (http2(), reqwest::Version::HTTP_2)] {
+    for (client, version) in [
+        (http1(), reqwest::Version::HTTP_11),
+        (http2(), reqwest::Version::HTTP_2),
+    ] {
         for (path, mime, cc) in cases {
             let r = client.get(origin.url(&format!("/{path}"))).send().await.unwrap();
             assert_eq!(r.version(), version);
@@ -76,7 +96,10 @@ async fn content_types_and_cache_control_per_class_over_h1_and_h2() {
             assert_eq!(r.headers()["content-type"], mime, "{path}");
             let got_cc = r.headers()["cache-control"].to_str().unwrap().to_string();
             assert!(got_cc.contains(cc), "{path}: cache-control {got_cc}");
-            assert!(r.headers()["etag"].to_str().unwrap().starts_with('"'), "strong etag for {path}");
+            assert!(
+                r.headers()["etag"].to_str().unwrap().starts_with('"'),
+                "strong etag for {path}"
+            );
             assert!(r.headers().contains_key("last-modified"));
             let body = r.bytes().await.unwrap();
             assert_eq!(sha256(&body), sha256(&file(dir.path(), path)), "{path} body");
@@ -94,32 +117,72 @@ async fn conditional_requests_answer_304_and_412() {
     let etag = first.headers()["etag"].clone();
     let last_modified = first.headers()["last-modified"].clone();
 
-    let r = c.get(&url).header("if-none-match", etag.clone()).send().await.unwrap();
+    let r = c
+        .get(&url)
+        .header("if-none-match", etag.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
     assert_eq!(r.headers()["etag"], etag);
-    assert!(r.headers()["cache-control"].to_str().unwrap().contains("immutable"));
+    assert!(
+        r.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("immutable")
+    );
     assert!(r.bytes().await.unwrap().is_empty());
 
-    let r = c.head(&url).header("if-none-match", etag.clone()).send().await.unwrap();
+    let r = c
+        .head(&url)
+        .header("if-none-match", etag.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
 
-    let r = c.get(&url).header("if-modified-since", last_modified.clone()).send().await.unwrap();
+    let r = c
+        .get(&url)
+        .header("if-modified-since", last_modified.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
 
-    let r = c.get(&url).header("if-none-match", "\"something-else\"").send().await.unwrap();
+    let r = c
+        .get(&url)
+        .header("if-none-match", "\"something-else\"")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 
-    let r = c.get(&url).header("if-match", "\"something-else\"").send().await.unwrap();
+    let r = c
+        .get(&url)
+        .header("if-match", "\"something-else\"")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::PRECONDITION_FAILED);
     assert!(r.text().await.unwrap().contains("precondition"));
 
-    let r = c.get(&url).header("if-unmodified-since", "Mon, 01 Jan 2001 00:00:00 GMT").send().await.unwrap();
+    let r = c
+        .get(&url)
+        .header("if-unmodified-since", "Mon, 01 Jan 2001 00:00:00 GMT")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::PRECONDITION_FAILED);
 
     // A changed file gets a new validator, so the old one no longer yields 304.
     std::fs::remove_file(dir.path().join("t/file.m4s")).unwrap();
     std::fs::write(dir.path().join("t/file.m4s"), b"replaced").unwrap();
-    let r = c.get(&url).header("if-none-match", etag.clone()).send().await.unwrap();
+    let r = c
+        .get(&url)
+        .header("if-none-match", etag.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_ne!(r.headers()["etag"], etag);
     assert_eq!(&r.bytes().await.unwrap()[..], b"replaced");
@@ -137,7 +200,12 @@ async fn head_describes_without_a_body() {
         assert!(r.bytes().await.unwrap().is_empty());
     }
     // Range is for GET only: a HEAD with Range still describes the whole object.
-    let r = http1().head(origin.url("/t/big.m4s")).header("range", "bytes=0-9").send().await.unwrap();
+    let r = http1()
+        .head(origin.url("/t/big.m4s"))
+        .header("range", "bytes=0-9")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 }
 
@@ -158,12 +226,21 @@ async fn single_suffix_open_and_unsatisfiable_ranges() {
         ] {
             let r = c.get(&url).header("range", range).send().await.unwrap();
             assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT, "{range}");
-            assert_eq!(r.headers()["content-range"], format!("bytes {from}-{to}/{n}").as_str(), "{range}");
+            assert_eq!(
+                r.headers()["content-range"],
+                format!("bytes {from}-{to}/{n}").as_str(),
+                "{range}"
+            );
             let body = r.bytes().await.unwrap();
             assert_eq!(body.len(), to - from + 1, "{range}");
             assert_eq!(&body[..], &data[from..=to], "{range}");
         }
-        let r = c.get(&url).header("range", format!("bytes={n}-")).send().await.unwrap();
+        let r = c
+            .get(&url)
+            .header("range", format!("bytes={n}-"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
         assert_eq!(r.headers()["content-range"], format!("bytes */{n}").as_str());
         assert!(r.text().await.unwrap().contains("range"));
@@ -174,10 +251,22 @@ async fn single_suffix_open_and_unsatisfiable_ranges() {
         assert_eq!(r.bytes().await.unwrap().len(), n);
 
         // If-Range with a stale validator: the whole object; with the current one: the range.
-        let r = c.get(&url).header("range", "bytes=0-9").header("if-range", "\"old\"").send().await.unwrap();
+        let r = c
+            .get(&url)
+            .header("range", "bytes=0-9")
+            .header("if-range", "\"old\"")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::OK);
         let etag = r.headers()["etag"].clone();
-        let r = c.get(&url).header("range", "bytes=0-9").header("if-range", etag).send().await.unwrap();
+        let r = c
+            .get(&url)
+            .header("range", "bytes=0-9")
+            .header("if-range", etag)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
     }
 }
@@ -271,7 +360,11 @@ fn traversal_in_every_spelling_is_refused_and_never_leaks() {
         let r = raw_http::get(origin.data_addr, target);
         assert!((400..500).contains(&r.status), "{target}: got {}", r.status);
         assert!(!r.text().contains("root:"), "{target} leaked /etc/passwd");
-        assert!(r.text().contains(&r.status.to_string()), "{target}: the body gives a reason: {}", r.text());
+        assert!(
+            r.text().contains(&r.status.to_string()),
+            "{target}: the body gives a reason: {}",
+            r.text()
+        );
     }
     // An absolute path maps into the root, where there is no /etc/passwd.
     let r = raw_http::get(origin.data_addr, "/etc/passwd");
@@ -288,7 +381,9 @@ fn other_methods_get_405_with_allow() {
     let dir = content_root();
     let origin = start(dir.path());
     for method in ["POST", "PUT", "DELETE", "PATCH", "PURGE"] {
-        let req = format!("{method} /t/file.m4s HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        let req = format!(
+            "{method} /t/file.m4s HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
         let r = raw_http::exchange(origin.data_addr, req.as_bytes());
         assert_eq!(r.status, 405, "{method}");
         assert_eq!(r.header("allow").as_deref(), Some("GET, HEAD"));
@@ -320,7 +415,12 @@ async fn cors_lets_browser_players_read_content() {
     let dir = content_root();
     let origin = start(dir.path());
     let c = http1();
-    let r = c.get(origin.url("/t/vod.m3u8")).header("origin", "https://player.example").send().await.unwrap();
+    let r = c
+        .get(origin.url("/t/vod.m3u8"))
+        .header("origin", "https://player.example")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["access-control-allow-origin"], "*");
     let r = c
         .request(reqwest::Method::OPTIONS, origin.url("/t/file.m4s"))
@@ -331,7 +431,12 @@ async fn cors_lets_browser_players_read_content() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    assert!(r.headers()["access-control-allow-headers"].to_str().unwrap().contains("Range"));
+    assert!(
+        r.headers()["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .contains("Range")
+    );
 }
 
 #[tokio::test]
@@ -344,11 +449,24 @@ async fn metrics_and_health_live_on_the_admin_listener() {
         assert_eq!(r.status(), StatusCode::OK);
         r.bytes().await.unwrap();
     }
-    assert_eq!(c.get(origin.url("/t/missing.m4s")).send().await.unwrap().status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        c.get(origin.url("/t/missing.m4s")).send().await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
     // The content listener has no /metrics: it is just a missing object there.
-    assert_eq!(c.get(origin.url("/metrics")).send().await.unwrap().status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        c.get(origin.url("/metrics")).send().await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
 
-    let text = c.get(origin.admin_url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let text = c
+        .get(origin.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let value = |needle: &str| -> f64 {
         text.lines()
             .find(|l| l.starts_with(needle))
@@ -400,8 +518,14 @@ async fn sigterm_drains_an_in_flight_download_then_exits_zero() {
     origin.signal("TERM");
     tokio::time::sleep(Duration::from_millis(300)).await;
     // New connections are refused once draining has begun.
-    assert!(std::net::TcpStream::connect(origin.data_addr).is_err(), "listener closed while draining");
-    assert!(origin.child.try_wait().unwrap().is_none(), "the origin waits for the in-flight response");
+    assert!(
+        std::net::TcpStream::connect(origin.data_addr).is_err(),
+        "listener closed while draining"
+    );
+    assert!(
+        origin.child.try_wait().unwrap().is_none(),
+        "the origin waits for the in-flight response"
+    );
     while let Some(chunk) = stream.next().await {
         body.extend_from_slice(&chunk.expect("the in-flight body completes"));
         tokio::time::sleep(Duration::from_millis(1)).await;

@@ -72,7 +72,10 @@ fn start_moto() -> Option<Moto> {
     Some(moto)
 }
 
-const ENV: [(&str, &str); 2] = [("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")];
+const ENV: [(&str, &str); 2] = [
+    ("AWS_ACCESS_KEY_ID", "testing"),
+    ("AWS_SECRET_ACCESS_KEY", "testing"),
+];
 
 async fn upload(endpoint: &str, files: &[(&str, Vec<u8>)]) {
     // CreateBucket is not part of object_store's API; it is a plain PUT on the bucket.
@@ -88,7 +91,10 @@ async fn upload(endpoint: &str, files: &[(&str, Vec<u8>)]) {
         .build()
         .unwrap();
     for (key, data) in files {
-        store.put(&StorePath::from(*key), PutPayload::from(data.clone())).await.unwrap();
+        store
+            .put(&StorePath::from(*key), PutPayload::from(data.clone()))
+            .await
+            .unwrap();
     }
 }
 
@@ -96,8 +102,17 @@ fn start_origin(endpoint: &str, prefix: &str) -> ServerProcess {
     ServerProcess::start(
         "origin",
         &[
-            "--s3-bucket", BUCKET, "--s3-endpoint", endpoint, "--s3-allow-http", "--s3-prefix", prefix,
-            "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
+            "--s3-bucket",
+            BUCKET,
+            "--s3-endpoint",
+            endpoint,
+            "--s3-allow-http",
+            "--s3-prefix",
+            prefix,
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
         ],
         &ENV,
     )
@@ -110,7 +125,11 @@ async fn serves_from_s3_with_validators_ranges_and_classes() {
     let playlist = b"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\nseg-1.m4s\n#EXT-X-ENDLIST\n".to_vec();
     upload(
         &moto.endpoint,
-        &[("vod/t1/seg-1.m4s", segment.clone()), ("vod/t1/index.m3u8", playlist.clone()), ("elsewhere/x.m4s", vec![1])],
+        &[
+            ("vod/t1/seg-1.m4s", segment.clone()),
+            ("vod/t1/index.m3u8", playlist.clone()),
+            ("elsewhere/x.m4s", vec![1]),
+        ],
     )
     .await;
     let origin = start_origin(&moto.endpoint, "vod");
@@ -119,21 +138,46 @@ async fn serves_from_s3_with_validators_ranges_and_classes() {
         let r = c.get(origin.url("/t1/seg-1.m4s")).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(r.headers()["content-type"], "video/iso.segment");
-        assert!(r.headers()["cache-control"].to_str().unwrap().contains("immutable"));
+        assert!(
+            r.headers()["cache-control"]
+                .to_str()
+                .unwrap()
+                .contains("immutable")
+        );
         let etag = r.headers()["etag"].clone();
         assert!(etag.to_str().unwrap().starts_with('"') && !etag.to_str().unwrap().starts_with("\"\""));
         assert_eq!(sha256(&r.bytes().await.unwrap()), sha256(&segment));
 
-        let r = c.get(origin.url("/t1/seg-1.m4s")).header("if-none-match", etag).send().await.unwrap();
+        let r = c
+            .get(origin.url("/t1/seg-1.m4s"))
+            .header("if-none-match", etag)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
 
-        let r = c.get(origin.url("/t1/seg-1.m4s")).header("range", "bytes=1000-1999").send().await.unwrap();
+        let r = c
+            .get(origin.url("/t1/seg-1.m4s"))
+            .header("range", "bytes=1000-1999")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
         assert_eq!(&r.bytes().await.unwrap()[..], &segment[1000..2000]);
 
-        let r = c.get(origin.url("/t1/seg-1.m4s")).header("range", "bytes=0-1,-2").send().await.unwrap();
+        let r = c
+            .get(origin.url("/t1/seg-1.m4s"))
+            .header("range", "bytes=0-1,-2")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
-        assert!(r.headers()["content-type"].to_str().unwrap().starts_with("multipart/byteranges"));
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("multipart/byteranges")
+        );
 
         let r = c.get(origin.url("/t1/index.m3u8")).send().await.unwrap();
         assert_eq!(r.headers()["cache-control"], "public, max-age=3600");
@@ -143,8 +187,22 @@ async fn serves_from_s3_with_validators_ranges_and_classes() {
         assert_eq!(r.headers()["content-length"], (3u64 << 20).to_string().as_str());
 
         // Keys outside the prefix are not reachable, and missing keys are 404.
-        assert_eq!(c.get(origin.url("/elsewhere/x.m4s")).send().await.unwrap().status(), StatusCode::NOT_FOUND);
-        assert_eq!(c.get(origin.url("/t1/missing.m4s")).send().await.unwrap().status(), StatusCode::NOT_FOUND);
+        assert_eq!(
+            c.get(origin.url("/elsewhere/x.m4s"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            c.get(origin.url("/t1/missing.m4s"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            StatusCode::NOT_FOUND
+        );
     }
     let health = http1().get(origin.admin_url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), StatusCode::OK);
@@ -155,7 +213,10 @@ async fn storage_outage_is_a_clean_502_and_unhealthy() {
     let Some(mut moto) = start_moto() else { return };
     upload(&moto.endpoint, &[("a.m4s", vec![7; 100])]).await;
     let origin = start_origin(&moto.endpoint, "");
-    assert_eq!(http1().get(origin.url("/a.m4s")).send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        http1().get(origin.url("/a.m4s")).send().await.unwrap().status(),
+        StatusCode::OK
+    );
 
     moto.child.kill().unwrap();
     moto.child.wait().unwrap();

@@ -87,18 +87,37 @@ mod test {
 
     #[test]
     fn configured_ignores_and_allow_list() {
-        let ignore = KeyRules { ignore: vec!["session".into()], only: vec![] };
-        assert_eq!(key(Some("session=9&v=2"), &ignore), "edge.example/t/seg-1.m4s?v=2");
-        let only = KeyRules { ignore: vec![], only: vec!["v".into()] };
+        let ignore = KeyRules {
+            ignore: vec!["session".into()],
+            only: vec![],
+        };
+        assert_eq!(
+            key(Some("session=9&v=2"), &ignore),
+            "edge.example/t/seg-1.m4s?v=2"
+        );
+        let only = KeyRules {
+            ignore: vec![],
+            only: vec!["v".into()],
+        };
         assert_eq!(key(Some("x=1&v=2&y"), &only), "edge.example/t/seg-1.m4s?v=2");
-        let only_token = KeyRules { ignore: vec![], only: vec!["token".into()] };
-        assert_eq!(key(Some("token=1"), &only_token), "edge.example/t/seg-1.m4s", "token is never kept");
+        let only_token = KeyRules {
+            ignore: vec![],
+            only: vec!["token".into()],
+        };
+        assert_eq!(
+            key(Some("token=1"), &only_token),
+            "edge.example/t/seg-1.m4s",
+            "token is never kept"
+        );
     }
 
     #[test]
     fn host_case_and_port_do_not_split_the_cache() {
         let r = KeyRules::default();
-        assert_eq!(primary_key("EDGE.example", "/a", None, &r), primary_key("edge.example:80", "/a", None, &r));
+        assert_eq!(
+            primary_key("EDGE.example", "/a", None, &r),
+            primary_key("edge.example:80", "/a", None, &r)
+        );
         assert_eq!(primary_key("[::1]:8081", "/a", None, &r), "[::1]/a");
     }
 }

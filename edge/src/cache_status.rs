@@ -29,7 +29,9 @@ pub fn header_value(phase: &CachePhase, ttl: Option<i64>) -> String {
         CachePhase::Expired => format!("{CACHE_NAME}; fwd=stale; stored{ttl}"),
         CachePhase::Revalidated => format!("{CACHE_NAME}; fwd=stale; fwd-status=304{ttl}"),
         CachePhase::RevalidatedNoCache(_) => format!("{CACHE_NAME}; fwd=stale; fwd-status=304"),
-        CachePhase::Disabled(NoCacheReason::NeverEnabled) | CachePhase::Bypass => format!("{CACHE_NAME}; fwd=bypass"),
+        CachePhase::Disabled(NoCacheReason::NeverEnabled) | CachePhase::Bypass => {
+            format!("{CACHE_NAME}; fwd=bypass")
+        }
         CachePhase::Disabled(reason) => format!("{CACHE_NAME}; fwd=miss; detail={}", reason.as_str()),
         CachePhase::Uninit | CachePhase::CacheKey => format!("{CACHE_NAME}; fwd=miss"),
     }
@@ -41,10 +43,22 @@ mod test {
 
     #[test]
     fn hits_and_misses_follow_rfc_9211() {
-        assert_eq!(header_value(&CachePhase::Hit, Some(60)), "strata-edge; hit; ttl=60");
-        assert_eq!(header_value(&CachePhase::Miss, Some(60)), "strata-edge; fwd=miss; stored; ttl=60");
-        assert_eq!(header_value(&CachePhase::Revalidated, Some(5)), "strata-edge; fwd=stale; fwd-status=304; ttl=5");
-        assert_eq!(header_value(&CachePhase::Disabled(NoCacheReason::NeverEnabled), None), "strata-edge; fwd=bypass");
+        assert_eq!(
+            header_value(&CachePhase::Hit, Some(60)),
+            "strata-edge; hit; ttl=60"
+        );
+        assert_eq!(
+            header_value(&CachePhase::Miss, Some(60)),
+            "strata-edge; fwd=miss; stored; ttl=60"
+        );
+        assert_eq!(
+            header_value(&CachePhase::Revalidated, Some(5)),
+            "strata-edge; fwd=stale; fwd-status=304; ttl=5"
+        );
+        assert_eq!(
+            header_value(&CachePhase::Disabled(NoCacheReason::NeverEnabled), None),
+            "strata-edge; fwd=bypass"
+        );
         assert_eq!(
             header_value(&CachePhase::Disabled(NoCacheReason::OriginNotCache), None),
             "strata-edge; fwd=miss; detail=OriginNotCache"

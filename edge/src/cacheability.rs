@@ -9,9 +9,9 @@
 //! stored or forwarded; `CDN-Cache-Control` is passed on, since a cache further down a CDN
 //! chain is its audience too.
 
+use pingora::http::ResponseHeader;
 use pingora_cache::cache_control::{CacheControl, InterpretCacheControl};
 use pingora_cache::filters::resp_cacheable;
-use pingora::http::ResponseHeader;
 use pingora_cache::{CacheMeta, CacheMetaDefaults, NoCacheReason, RespCacheable};
 use std::time::Duration;
 
@@ -37,12 +37,10 @@ pub fn decide(resp: &ResponseHeader, authorization_present: bool) -> RespCacheab
     let _ = stored.remove_header(STRATA_CACHE_CONTROL);
     let lifetime_from_directive = cc.as_ref().is_some_and(|c| c.fresh_duration().is_some());
     match resp_cacheable(cc.as_ref(), stored, authorization_present, &DEFAULTS) {
-        RespCacheable::Cacheable(meta) if lifetime_from_directive => {
-            match upstream_age(resp) {
-                Some(age) => RespCacheable::Cacheable(aged(meta, age)),
-                None => RespCacheable::Cacheable(meta),
-            }
-        }
+        RespCacheable::Cacheable(meta) if lifetime_from_directive => match upstream_age(resp) {
+            Some(age) => RespCacheable::Cacheable(aged(meta, age)),
+            None => RespCacheable::Cacheable(meta),
+        },
         other => other,
     }
 }
@@ -61,8 +59,16 @@ pub fn vary_names(resp: &ResponseHeader) -> impl Iterator<Item = String> + '_ {
 /// The `Age` the upstream reported, if it sent exactly one valid value.
 fn upstream_age(resp: &ResponseHeader) -> Option<Duration> {
     let mut values = resp.headers.get_all(http::header::AGE).iter();
-    let (Some(v), None) = (values.next(), values.next()) else { return None };
-    v.to_str().ok()?.trim().parse::<u64>().ok().filter(|a| *a > 0).map(Duration::from_secs)
+    let (Some(v), None) = (values.next(), values.next()) else {
+        return None;
+    };
+    v.to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|a| *a > 0)
+        .map(Duration::from_secs)
 }
 
 /// The meta as if the response had been created `age` ago: both its creation time (from
@@ -96,7 +102,11 @@ mod test {
         match r {
             RespCacheable::Cacheable(meta) => {
                 // Whole seconds left, rounded up; 0 once stale.
-                Some(meta.fresh_until().duration_since(SystemTime::now()).map_or(0, |d| d.as_secs() + 1))
+                Some(
+                    meta.fresh_until()
+                        .duration_since(SystemTime::now())
+                        .map_or(0, |d| d.as_secs() + 1),
+                )
             }
             RespCacheable::Uncacheable(_) => None,
         }
@@ -104,8 +114,17 @@ mod test {
 
     #[test]
     fn max_age_and_s_maxage() {
-        assert_eq!(ttl(&decide(&resp(&[("cache-control", "max-age=60")]), false)), Some(60));
-        assert_eq!(ttl(&decide(&resp(&[("cache-control", "max-age=60, s-maxage=600")]), false)), Some(600));
+        assert_eq!(
+            ttl(&decide(&resp(&[("cache-control", "max-age=60")]), false)),
+            Some(60)
+        );
+        assert_eq!(
+            ttl(&decide(
+                &resp(&[("cache-control", "max-age=60, s-maxage=600")]),
+                false
+            )),
+            Some(600)
+        );
     }
 
     #[test]
@@ -116,8 +135,17 @@ mod test {
 
     #[test]
     fn no_store_and_private_are_not_stored() {
-        assert_eq!(ttl(&decide(&resp(&[("cache-control", "no-store, max-age=60")]), false)), None);
-        assert_eq!(ttl(&decide(&resp(&[("cache-control", "private, max-age=60")]), false)), None);
+        assert_eq!(
+            ttl(&decide(
+                &resp(&[("cache-control", "no-store, max-age=60")]),
+                false
+            )),
+            None
+        );
+        assert_eq!(
+            ttl(&decide(&resp(&[("cache-control", "private, max-age=60")]), false)),
+            None
+        );
     }
 
     #[test]
@@ -141,8 +169,14 @@ mod test {
         match d {
             RespCacheable::Cacheable(meta) => {
                 let h = meta.response_header();
-                assert!(h.headers.get(STRATA_CACHE_CONTROL).is_none(), "ours is not stored");
-                assert!(h.headers.get(CDN_CACHE_CONTROL).is_some(), "CDN-Cache-Control is passed on");
+                assert!(
+                    h.headers.get(STRATA_CACHE_CONTROL).is_none(),
+                    "ours is not stored"
+                );
+                assert!(
+                    h.headers.get(CDN_CACHE_CONTROL).is_some(),
+                    "CDN-Cache-Control is passed on"
+                );
             }
             _ => unreachable!(),
         }
@@ -152,8 +186,20 @@ mod test {
 
     #[test]
     fn upstream_age_shortens_a_max_age_lifetime() {
-        assert_eq!(ttl(&decide(&resp(&[("cache-control", "max-age=200"), ("age", "150")]), false)), Some(50));
-        assert_eq!(ttl(&decide(&resp(&[("cache-control", "max-age=100"), ("age", "150")]), false)), Some(0));
+        assert_eq!(
+            ttl(&decide(
+                &resp(&[("cache-control", "max-age=200"), ("age", "150")]),
+                false
+            )),
+            Some(50)
+        );
+        assert_eq!(
+            ttl(&decide(
+                &resp(&[("cache-control", "max-age=100"), ("age", "150")]),
+                false
+            )),
+            Some(0)
+        );
         let d = decide(&resp(&[("cache-control", "max-age=200"), ("age", "150")]), false);
         match d {
             RespCacheable::Cacheable(meta) => assert!(meta.age().as_secs() >= 150),
@@ -163,13 +209,31 @@ mod test {
 
     #[test]
     fn vary_star_is_never_stored() {
-        assert_eq!(ttl(&decide(&resp(&[("cache-control", "max-age=60"), ("vary", "Accept, *")]), false)), None);
-        assert!(ttl(&decide(&resp(&[("cache-control", "max-age=60"), ("vary", "Accept-Language")]), false)).is_some());
+        assert_eq!(
+            ttl(&decide(
+                &resp(&[("cache-control", "max-age=60"), ("vary", "Accept, *")]),
+                false
+            )),
+            None
+        );
+        assert!(
+            ttl(&decide(
+                &resp(&[("cache-control", "max-age=60"), ("vary", "Accept-Language")]),
+                false
+            ))
+            .is_some()
+        );
     }
 
     #[test]
     fn authorization_needs_explicit_permission() {
-        assert_eq!(ttl(&decide(&resp(&[("cache-control", "max-age=60")]), true)), None);
-        assert_eq!(ttl(&decide(&resp(&[("cache-control", "public, max-age=60")]), true)), Some(60));
+        assert_eq!(
+            ttl(&decide(&resp(&[("cache-control", "max-age=60")]), true)),
+            None
+        );
+        assert_eq!(
+            ttl(&decide(&resp(&[("cache-control", "public, max-age=60")]), true)),
+            Some(60)
+        );
     }
 }

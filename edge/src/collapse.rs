@@ -23,7 +23,11 @@ pub struct FillAwareLock {
 impl FillAwareLock {
     /// A lock whose writers time out after `age_timeout`.
     pub fn new(store: &'static FoyerStore, age_timeout: Duration) -> Self {
-        Self { inner: CacheLock::new_boxed(age_timeout), store, age_timeout }
+        Self {
+            inner: CacheLock::new_boxed(age_timeout),
+            store,
+            age_timeout,
+        }
     }
 
     /// A read lock that is already released as done: the caller looks up again at once.
@@ -64,10 +68,10 @@ mod test {
     use super::*;
     use crate::metrics::EdgeMetrics;
     use crate::store::StoreSettings;
+    use pingora::http::ResponseHeader;
+    use pingora_cache::CacheMeta;
     use pingora_cache::storage::Storage;
     use pingora_cache::trace::Span;
-    use pingora_cache::CacheMeta;
-    use pingora::http::ResponseHeader;
     use std::time::SystemTime;
     use strata_contracts::config::edge::Eviction;
 
@@ -81,13 +85,21 @@ mod test {
             write_buffer_bytes: 1 << 20,
         };
         let metrics = EdgeMetrics::register(&registry).unwrap();
-        let store = FoyerStore::open(&settings, metrics, &registry, tokio::runtime::Handle::current()).await.unwrap();
+        let store = FoyerStore::open(&settings, metrics, &registry, tokio::runtime::Handle::current())
+            .await
+            .unwrap();
         Box::leak(Box::new(store))
     }
 
     fn meta() -> CacheMeta {
         let now = SystemTime::now();
-        CacheMeta::new(now + Duration::from_secs(60), now, 0, 0, ResponseHeader::build(200, None).unwrap())
+        CacheMeta::new(
+            now + Duration::from_secs(60),
+            now,
+            0,
+            0,
+            ResponseHeader::build(200, None).unwrap(),
+        )
     }
 
     #[tokio::test]

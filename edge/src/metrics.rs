@@ -37,12 +37,20 @@ impl EdgeMetrics {
             &["cache_status"],
         )?;
         let response_bytes = IntCounterVec::new(
-            Opts::new("strata_edge_response_bytes_total", "Response body bytes, by source"),
+            Opts::new(
+                "strata_edge_response_bytes_total",
+                "Response body bytes, by source",
+            ),
             &["source"],
         )?;
         let duration = Histogram::with_opts(
-            HistogramOpts::new("strata_edge_request_duration_seconds", "Time from request to the end of the response")
-                .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            HistogramOpts::new(
+                "strata_edge_request_duration_seconds",
+                "Time from request to the end of the response",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
         )?;
         let collapsed = IntCounter::new(
             "strata_edge_collapsed_requests_total",
@@ -52,16 +60,23 @@ impl EdgeMetrics {
             "strata_edge_cache_corrupt_entries_total",
             "Cache entries found corrupt or incomplete, dropped and refetched",
         )?;
-        let upstream_errors =
-            IntCounter::new("strata_edge_upstream_errors_total", "Requests that failed upstream")?;
-        let upstream_retries =
-            IntCounter::new("strata_edge_upstream_retries_total", "Upstream connect attempts retried after a failure")?;
+        let upstream_errors = IntCounter::new(
+            "strata_edge_upstream_errors_total",
+            "Requests that failed upstream",
+        )?;
+        let upstream_retries = IntCounter::new(
+            "strata_edge_upstream_retries_total",
+            "Upstream connect attempts retried after a failure",
+        )?;
         let invalidations = IntCounter::new(
             "strata_edge_invalidations_total",
             "Stored responses invalidated by a successful unsafe request (RFC 9111 section 4.4)",
         )?;
         let cache_read_bytes = IntCounterVec::new(
-            Opts::new("strata_edge_cache_read_bytes_total", "Body bytes read from the cache for responses, by tier"),
+            Opts::new(
+                "strata_edge_cache_read_bytes_total",
+                "Body bytes read from the cache for responses, by tier",
+            ),
             &["tier"],
         )?;
         let upstream_latency = Histogram::with_opts(
@@ -69,7 +84,9 @@ impl EdgeMetrics {
                 "strata_edge_upstream_response_seconds",
                 "Time from choosing the upstream to receiving its response head",
             )
-            .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
         )?;
         registry.register(Box::new(cache_read_bytes.clone()))?;
         registry.register(Box::new(upstream_latency.clone()))?;

@@ -15,9 +15,11 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{ProxyHttp, Session};
 use pingora::{Error, ErrorSource, Result};
-use pingora_cache::lock::CacheKeyLockImpl;
 use pingora_cache::key::HashBinary;
-use pingora_cache::{CacheKey, CacheMeta, CacheOptionOverrides, CachePhase, ForcedFreshness, RespCacheable, VarianceBuilder};
+use pingora_cache::lock::CacheKeyLockImpl;
+use pingora_cache::{
+    CacheKey, CacheMeta, CacheOptionOverrides, CachePhase, ForcedFreshness, RespCacheable, VarianceBuilder,
+};
 use std::time::{Duration, Instant, SystemTime};
 use strata_contracts::config::edge::UpstreamUrl;
 
@@ -111,12 +113,17 @@ impl ProxyHttp for EdgeProxy {
     fn request_cache_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
         ctx.directives = RequestDirectives::of(session.req_header());
         if !self.honor_request_cache_control {
-            ctx.directives = RequestDirectives { only_if_cached: ctx.directives.only_if_cached, ..Default::default() };
+            ctx.directives = RequestDirectives {
+                only_if_cached: ctx.directives.only_if_cached,
+                ..Default::default()
+            };
         }
         if matches!(session.req_header().method, Method::GET | Method::HEAD) && !ctx.directives.no_store {
             let mut overrides = CacheOptionOverrides::default();
             overrides.wait_timeout = Some(self.wait_timeout);
-            session.cache.enable(self.store, None, None, Some(self.lock), Some(overrides));
+            session
+                .cache
+                .enable(self.store, None, None, Some(self.lock), Some(overrides));
         }
         Ok(())
     }
@@ -129,7 +136,10 @@ impl ProxyHttp for EdgeProxy {
             .and_then(|h| h.to_str().ok())
             .or_else(|| req.uri.authority().map(|a| a.as_str()))
             .unwrap_or("");
-        Ok(CacheKey::new(primary_key(host, req.uri.path(), req.uri.query(), &self.rules), ""))
+        Ok(CacheKey::new(
+            primary_key(host, req.uri.path(), req.uri.query(), &self.rules),
+            "",
+        ))
     }
 
     async fn upstream_response_filter(
@@ -139,7 +149,9 @@ impl ProxyHttp for EdgeProxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         if let Some(started) = ctx.upstream_started.take() {
-            self.metrics.upstream_latency.observe(started.elapsed().as_secs_f64());
+            self.metrics
+                .upstream_latency
+                .observe(started.elapsed().as_secs_f64());
         }
         if upstream_response.status == http::StatusCode::NOT_MODIFIED {
             ctx.not_modified = Some(upstream_response.clone());
@@ -153,7 +165,10 @@ impl ProxyHttp for EdgeProxy {
         resp: &ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<RespCacheable> {
-        let authorized = session.req_header().headers.contains_key(http::header::AUTHORIZATION);
+        let authorized = session
+            .req_header()
+            .headers
+            .contains_key(http::header::AUTHORIZATION);
         match ctx.not_modified.take() {
             Some(not_modified) => {
                 let merged = revalidation::merge_304(resp, &not_modified);
@@ -163,14 +178,23 @@ impl ProxyHttp for EdgeProxy {
         }
     }
 
-    fn cache_vary_filter(&self, meta: &CacheMeta, _ctx: &mut RequestCtx, req: &RequestHeader) -> Option<HashBinary> {
+    fn cache_vary_filter(
+        &self,
+        meta: &CacheMeta,
+        _ctx: &mut RequestCtx,
+        req: &RequestHeader,
+    ) -> Option<HashBinary> {
         let names: Vec<String> = cacheability::vary_names(meta.response_header()).collect();
         if names.is_empty() {
             return None;
         }
         let mut variance = VarianceBuilder::new();
         for name in &names {
-            let value = req.headers.get(name.as_str()).map(|v| v.as_bytes().to_vec()).unwrap_or_default();
+            let value = req
+                .headers
+                .get(name.as_str())
+                .map(|v| v.as_bytes().to_vec())
+                .unwrap_or_default();
             variance.add_owned_name_value(name.clone(), value);
         }
         variance.finalize()
@@ -192,7 +216,10 @@ impl ProxyHttp for EdgeProxy {
             // RFC 9111 section 5.2.1.7: 504 rather than going upstream.
             let mut resp = ResponseHeader::build(504, None)?;
             resp.insert_header("content-length", "0")?;
-            resp.insert_header("cache-status", format!("{}; fwd=miss; detail=only-if-cached", cache_status::CACHE_NAME))?;
+            resp.insert_header(
+                "cache-status",
+                format!("{}; fwd=miss; detail=only-if-cached", cache_status::CACHE_NAME),
+            )?;
             session.write_response_header(Box::new(resp), true).await?;
             return Ok(false);
         }
@@ -204,7 +231,12 @@ impl ProxyHttp for EdgeProxy {
         true
     }
 
-    fn should_serve_stale(&self, _session: &mut Session, _ctx: &mut RequestCtx, error: Option<&Error>) -> bool {
+    fn should_serve_stale(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut RequestCtx,
+        error: Option<&Error>,
+    ) -> bool {
         // pingora has already checked the object's stale-while-revalidate / stale-if-error
         // windows (RFC 5861); only upstream failures qualify for stale-if-error.
         error.is_none_or(|e| e.esource() == &ErrorSource::Upstream)
@@ -230,7 +262,10 @@ impl ProxyHttp for EdgeProxy {
         let method = &session.req_header().method;
         if !method.is_safe() && (resp.status.is_success() || resp.status.is_redirection()) {
             let key = self.cache_key_callback(session, ctx)?;
-            let purged = self.store.purge_key(key.primary_key_str().unwrap_or_default()).await;
+            let purged = self
+                .store
+                .purge_key(key.primary_key_str().unwrap_or_default())
+                .await;
             if purged > 0 {
                 self.metrics.invalidations.inc();
             }
@@ -241,14 +276,23 @@ impl ProxyHttp for EdgeProxy {
 
     async fn logging(&self, session: &mut Session, error: Option<&Error>, ctx: &mut RequestCtx) {
         let phase = session.cache.phase();
-        let outcome = if error.is_some() { "error" } else { cache_status::outcome(&phase) };
+        let outcome = if error.is_some() {
+            "error"
+        } else {
+            cache_status::outcome(&phase)
+        };
         self.metrics.requests.with_label_values(&[outcome]).inc();
         let source = match phase {
-            CachePhase::Hit | CachePhase::Stale | CachePhase::StaleUpdating | CachePhase::Revalidated => "cache",
+            CachePhase::Hit | CachePhase::Stale | CachePhase::StaleUpdating | CachePhase::Revalidated => {
+                "cache"
+            }
             _ => "upstream",
         };
         let sent = session.body_bytes_sent() as u64;
-        self.metrics.response_bytes.with_label_values(&[source]).inc_by(sent);
+        self.metrics
+            .response_bytes
+            .with_label_values(&[source])
+            .inc_by(sent);
         self.metrics.duration.observe(ctx.started.elapsed().as_secs_f64());
         if let Some(e) = error
             && e.esource() == &ErrorSource::Upstream

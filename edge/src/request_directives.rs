@@ -32,7 +32,9 @@ pub struct RequestDirectives {
 impl RequestDirectives {
     /// Reads the directives of a request (none when it has no `Cache-Control`).
     pub fn of(req: &RequestHeader) -> Self {
-        let Some(cc) = CacheControl::from_req_headers(req) else { return Self::default() };
+        let Some(cc) = CacheControl::from_req_headers(req) else {
+            return Self::default();
+        };
         let seconds = |name: &str| -> Option<u32> {
             match cc.directives.get(&DirectiveKey::from_lowercase(name)) {
                 Some(Some(v)) => v.parse_as_delta_seconds().ok(),
@@ -50,9 +52,13 @@ impl RequestDirectives {
 
     /// Whether a stored response `meta` must be revalidated before it answers this request.
     pub fn on_hit(&self, meta: &CacheMeta, now: SystemTime) -> Option<ForcedFreshness> {
-        let too_old = self.max_age.is_some_and(|max| meta.age().as_secs() > u64::from(max));
+        let too_old = self
+            .max_age
+            .is_some_and(|max| meta.age().as_secs() > u64::from(max));
         let too_close_to_expiry = self.min_fresh.is_some_and(|min| {
-            meta.fresh_until().duration_since(now).map_or(true, |left| left.as_secs() < u64::from(min))
+            meta.fresh_until()
+                .duration_since(now)
+                .map_or(true, |left| left.as_secs() < u64::from(min))
         });
         (self.no_cache || too_old || too_close_to_expiry).then_some(ForcedFreshness::ForceExpired)
     }
@@ -73,7 +79,13 @@ mod test {
     /// Stored `age` seconds ago, fresh for `left` more seconds.
     fn meta(age: u64, left: u64) -> CacheMeta {
         let now = SystemTime::now();
-        CacheMeta::new(now + Duration::from_secs(left), now - Duration::from_secs(age), 0, 0, ResponseHeader::build(200, None).unwrap())
+        CacheMeta::new(
+            now + Duration::from_secs(left),
+            now - Duration::from_secs(age),
+            0,
+            0,
+            ResponseHeader::build(200, None).unwrap(),
+        )
     }
 
     #[test]
@@ -95,6 +107,9 @@ mod test {
     fn flags_are_read() {
         let d = req("only-if-cached, no-store");
         assert!(d.only_if_cached && d.no_store && !d.no_cache);
-        assert_eq!(RequestDirectives::of(&RequestHeader::build("GET", b"/", None).unwrap()), RequestDirectives::default());
+        assert_eq!(
+            RequestDirectives::of(&RequestHeader::build("GET", b"/", None).unwrap()),
+            RequestDirectives::default()
+        );
     }
 }

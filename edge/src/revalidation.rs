@@ -46,13 +46,31 @@ mod test {
 
     #[test]
     fn the_304s_fields_replace_the_stored_ones() {
-        let stored = header(200, &[("content-length", "10"), ("x-v", "1"), ("etag", "\"a\""), ("cache-control", "max-age=1")]);
-        let fresh = header(304, &[("x-v", "2"), ("cache-control", "max-age=60"), ("content-length", "0")]);
+        let stored = header(
+            200,
+            &[
+                ("content-length", "10"),
+                ("x-v", "1"),
+                ("etag", "\"a\""),
+                ("cache-control", "max-age=1"),
+            ],
+        );
+        let fresh = header(
+            304,
+            &[
+                ("x-v", "2"),
+                ("cache-control", "max-age=60"),
+                ("content-length", "0"),
+            ],
+        );
         let m = merge_304(&stored, &fresh);
         assert_eq!(m.status, 200);
         assert_eq!(m.headers["x-v"], "2");
         assert_eq!(m.headers["cache-control"], "max-age=60");
-        assert_eq!(m.headers["content-length"], "10", "the stored body's length stays");
+        assert_eq!(
+            m.headers["content-length"], "10",
+            "the stored body's length stays"
+        );
         assert_eq!(m.headers["etag"], "\"a\"", "fields the 304 does not carry stay");
     }
 }

@@ -3,6 +3,7 @@
 //! signal handling, so that every role of the binary stops the same way.
 
 use crate::cache_key::KeyRules;
+use crate::collapse::FillAwareLock;
 use crate::metrics::EdgeMetrics;
 use crate::proxy::{EdgeProxy, UpstreamSettings};
 use crate::store::{FoyerStore, StoreSettings};
@@ -11,7 +12,6 @@ use pingora::apps::HttpServerOptions;
 use pingora::listeners::tls::TlsSettings;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
-use crate::collapse::FillAwareLock;
 use pingora_cache::lock::CacheKeyLockImpl;
 use std::time::Duration;
 use strata_contracts::config::edge::{EdgeConfig, parse_upstream};
@@ -59,7 +59,11 @@ impl Edge {
         // pingora's cache API wants 'static storage; the edge lives as long as the process.
         let store: &'static FoyerStore = Box::leak(Box::new(store));
         store.watch_disk(&support, Duration::from_millis(c.disk_check_ms));
-        Ok(Self { config, store, metrics })
+        Ok(Self {
+            config,
+            store,
+            metrics,
+        })
     }
 
     /// The admin API routes (purge, inventory) for the admin listener.
@@ -123,7 +127,9 @@ impl Edge {
         }
         server.add_service(service);
         tracing::info!(addr = %config.listen, upstream = %config.upstream, "edge listening");
-        server.run(RunArgs { shutdown_signal: Box::new(TokenWatch(shutdown)) });
+        server.run(RunArgs {
+            shutdown_signal: Box::new(TokenWatch(shutdown)),
+        });
         tracing::info!("edge drained");
         Ok(())
     }
@@ -147,10 +153,18 @@ fn tls_files(config: &EdgeConfig) -> Result<(String, String), EdgeError> {
         .collect::<Result<_, _>>()
         .map_err(|e| bad("tls_cert", &config.tls_cert, e.to_string()))?;
     if certs.is_empty() {
-        return Err(bad("tls_cert", &config.tls_cert, "holds no PEM certificate".into()));
+        return Err(bad(
+            "tls_cert",
+            &config.tls_cert,
+            "holds no PEM certificate".into(),
+        ));
     }
-    PrivateKeyDer::from_pem_file(&config.tls_key).map_err(|e| bad("tls_key", &config.tls_key, e.to_string()))?;
-    Ok((config.tls_cert.display().to_string(), config.tls_key.display().to_string()))
+    PrivateKeyDer::from_pem_file(&config.tls_key)
+        .map_err(|e| bad("tls_key", &config.tls_key, e.to_string()))?;
+    Ok((
+        config.tls_cert.display().to_string(),
+        config.tls_key.display().to_string(),
+    ))
 }
 
 /// Hands our cancellation to pingora as a graceful terminate.

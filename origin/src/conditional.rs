@@ -89,10 +89,22 @@ mod test {
     #[test]
     fn matching_if_none_match_is_not_modified() {
         let v = validators();
-        assert_eq!(evaluate(&with(&[("if-none-match", "\"abc\"")]), &v), Precondition::NotModified);
-        assert_eq!(evaluate(&with(&[("if-none-match", "W/\"abc\"")]), &v), Precondition::NotModified);
-        assert_eq!(evaluate(&with(&[("if-none-match", "*")]), &v), Precondition::NotModified);
-        assert_eq!(evaluate(&with(&[("if-none-match", "\"zzz\"")]), &v), Precondition::Proceed);
+        assert_eq!(
+            evaluate(&with(&[("if-none-match", "\"abc\"")]), &v),
+            Precondition::NotModified
+        );
+        assert_eq!(
+            evaluate(&with(&[("if-none-match", "W/\"abc\"")]), &v),
+            Precondition::NotModified
+        );
+        assert_eq!(
+            evaluate(&with(&[("if-none-match", "*")]), &v),
+            Precondition::NotModified
+        );
+        assert_eq!(
+            evaluate(&with(&[("if-none-match", "\"zzz\"")]), &v),
+            Precondition::Proceed
+        );
     }
 
     #[test]
@@ -104,17 +116,35 @@ mod test {
     #[test]
     fn if_modified_since_compares_seconds() {
         let v = validators();
-        assert_eq!(evaluate(&with(&[("if-modified-since", LM)]), &v), Precondition::NotModified);
-        assert_eq!(evaluate(&with(&[("if-modified-since", EARLIER)]), &v), Precondition::Proceed);
+        assert_eq!(
+            evaluate(&with(&[("if-modified-since", LM)]), &v),
+            Precondition::NotModified
+        );
+        assert_eq!(
+            evaluate(&with(&[("if-modified-since", EARLIER)]), &v),
+            Precondition::Proceed
+        );
     }
 
     #[test]
     fn failed_if_match_and_if_unmodified_since_are_412() {
         let v = validators();
-        assert_eq!(evaluate(&with(&[("if-match", "\"zzz\"")]), &v), Precondition::Failed);
-        assert_eq!(evaluate(&with(&[("if-match", "\"abc\"")]), &v), Precondition::Proceed);
-        assert_eq!(evaluate(&with(&[("if-unmodified-since", EARLIER)]), &v), Precondition::Failed);
-        assert_eq!(evaluate(&with(&[("if-unmodified-since", LM)]), &v), Precondition::Proceed);
+        assert_eq!(
+            evaluate(&with(&[("if-match", "\"zzz\"")]), &v),
+            Precondition::Failed
+        );
+        assert_eq!(
+            evaluate(&with(&[("if-match", "\"abc\"")]), &v),
+            Precondition::Proceed
+        );
+        assert_eq!(
+            evaluate(&with(&[("if-unmodified-since", EARLIER)]), &v),
+            Precondition::Failed
+        );
+        assert_eq!(
+            evaluate(&with(&[("if-unmodified-since", LM)]), &v),
+            Precondition::Proceed
+        );
     }
 
     #[test]

@@ -47,7 +47,12 @@ impl OriginMetrics {
         for class in ["2xx", "3xx", "4xx", "5xx"] {
             requests.with_label_values(&[class]);
         }
-        Ok(Self { requests, response_bytes, latency, storage_errors })
+        Ok(Self {
+            requests,
+            response_bytes,
+            latency,
+            storage_errors,
+        })
     }
 }
 

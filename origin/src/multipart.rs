@@ -20,12 +20,7 @@ pub struct MultipartLayout {
 }
 
 /// Lays out a multipart body for `ranges` of a `size`-byte representation of `part_type`.
-pub fn layout(
-    ranges: &[RangeInclusive<u64>],
-    size: u64,
-    part_type: &str,
-    boundary: &str,
-) -> MultipartLayout {
+pub fn layout(ranges: &[RangeInclusive<u64>], size: u64, part_type: &str, boundary: &str) -> MultipartLayout {
     let mut parts = Vec::with_capacity(ranges.len());
     let mut content_length = 0u64;
     for (i, r) in ranges.iter().enumerate() {

@@ -19,9 +19,21 @@ struct Rung {
 }
 
 const LADDER: [Rung; 3] = [
-    Rung { width: 640, height: 360, kbps: 800 },
-    Rung { width: 960, height: 540, kbps: 1600 },
-    Rung { width: 1280, height: 720, kbps: 3000 },
+    Rung {
+        width: 640,
+        height: 360,
+        kbps: 800,
+    },
+    Rung {
+        width: 960,
+        height: 540,
+        kbps: 1600,
+    },
+    Rung {
+        width: 1280,
+        height: 720,
+        kbps: 3000,
+    },
 ];
 
 /// Segment duration, seconds.
@@ -61,7 +73,11 @@ impl SampleTitle {
     /// The title as it would be laid out under `root`.
     pub fn under(root: &Path) -> Self {
         let dir = root.join(SAMPLE_TITLE);
-        Self { master_playlist: dir.join("master.m3u8"), mpd: dir.join("manifest.mpd"), dir }
+        Self {
+            master_playlist: dir.join("master.m3u8"),
+            mpd: dir.join("manifest.mpd"),
+            dir,
+        }
     }
 
     /// Whether the title is complete on disk.
@@ -92,7 +108,10 @@ pub fn make_sample_title(root: &Path, duration_secs: u32) -> Result<SampleTitle,
         .output()
         .map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => PackagingError::FfmpegMissing,
-            _ => PackagingError::Io { path: "ffmpeg".into(), error: e },
+            _ => PackagingError::Io {
+                path: "ffmpeg".into(),
+                error: e,
+            },
         })?;
     if !output.status.success() {
         let _ = std::fs::remove_dir_all(&staging);
@@ -124,7 +143,10 @@ fn ffmpeg_args(duration_secs: u32) -> Vec<String> {
         "-f".into(),
         "lavfi".into(),
         "-i".into(),
-        format!("testsrc2=size={}x{}:rate={fps}:duration={duration_secs}", top.width, top.height),
+        format!(
+            "testsrc2=size={}x{}:rate={fps}:duration={duration_secs}",
+            top.width, top.height
+        ),
         "-f".into(),
         "lavfi".into(),
         "-i".into(),
@@ -137,19 +159,36 @@ fn ffmpeg_args(duration_secs: u32) -> Vec<String> {
         .map(|(i, r)| format!("[s{i}]scale={}:{}[v{}]", r.width, r.height, r.height))
         .collect();
     args.push("-filter_complex".into());
-    args.push(format!("[0:v]split={}{splits};{}", LADDER.len(), scales.join(";")));
+    args.push(format!(
+        "[0:v]split={}{splits};{}",
+        LADDER.len(),
+        scales.join(";")
+    ));
     for r in &LADDER {
         args.extend(["-map".into(), format!("[v{}]", r.height)]);
     }
     args.extend(["-map".into(), "1:a".into()]);
     args.extend(
         [
-            "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "main", "-pix_fmt", "yuv420p",
-            "-sc_threshold", "0",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-profile:v",
+            "main",
+            "-pix_fmt",
+            "yuv420p",
+            "-sc_threshold",
+            "0",
         ]
         .map(String::from),
     );
-    args.extend(["-g".into(), gop.to_string(), "-x264-params".into(), format!("keyint={gop}:min-keyint={gop}:scenecut=0")]);
+    args.extend([
+        "-g".into(),
+        gop.to_string(),
+        "-x264-params".into(),
+        format!("keyint={gop}:min-keyint={gop}:scenecut=0"),
+    ]);
     for (i, r) in LADDER.iter().enumerate() {
         args.extend([
             format!("-b:v:{i}"),
@@ -163,11 +202,22 @@ fn ffmpeg_args(duration_secs: u32) -> Vec<String> {
     args.extend(["-c:a", "aac", "-b:a", "128k", "-ac", "2"].map(String::from));
     args.extend(
         [
-            "-f", "dash", "-use_template", "1", "-use_timeline", "0",
-            "-init_seg_name", "init-$RepresentationID$.m4s",
-            "-media_seg_name", "seg-$RepresentationID$-$Number%05d$.m4s",
-            "-adaptation_sets", "id=0,streams=v id=1,streams=a",
-            "-hls_playlist", "1", "-hls_master_name", "master.m3u8",
+            "-f",
+            "dash",
+            "-use_template",
+            "1",
+            "-use_timeline",
+            "0",
+            "-init_seg_name",
+            "init-$RepresentationID$.m4s",
+            "-media_seg_name",
+            "seg-$RepresentationID$-$Number%05d$.m4s",
+            "-adaptation_sets",
+            "id=0,streams=v id=1,streams=a",
+            "-hls_playlist",
+            "1",
+            "-hls_master_name",
+            "master.m3u8",
         ]
         .map(String::from),
     );
@@ -182,7 +232,10 @@ mod test {
     #[test]
     fn every_rung_gets_its_own_bitrate_and_the_gop_matches_the_segment() {
         let args = ffmpeg_args(20).join(" ");
-        assert!(args.contains("-b:v:0 800k") && args.contains("-b:v:2 3000k"), "{args}");
+        assert!(
+            args.contains("-b:v:0 800k") && args.contains("-b:v:2 3000k"),
+            "{args}"
+        );
         assert!(args.contains("keyint=60:min-keyint=60"), "{args}");
         assert!(args.contains("split=3[s0][s1][s2]"), "{args}");
         assert!(args.contains("[s2]scale=1280:720[v720]"), "{args}");
@@ -191,7 +244,10 @@ mod test {
     #[test]
     fn duration_out_of_range_is_refused_before_running_anything() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(matches!(make_sample_title(dir.path(), 1), Err(PackagingError::Duration(1))));
+        assert!(matches!(
+            make_sample_title(dir.path(), 1),
+            Err(PackagingError::Duration(1))
+        ));
         assert!(!dir.path().join(SAMPLE_TITLE).exists());
     }
 }

@@ -69,13 +69,21 @@ pub fn classify_manifest(kind: ManifestKind, body: &[u8]) -> PathClass {
         }
         ManifestKind::Dash => !mpd_is_dynamic(&text),
     };
-    if vod { PathClass::VodManifest } else { PathClass::LiveManifest }
+    if vod {
+        PathClass::VodManifest
+    } else {
+        PathClass::LiveManifest
+    }
 }
 
 /// Whether the MPD element carries `type="dynamic"` (ISO/IEC 23009-1 5.3.1.2).
 fn mpd_is_dynamic(text: &str) -> bool {
-    let Some(start) = text.find("<MPD") else { return false };
-    let Some(len) = text[start..].find('>') else { return false };
+    let Some(start) = text.find("<MPD") else {
+        return false;
+    };
+    let Some(len) = text[start..].find('>') else {
+        return false;
+    };
     let element = &text[start..start + len];
     element.contains("type=\"dynamic\"") || element.contains("type='dynamic'")
 }
@@ -95,13 +103,18 @@ mod test {
     use super::*;
 
     const VOD_MEDIA: &str = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\nseg1.m4s\n#EXT-X-ENDLIST\n";
-    const LIVE_MEDIA: &str = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:7\n#EXTINF:2.0,\nseg7.m4s\n";
+    const LIVE_MEDIA: &str =
+        "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:7\n#EXTINF:2.0,\nseg7.m4s\n";
     const MASTER: &str = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=800000\nmedia_0.m3u8\n";
 
     #[test]
     fn segments_are_classed_by_extension() {
         for ext in ["m4s", "mp4", "m4a", "m4v", "ts", "vtt"] {
-            assert_eq!(by_extension(Some(ext)), ByExtension::Known(PathClass::Segment), "{ext}");
+            assert_eq!(
+                by_extension(Some(ext)),
+                ByExtension::Known(PathClass::Segment),
+                "{ext}"
+            );
         }
         assert_eq!(by_extension(Some("json")), ByExtension::Known(PathClass::Other));
         assert_eq!(by_extension(None), ByExtension::Known(PathClass::Other));
@@ -109,17 +122,32 @@ mod test {
 
     #[test]
     fn finished_and_master_playlists_are_vod() {
-        assert_eq!(classify_manifest(ManifestKind::Hls, VOD_MEDIA.as_bytes()), PathClass::VodManifest);
-        assert_eq!(classify_manifest(ManifestKind::Hls, MASTER.as_bytes()), PathClass::VodManifest);
+        assert_eq!(
+            classify_manifest(ManifestKind::Hls, VOD_MEDIA.as_bytes()),
+            PathClass::VodManifest
+        );
+        assert_eq!(
+            classify_manifest(ManifestKind::Hls, MASTER.as_bytes()),
+            PathClass::VodManifest
+        );
         let typed = "#EXTM3U\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXTINF:2,\na.m4s\n";
-        assert_eq!(classify_manifest(ManifestKind::Hls, typed.as_bytes()), PathClass::VodManifest);
+        assert_eq!(
+            classify_manifest(ManifestKind::Hls, typed.as_bytes()),
+            PathClass::VodManifest
+        );
     }
 
     #[test]
     fn growing_playlist_is_live() {
-        assert_eq!(classify_manifest(ManifestKind::Hls, LIVE_MEDIA.as_bytes()), PathClass::LiveManifest);
+        assert_eq!(
+            classify_manifest(ManifestKind::Hls, LIVE_MEDIA.as_bytes()),
+            PathClass::LiveManifest
+        );
         let event = "#EXTM3U\n#EXT-X-PLAYLIST-TYPE:EVENT\n#EXTINF:2,\na.m4s\n";
-        assert_eq!(classify_manifest(ManifestKind::Hls, event.as_bytes()), PathClass::LiveManifest);
+        assert_eq!(
+            classify_manifest(ManifestKind::Hls, event.as_bytes()),
+            PathClass::LiveManifest
+        );
     }
 
     #[test]
@@ -127,9 +155,18 @@ mod test {
         let stat = r#"<?xml version="1.0"?><MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static"></MPD>"#;
         let dynamic = r#"<MPD type="dynamic" availabilityStartTime="2026-01-01T00:00:00Z"><Period/></MPD>"#;
         let untyped = r#"<MPD profiles="urn:mpeg:dash:profile:isoff-live:2011"></MPD>"#;
-        assert_eq!(classify_manifest(ManifestKind::Dash, stat.as_bytes()), PathClass::VodManifest);
-        assert_eq!(classify_manifest(ManifestKind::Dash, dynamic.as_bytes()), PathClass::LiveManifest);
-        assert_eq!(classify_manifest(ManifestKind::Dash, untyped.as_bytes()), PathClass::VodManifest);
+        assert_eq!(
+            classify_manifest(ManifestKind::Dash, stat.as_bytes()),
+            PathClass::VodManifest
+        );
+        assert_eq!(
+            classify_manifest(ManifestKind::Dash, dynamic.as_bytes()),
+            PathClass::LiveManifest
+        );
+        assert_eq!(
+            classify_manifest(ManifestKind::Dash, untyped.as_bytes()),
+            PathClass::VodManifest
+        );
     }
 
     #[test]

@@ -28,7 +28,9 @@ pub fn plan(headers: &HeaderMap, size: u64, v: &Validators, max_ranges: usize) -
     let (Some(value), None) = (values.next(), values.next()) else {
         return RangePlan::Full;
     };
-    let Ok(value) = value.to_str() else { return RangePlan::Full };
+    let Ok(value) = value.to_str() else {
+        return RangePlan::Full;
+    };
     if let Some(if_range) = headers.typed_get::<IfRange>() {
         let last_modified = LastModified::from(v.last_modified);
         if if_range.is_modified(Some(&v.etag), Some(&last_modified)) {
@@ -64,24 +66,38 @@ mod test {
         assert_eq!(plan_for("bytes=0-99", 1000), RangePlan::Partial(vec![0..=99]));
         assert_eq!(plan_for("bytes=-100", 1000), RangePlan::Partial(vec![900..=999]));
         assert_eq!(plan_for("bytes=990-", 1000), RangePlan::Partial(vec![990..=999]));
-        assert_eq!(plan_for("bytes=900-5000", 1000), RangePlan::Partial(vec![900..=999]));
+        assert_eq!(
+            plan_for("bytes=900-5000", 1000),
+            RangePlan::Partial(vec![900..=999])
+        );
         assert_eq!(plan_for("bytes=-5000", 1000), RangePlan::Partial(vec![0..=999]));
     }
 
     #[test]
     fn multiple_ranges_keep_their_order() {
-        assert_eq!(plan_for("bytes=500-599, 0-9", 1000), RangePlan::Partial(vec![500..=599, 0..=9]));
+        assert_eq!(
+            plan_for("bytes=500-599, 0-9", 1000),
+            RangePlan::Partial(vec![500..=599, 0..=9])
+        );
     }
 
     #[test]
     fn beyond_the_end_is_unsatisfiable() {
-        assert!(matches!(plan_for("bytes=1000-", 1000), RangePlan::Unsatisfiable(_)));
-        assert!(matches!(plan_for("bytes=2000-3000", 1000), RangePlan::Unsatisfiable(_)));
+        assert!(matches!(
+            plan_for("bytes=1000-", 1000),
+            RangePlan::Unsatisfiable(_)
+        ));
+        assert!(matches!(
+            plan_for("bytes=2000-3000", 1000),
+            RangePlan::Unsatisfiable(_)
+        ));
     }
 
     #[test]
     fn too_many_ranges_are_refused() {
-        let many = (0..20).map(|i| format!("{}-{}", i * 10, i * 10 + 1)).collect::<Vec<_>>();
+        let many = (0..20)
+            .map(|i| format!("{}-{}", i * 10, i * 10 + 1))
+            .collect::<Vec<_>>();
         let value = format!("bytes={}", many.join(","));
         assert!(matches!(plan_for(&value, 1000), RangePlan::Unsatisfiable(_)));
     }

@@ -60,7 +60,10 @@ impl OriginServer {
         let metrics = OriginMetrics::register(registry)?;
         let listener = TcpListener::bind(config.listen)
             .await
-            .map_err(|error| OriginError::Bind { addr: config.listen, error })?;
+            .map_err(|error| OriginError::Bind {
+                addr: config.listen,
+                error,
+            })?;
         tracing::info!(addr = %listener.local_addr().unwrap_or(config.listen), storage = %store.describe(), "origin listening");
         let service = OriginService {
             store,
@@ -85,7 +88,9 @@ impl OriginServer {
 
     /// A health checker for the admin listener.
     pub fn health(&self) -> OriginHealth {
-        OriginHealth { store: self.service.store.clone() }
+        OriginHealth {
+            store: self.service.store.clone(),
+        }
     }
 
     /// Serves until `shutdown` fires, then drains in-flight requests.

@@ -49,7 +49,11 @@ enum Source {
     /// Already read (a manifest, read whole to classify it).
     Memory(Bytes),
     /// To be read from storage, pinned to the version in `info`.
-    Store { store: Arc<dyn ContentStore>, path: ContentPath, info: ObjectInfo },
+    Store {
+        store: Arc<dyn ContentStore>,
+        path: ContentPath,
+        info: ObjectInfo,
+    },
 }
 
 impl Source {
@@ -82,10 +86,16 @@ impl OriginService {
         if let Some(origin) = &self.cors_allow_origin {
             let h = response.headers_mut();
             h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
-            h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(CORS_EXPOSED));
+            h.insert(
+                header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                HeaderValue::from_static(CORS_EXPOSED),
+            );
         }
         self.metrics.latency.observe(started.elapsed().as_secs_f64());
-        self.metrics.requests.with_label_values(&[status_class(response.status())]).inc();
+        self.metrics
+            .requests
+            .with_label_values(&[status_class(response.status())])
+            .inc();
         tracing::debug!(
             method = %req.method(), path = req.uri().path(), status = response.status().as_u16(),
             micros = started.elapsed().as_micros() as u64, "request"
@@ -108,7 +118,8 @@ impl OriginService {
         }
         if method != Method::GET && method != Method::HEAD {
             let mut r = refusal(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD are served");
-            r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
             return r;
         }
         let header_bytes: usize = headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
@@ -148,14 +159,20 @@ impl OriginService {
         let mut head = HeaderMap::new();
         head.typed_insert(validators.etag.clone());
         head.typed_insert(LastModified::from(info.last_modified));
-        head.insert(header::CACHE_CONTROL, header_value(path_class::cache_control(&self.cache_control, class)));
+        head.insert(
+            header::CACHE_CONTROL,
+            header_value(path_class::cache_control(&self.cache_control, class)),
+        );
         head.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
 
         match conditional::evaluate(headers, &validators) {
             Precondition::Proceed => {}
             Precondition::NotModified => return with_headers(StatusCode::NOT_MODIFIED, head, empty()),
             Precondition::Failed => {
-                return refusal(StatusCode::PRECONDITION_FAILED, "a precondition (If-Match or If-Unmodified-Since) failed");
+                return refusal(
+                    StatusCode::PRECONDITION_FAILED,
+                    "a precondition (If-Match or If-Unmodified-Since) failed",
+                );
             }
         }
         head.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
@@ -167,12 +184,19 @@ impl OriginService {
         match range::plan(headers, info.size, &validators, self.limits.max_ranges) {
             RangePlan::Full => {
                 head.insert(header::CONTENT_LENGTH, HeaderValue::from(info.size));
-                let body = if info.size == 0 { empty() } else { stream_body(source.stream(0..=info.size - 1)) };
+                let body = if info.size == 0 {
+                    empty()
+                } else {
+                    stream_body(source.stream(0..=info.size - 1))
+                };
                 with_headers(StatusCode::OK, head, body)
             }
             RangePlan::Unsatisfiable(reason) => {
                 let mut r = refusal(StatusCode::RANGE_NOT_SATISFIABLE, reason);
-                r.headers_mut().insert(header::CONTENT_RANGE, header_value(&format!("bytes */{}", info.size)));
+                r.headers_mut().insert(
+                    header::CONTENT_RANGE,
+                    header_value(&format!("bytes */{}", info.size)),
+                );
                 r
             }
             RangePlan::Partial(ranges) if ranges.len() == 1 => {
@@ -203,7 +227,11 @@ impl OriginService {
     }
 
     fn store_source(&self, path: &ContentPath, info: &ObjectInfo) -> Source {
-        Source::Store { store: self.store.clone(), path: path.clone(), info: info.clone() }
+        Source::Store {
+            store: self.store.clone(),
+            path: path.clone(),
+            info: info.clone(),
+        }
     }
 
     async fn read_whole(&self, path: &ContentPath, info: &ObjectInfo) -> Result<Bytes, StoreError> {
@@ -230,7 +258,8 @@ impl OriginService {
         tracing::warn!(error = %e, "storage error");
         let mut r = refusal(status, &e.to_string());
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         r
     }
@@ -244,12 +273,17 @@ fn entity_tag(version_tag: &str, info: &ObjectInfo) -> headers::ETag {
         .filter(|c| *c == '!' || ('#'..='~').contains(c))
         .collect();
     let tag = if cleaned.is_empty() {
-        let secs = info.last_modified.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let secs = info
+            .last_modified
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         format!("{:x}-{:x}", info.size, secs.as_nanos())
     } else {
         cleaned
     };
-    format!("\"{tag}\"").parse().expect("entity tag built from etagc characters")
+    format!("\"{tag}\"")
+        .parse()
+        .expect("entity tag built from etagc characters")
 }
 
 /// A multipart boundary that cannot collide between versions of the object.
@@ -284,7 +318,10 @@ fn cors_preflight() -> Response<Body> {
     let mut r = Response::new(empty());
     *r.status_mut() = StatusCode::NO_CONTENT;
     let h = r.headers_mut();
-    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, HEAD, OPTIONS"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, HEAD, OPTIONS"),
+    );
     h.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,
         HeaderValue::from_static("Range, If-Range, If-None-Match, If-Modified-Since"),
@@ -295,10 +332,22 @@ fn cors_preflight() -> Response<Body> {
 
 /// A refusal with its reason as a one-line plain-text body.
 pub(crate) fn refusal(status: StatusCode, reason: &str) -> Response<Body> {
-    let text = format!("{} {}: {reason}\n", status.as_u16(), status.canonical_reason().unwrap_or(""));
-    let mut r = Response::new(Full::new(Bytes::from(text)).map_err(|never| match never {}).boxed_unsync());
+    let text = format!(
+        "{} {}: {reason}\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    );
+    let mut r = Response::new(
+        Full::new(Bytes::from(text))
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
     *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }

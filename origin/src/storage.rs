@@ -96,11 +96,10 @@ struct ObjectStoreBackend {
 pub fn open(config: &StorageConfig) -> Result<Arc<dyn ContentStore>, StoreError> {
     let backend = match config.backend {
         Backend::Local => {
-            let root = std::fs::canonicalize(&config.root).map_err(|e| {
-                StoreError::Config(format!("storage.root `{}`: {e}", config.root.display()))
-            })?;
-            let store = LocalFileSystem::new_with_prefix(&root)
-                .map_err(|e| StoreError::Config(e.to_string()))?;
+            let root = std::fs::canonicalize(&config.root)
+                .map_err(|e| StoreError::Config(format!("storage.root `{}`: {e}", config.root.display())))?;
+            let store =
+                LocalFileSystem::new_with_prefix(&root).map_err(|e| StoreError::Config(e.to_string()))?;
             ObjectStoreBackend {
                 store: Arc::new(store),
                 prefix: None,
@@ -125,7 +124,11 @@ pub fn open(config: &StorageConfig) -> Result<Arc<dyn ContentStore>, StoreError>
             }
             let store = builder.build().map_err(|e| StoreError::Config(e.to_string()))?;
             let prefix = s3.prefix.trim_matches('/');
-            let endpoint = if s3.endpoint.is_empty() { "AWS" } else { &s3.endpoint };
+            let endpoint = if s3.endpoint.is_empty() {
+                "AWS"
+            } else {
+                &s3.endpoint
+            };
             ObjectStoreBackend {
                 store: Arc::new(store),
                 prefix: (!prefix.is_empty()).then(|| StorePath::from(prefix)),
@@ -148,7 +151,9 @@ impl ObjectStoreBackend {
 
     /// Refuses paths whose real location (after following links) is outside the root.
     async fn check_inside_root(&self, path: &ContentPath) -> Result<(), StoreError> {
-        let Some(root) = &self.local_root else { return Ok(()) };
+        let Some(root) = &self.local_root else {
+            return Ok(());
+        };
         match tokio::fs::canonicalize(root.join(path.as_str())).await {
             Ok(real) if real.starts_with(root) => Ok(()),
             Ok(_) => Err(StoreError::OutsideRoot),
@@ -164,7 +169,10 @@ impl ContentStore for ObjectStoreBackend {
     async fn head(&self, path: &ContentPath) -> Result<ObjectInfo, StoreError> {
         self.check_inside_root(path).await?;
         let key = self.key(path)?;
-        let options = GetOptions { head: true, ..GetOptions::default() };
+        let options = GetOptions {
+            head: true,
+            ..GetOptions::default()
+        };
         let meta = self.store.get_opts(&key, options).await?.meta;
         Ok(ObjectInfo {
             size: meta.size,
@@ -189,7 +197,10 @@ impl ContentStore for ObjectStoreBackend {
             ..GetOptions::default()
         };
         let result = self.store.get_opts(&key, options).await?;
-        Ok(result.into_stream().map(|r| r.map_err(std::io::Error::other)).boxed())
+        Ok(result
+            .into_stream()
+            .map(|r| r.map_err(std::io::Error::other))
+            .boxed())
     }
 
     async fn probe(&self) -> Result<(), StoreError> {
@@ -201,7 +212,10 @@ impl ContentStore for ObjectStoreBackend {
         }
         // A lookup of a key that cannot exist: "not found" proves the bucket answers.
         let key = StorePath::from("strata-health-probe/does-not-exist");
-        let options = GetOptions { head: true, ..GetOptions::default() };
+        let options = GetOptions {
+            head: true,
+            ..GetOptions::default()
+        };
         match self.store.get_opts(&key, options).await {
             Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(StoreError::Unavailable(e.to_string())),
@@ -219,7 +233,10 @@ mod test {
     use futures::TryStreamExt;
 
     fn local(root: &std::path::Path) -> Arc<dyn ContentStore> {
-        let config = StorageConfig { root: root.to_path_buf(), ..StorageConfig::default() };
+        let config = StorageConfig {
+            root: root.to_path_buf(),
+            ..StorageConfig::default()
+        };
         open(&config).unwrap()
     }
 
@@ -234,7 +251,13 @@ mod test {
         let store = local(dir.path());
         let info = store.head(&p("/a.m4s")).await.unwrap();
         assert_eq!(info.size, 10);
-        let body: Vec<Bytes> = store.read(&p("/a.m4s"), &info, 2..5).await.unwrap().try_collect().await.unwrap();
+        let body: Vec<Bytes> = store
+            .read(&p("/a.m4s"), &info, 2..5)
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
         assert_eq!(body.concat(), b"234");
     }
 
@@ -260,10 +283,19 @@ mod test {
         std::fs::write(dir.path().join("real.json"), b"{}").unwrap();
         std::os::unix::fs::symlink(dir.path().join("real.json"), dir.path().join("alias.json")).unwrap();
         let store = local(dir.path());
-        assert!(matches!(store.head(&p("/leak.json")).await, Err(StoreError::OutsideRoot)));
+        assert!(matches!(
+            store.head(&p("/leak.json")).await,
+            Err(StoreError::OutsideRoot)
+        ));
         assert_eq!(store.head(&p("/alias.json")).await.unwrap().size, 2);
-        assert!(matches!(store.head(&p("/missing.json")).await, Err(StoreError::NotFound)));
-        assert!(matches!(store.head(&p("/real.json/x")).await, Err(StoreError::NotFound)));
+        assert!(matches!(
+            store.head(&p("/missing.json")).await,
+            Err(StoreError::NotFound)
+        ));
+        assert!(matches!(
+            store.head(&p("/real.json/x")).await,
+            Err(StoreError::NotFound)
+        ));
     }
 
     #[tokio::test]

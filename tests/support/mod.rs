@@ -63,7 +63,10 @@ impl ServerProcess {
                 Err(_) => {
                     let status = child.try_wait().ok().flatten();
                     let _ = child.kill();
-                    panic!("strata {role} did not start (exit: {status:?}); log:\n{}", seen.join("\n"));
+                    panic!(
+                        "strata {role} did not start (exit: {status:?}); log:\n{}",
+                        seen.join("\n")
+                    );
                 }
             };
             if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
@@ -77,11 +80,20 @@ impl ServerProcess {
             }
             seen.push(line);
         }
-        let process = ServerProcess { child, data_addr: data.unwrap(), admin_addr: admin.unwrap(), logs: rx };
+        let process = ServerProcess {
+            child,
+            data_addr: data.unwrap(),
+            admin_addr: admin.unwrap(),
+            logs: rx,
+        };
         // Some roles announce their address just before binding it.
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(process.data_addr).is_err() {
-            assert!(Instant::now() < deadline, "strata {role} announced {} but does not accept", process.data_addr);
+            assert!(
+                Instant::now() < deadline,
+                "strata {role} announced {} but does not accept",
+                process.data_addr
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         process
@@ -99,7 +111,11 @@ impl ServerProcess {
 
     /// Sends a signal to the process.
     pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status().unwrap();
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
         assert!(ok.success(), "kill -{sig} failed");
     }
 
@@ -152,7 +168,16 @@ pub fn sample_content_root() -> PathBuf {
     let lock = std::fs::File::create(root.join(".lock")).unwrap();
     lock.lock().unwrap();
     if !root.join("sample/master.m3u8").is_file() || !root.join("sample/manifest.mpd").is_file() {
-        let (status, out, err) = run_strata(&["sample-content", "--out", root.to_str().unwrap(), "--duration", "20"], &[]);
+        let (status, out, err) = run_strata(
+            &[
+                "sample-content",
+                "--out",
+                root.to_str().unwrap(),
+                "--duration",
+                "20",
+            ],
+            &[],
+        );
         assert!(status.success(), "sample-content failed: {out}\n{err}");
     }
     lock.unlock().unwrap();
@@ -181,7 +206,9 @@ pub async fn metric(url: &str, sample: &str) -> f64 {
 
 /// Deterministic, incompressible-looking test bytes.
 pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..len)
         .map(|_| {
             x ^= x << 13;
@@ -201,7 +228,11 @@ pub fn free_port() -> u16 {
     // Spread test binaries (separate processes) over the range by their pid.
     let mut candidate = 20_000 + (std::process::id() % 9_000) as u16 + handed_out.len() as u16 * 7;
     loop {
-        candidate = if candidate >= 29_999 { 20_000 } else { candidate + 1 };
+        candidate = if candidate >= 29_999 {
+            20_000
+        } else {
+            candidate + 1
+        };
         if handed_out.contains(&candidate) {
             continue;
         }
@@ -214,10 +245,18 @@ pub fn free_port() -> u16 {
 
 /// A blocking HTTP/1.1 client for tests.
 pub fn http1() -> reqwest::Client {
-    reqwest::Client::builder().http1_only().no_proxy().build().unwrap()
+    reqwest::Client::builder()
+        .http1_only()
+        .no_proxy()
+        .build()
+        .unwrap()
 }
 
 /// An HTTP/2 (prior knowledge, cleartext) client for tests.
 pub fn http2() -> reqwest::Client {
-    reqwest::Client::builder().http2_prior_knowledge().no_proxy().build().unwrap()
+    reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .no_proxy()
+        .build()
+        .unwrap()
 }

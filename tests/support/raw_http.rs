@@ -36,10 +36,17 @@ pub fn exchange(addr: SocketAddr, request: &[u8]) -> RawResponse {
     let mut buf = Vec::new();
     // The server may close while we still write or after answering; read what came.
     let _ = s.read_to_end(&mut buf);
-    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").expect("a complete response head");
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a complete response head");
     let head = String::from_utf8_lossy(&buf[..split]).into_owned();
     let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    RawResponse { status, head, body: buf[split + 4..].to_vec() }
+    RawResponse {
+        status,
+        head,
+        body: buf[split + 4..].to_vec(),
+    }
 }
 
 /// A GET of `target` exactly as written.

@@ -42,15 +42,22 @@ impl ScriptOrigin {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (c, f) = (counts.clone(), failing.clone());
         std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
                 let serve = async {
                     loop {
-                        let Ok((stream, _)) = listener.accept().await else { continue };
+                        let Ok((stream, _)) = listener.accept().await else {
+                            continue;
+                        };
                         let (c, f) = (c.clone(), f.clone());
                         tokio::spawn(async move {
-                            let svc = hyper::service::service_fn(move |req| respond(req, c.clone(), f.clone()));
+                            let svc =
+                                hyper::service::service_fn(move |req| respond(req, c.clone(), f.clone()));
                             let _ = hyper::server::conn::http1::Builder::new()
                                 .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
                                 .await;
@@ -63,7 +70,12 @@ impl ScriptOrigin {
                 }
             });
         });
-        ScriptOrigin { addr, counts, failing, stop: Some(stop) }
+        ScriptOrigin {
+            addr,
+            counts,
+            failing,
+            stop: Some(stop),
+        }
     }
 
     /// The upstream URL for the edge's `--upstream`.
@@ -122,7 +134,14 @@ async fn respond(
         .unwrap_or("")
         .split('&')
         .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (k.to_string(), percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned()))
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                percent_encoding::percent_decode_str(v)
+                    .decode_utf8_lossy()
+                    .into_owned(),
+            )
+        })
         .collect();
     let num = |k: &str| q.get(k).and_then(|v| v.parse::<i64>().ok());
     if let Some(ms) = num("delay_ms") {
@@ -136,7 +155,12 @@ async fn respond(
         let body = http_body_util::Full::new(Bytes::from_static(b"origin down\n")).boxed();
         return Ok(resp.status(503).body(body).unwrap());
     }
-    for (param, header) in [("cc", "cache-control"), ("cdn", "cdn-cache-control"), ("scc", "strata-cache-control"), ("vary", "vary")] {
+    for (param, header) in [
+        ("cc", "cache-control"),
+        ("cdn", "cdn-cache-control"),
+        ("scc", "strata-cache-control"),
+        ("vary", "vary"),
+    ] {
         if let Some(v) = q.get(param) {
             resp = resp.header(header, v.as_str());
         }
@@ -155,7 +179,11 @@ async fn respond(
     if let Some(tag) = q.get("etag") {
         let etag = format!("\"{tag}\"");
         resp = resp.header("etag", etag.as_str());
-        let matches = req.headers().get("if-none-match").and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains(&etag));
+        let matches = req
+            .headers()
+            .get("if-none-match")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains(&etag));
         if matches {
             let body = http_body_util::Empty::new().boxed();
             return Ok(resp.status(304).body(body).unwrap());
@@ -164,7 +192,11 @@ async fn respond(
     let status = num("status").unwrap_or(200) as u16;
     let mut body = match q.get("vary") {
         Some(h) => {
-            let v = req.headers().get(h.as_str()).and_then(|v| v.to_str().ok()).unwrap_or("-");
+            let v = req
+                .headers()
+                .get(h.as_str())
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
             format!("{h}={v}").into_bytes()
         }
         None => crate::support::pattern(num("len").unwrap_or(1000) as usize, path.len() as u64),
@@ -183,5 +215,9 @@ async fn respond(
         Ok::<_, Infallible>(Frame::data(p))
     });
     let body = BodyExt::boxed(StreamBody::new(stream));
-    Ok(resp.status(status).header("content-length", len.to_string()).body(body).unwrap())
+    Ok(resp
+        .status(status)
+        .header("content-length", len.to_string())
+        .body(body)
+        .unwrap())
 }

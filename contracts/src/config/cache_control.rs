@@ -3,8 +3,7 @@
 use super::FieldError;
 
 /// Directives whose argument must be a number of seconds.
-const DELTA_SECONDS: &[&str] =
-    &["max-age", "s-maxage", "stale-while-revalidate", "stale-if-error"];
+const DELTA_SECONDS: &[&str] = &["max-age", "s-maxage", "stale-while-revalidate", "stale-if-error"];
 
 /// Checks that `value` is a comma-separated list of `token` or `token=value` directives,
 /// with a number where RFC 9111 and RFC 5861 require delta-seconds.
@@ -19,7 +18,10 @@ pub fn validate_cache_control(field: &str, value: &str) -> Result<(), FieldError
             None => (directive, None),
         };
         if name.is_empty() || !name.bytes().all(is_token_byte) {
-            return Err(FieldError::new(field, format!("`{directive}` is not a directive")));
+            return Err(FieldError::new(
+                field,
+                format!("`{directive}` is not a directive"),
+            ));
         }
         let lower = name.to_ascii_lowercase();
         if DELTA_SECONDS.contains(&lower.as_str()) {

@@ -147,13 +147,19 @@ impl Default for CacheConfig {
 
 impl Default for UpstreamTimeouts {
     fn default() -> Self {
-        Self { connect_ms: 2000, read_ms: 10_000, connect_retries: 2 }
+        Self {
+            connect_ms: 2000,
+            read_ms: 10_000,
+            connect_retries: 2,
+        }
     }
 }
 
 impl Default for CollapseConfig {
     fn default() -> Self {
-        Self { wait_timeout_ms: 10_000 }
+        Self {
+            wait_timeout_ms: 10_000,
+        }
     }
 }
 
@@ -171,7 +177,9 @@ mod optional_addr {
         if s.is_empty() {
             return Ok(None);
         }
-        s.parse().map(Some).map_err(|_| serde::de::Error::custom(format!("`{s}` is not an address such as 0.0.0.0:443")))
+        s.parse()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom(format!("`{s}` is not an address such as 0.0.0.0:443")))
     }
 }
 
@@ -197,7 +205,9 @@ pub fn parse_upstream(url: &str) -> Result<UpstreamUrl, String> {
     }
     let (host, port) = match authority.rsplit_once(':') {
         Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
-            let port = p.parse::<u16>().map_err(|_| format!("`{p}` in `{url}` is not a port"))?;
+            let port = p
+                .parse::<u16>()
+                .map_err(|_| format!("`{p}` in `{url}` is not a port"))?;
             (h.to_string(), port)
         }
         _ => (authority.to_string(), 80),
@@ -205,40 +215,62 @@ pub fn parse_upstream(url: &str) -> Result<UpstreamUrl, String> {
     if host.is_empty() {
         return Err(format!("`{url}` has no host"));
     }
-    Ok(UpstreamUrl { authority: format!("{host}:{port}"), host, port })
+    Ok(UpstreamUrl {
+        authority: format!("{host}:{port}"),
+        host,
+        port,
+    })
 }
 
 impl Validate for EdgeConfig {
     fn validate(&self) -> Result<(), FieldError> {
         check_version(self.version)?;
         if self.listen.port() == 0 {
-            return Err(FieldError::new("listen", "port 0 is not accepted: give the edge a known port"));
+            return Err(FieldError::new(
+                "listen",
+                "port 0 is not accepted: give the edge a known port",
+            ));
         }
         if self.listen == self.admin_listen {
             return Err(FieldError::new(
                 "admin_listen",
-                format!("is the same address as `listen` ({}); give it its own", self.listen),
+                format!(
+                    "is the same address as `listen` ({}); give it its own",
+                    self.listen
+                ),
             ));
         }
         parse_upstream(&self.upstream).map_err(|e| FieldError::new("upstream", e))?;
         if let Some(tls) = self.tls_listen {
             if tls == self.listen || tls == self.admin_listen {
-                return Err(FieldError::new("tls_listen", format!("{tls} is already used by another listener")));
+                return Err(FieldError::new(
+                    "tls_listen",
+                    format!("{tls} is already used by another listener"),
+                ));
             }
             for (field, path) in [("tls_cert", &self.tls_cert), ("tls_key", &self.tls_key)] {
                 if path.as_os_str().is_empty() {
                     return Err(FieldError::new(field, "is required when tls_listen is set"));
                 }
                 if !path.is_file() {
-                    return Err(FieldError::new(field, format!("`{}` is not a readable file", path.display())));
+                    return Err(FieldError::new(
+                        field,
+                        format!("`{}` is not a readable file", path.display()),
+                    ));
                 }
             }
         }
         if !self.admin_token.is_empty() && self.admin_token.len() < 16 {
-            return Err(FieldError::new("admin_token", "is shorter than 16 characters; use a long random secret"));
+            return Err(FieldError::new(
+                "admin_token",
+                "is shorter than 16 characters; use a long random secret",
+            ));
         }
         if self.upstream_timeouts.connect_retries > 10 {
-            return Err(FieldError::new("upstream_timeouts.connect_retries", "must be at most 10"));
+            return Err(FieldError::new(
+                "upstream_timeouts.connect_retries",
+                "must be at most 10",
+            ));
         }
         if self.threads == 0 || self.threads > 256 {
             return Err(FieldError::new("threads", "must be between 1 and 256"));
@@ -249,7 +281,10 @@ impl Validate for EdgeConfig {
         }
         if c.disk_mb > 0 {
             if c.dir.as_os_str().is_empty() {
-                return Err(FieldError::new("cache.dir", "is empty but cache.disk_mb is not 0"));
+                return Err(FieldError::new(
+                    "cache.dir",
+                    "is empty but cache.disk_mb is not 0",
+                ));
             }
             if c.dir.exists() && !c.dir.is_dir() {
                 return Err(FieldError::new(
@@ -258,7 +293,10 @@ impl Validate for EdgeConfig {
                 ));
             }
             if c.disk_mb < 64 {
-                return Err(FieldError::new("cache.disk_mb", "must be 0 (memory only) or at least 64"));
+                return Err(FieldError::new(
+                    "cache.disk_mb",
+                    "must be 0 (memory only) or at least 64",
+                ));
             }
         }
         if !(64..=16 * 1024).contains(&c.chunk_kb) {
@@ -283,7 +321,10 @@ impl Validate for EdgeConfig {
             ("cache_key.only_params", &self.cache_key.only_params),
         ] {
             if let Some(bad) = list.iter().find(|p| p.is_empty() || p.contains(['&', '=', ' '])) {
-                return Err(FieldError::new(field, format!("`{bad}` is not a query parameter name")));
+                return Err(FieldError::new(
+                    field,
+                    format!("`{bad}` is not a query parameter name"),
+                ));
             }
         }
         Ok(())
@@ -304,8 +345,14 @@ mod test {
 
     #[test]
     fn upstream_urls() {
-        assert_eq!(parse_upstream("http://127.0.0.1:8080").unwrap().authority, "127.0.0.1:8080");
-        assert_eq!(parse_upstream("http://origin.example/").unwrap().authority, "origin.example:80");
+        assert_eq!(
+            parse_upstream("http://127.0.0.1:8080").unwrap().authority,
+            "127.0.0.1:8080"
+        );
+        assert_eq!(
+            parse_upstream("http://origin.example/").unwrap().authority,
+            "origin.example:80"
+        );
         assert!(parse_upstream("https://x").is_err());
         assert!(parse_upstream("http://x/path").is_err());
         assert!(parse_upstream("http://:80").is_err());

@@ -30,7 +30,10 @@ pub struct FieldError {
 impl FieldError {
     /// A problem with `field`.
     pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self { field: field.into(), reason: reason.into() }
+        Self {
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -51,7 +54,10 @@ pub trait Validate {
 pub enum ConfigError {
     /// The file could not be read.
     #[error("{source_name}: cannot read: {error}")]
-    Read { source_name: String, error: std::io::Error },
+    Read {
+        source_name: String,
+        error: std::io::Error,
+    },
     /// The file is not valid TOML.
     #[error("{source_name}: not valid TOML: {message}")]
     Syntax { source_name: String, message: String },
@@ -68,7 +74,11 @@ pub fn parse<T: DeserializeOwned>(source_name: &str, text: &str) -> Result<T, Co
     })?;
     serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
         let path = e.path().to_string();
-        let field = if path == "." { "(top level)".to_string() } else { path };
+        let field = if path == "." {
+            "(top level)".to_string()
+        } else {
+            path
+        };
         ConfigError::Field {
             source_name: source_name.to_string(),
             // toml appends "in `field`" on later lines; the path is already named.
@@ -84,16 +94,19 @@ fn first_line(s: &str) -> String {
 /// Reads and parses the config file at `path`, without validating it.
 pub fn read<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
     let source_name = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|error| ConfigError::Read { source_name: source_name.clone(), error })?;
+    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+        source_name: source_name.clone(),
+        error,
+    })?;
     parse(&source_name, &text)
 }
 
 /// Validates `config`, naming `source_name` in the error.
 pub fn check<T: Validate>(source_name: &str, config: &T) -> Result<(), ConfigError> {
-    config
-        .validate()
-        .map_err(|error| ConfigError::Field { source_name: source_name.to_string(), error })
+    config.validate().map_err(|error| ConfigError::Field {
+        source_name: source_name.to_string(),
+        error,
+    })
 }
 
 /// Checks the `version` field common to every config file.

@@ -151,7 +151,10 @@ impl Default for CacheControlConfig {
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        Self { max_header_bytes: 16 * 1024, max_ranges: 16 }
+        Self {
+            max_header_bytes: 16 * 1024,
+            max_ranges: 16,
+        }
     }
 }
 
@@ -167,7 +170,10 @@ impl Validate for OriginConfig {
         if self.listen == self.admin_listen && self.listen.port() != 0 {
             return Err(FieldError::new(
                 "admin_listen",
-                format!("is the same address as `listen` ({}); give it its own", self.listen),
+                format!(
+                    "is the same address as `listen` ({}); give it its own",
+                    self.listen
+                ),
             ));
         }
         let cors = &self.cors_allow_origin;

@@ -27,13 +27,24 @@ pub struct DiskState {
 impl DiskState {
     /// A disk in service at `dir`, reporting to `registry`.
     pub fn new(dir: PathBuf, registry: &Registry) -> Result<Self, prometheus::Error> {
-        let in_service_gauge =
-            IntGauge::new("strata_edge_disk_in_service", "1 while the disk tier is in service, 0 once taken out")?;
-        let errors = IntCounter::new("strata_edge_disk_errors_total", "Failed disk probes and disk-tier read errors")?;
+        let in_service_gauge = IntGauge::new(
+            "strata_edge_disk_in_service",
+            "1 while the disk tier is in service, 0 once taken out",
+        )?;
+        let errors = IntCounter::new(
+            "strata_edge_disk_errors_total",
+            "Failed disk probes and disk-tier read errors",
+        )?;
         registry.register(Box::new(in_service_gauge.clone()))?;
         registry.register(Box::new(errors.clone()))?;
         in_service_gauge.set(1);
-        Ok(Self { dir, in_service: AtomicBool::new(true), reason: Mutex::new(None), in_service_gauge, errors })
+        Ok(Self {
+            dir,
+            in_service: AtomicBool::new(true),
+            reason: Mutex::new(None),
+            in_service_gauge,
+            errors,
+        })
     }
 
     /// Whether the disk tier may be used.

@@ -83,7 +83,13 @@ impl StoredMeta {
         if chunk_size == 0 {
             return Err(EntryError::Truncated);
         }
-        Ok(Self { object_id, body_len, chunk_size, internal, header })
+        Ok(Self {
+            object_id,
+            body_len,
+            chunk_size,
+            internal,
+            header,
+        })
     }
 
     /// How many chunks the body has.
@@ -169,7 +175,10 @@ mod test {
             assert!(StoredMeta::decode(&bad).is_err(), "flip at {i} went unnoticed");
         }
         for cut in 0..enc.len() {
-            assert!(StoredMeta::decode(&enc[..cut]).is_err(), "cut at {cut} went unnoticed");
+            assert!(
+                StoredMeta::decode(&enc[..cut]).is_err(),
+                "cut at {cut} went unnoticed"
+            );
         }
     }
 

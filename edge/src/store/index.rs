@@ -36,7 +36,10 @@ pub struct KeyIndex {
 impl KeyIndex {
     /// An index kept in memory only.
     pub fn in_memory() -> Self {
-        Self { maps: RwLock::new(Maps::default()), journal: None }
+        Self {
+            maps: RwLock::new(Maps::default()),
+            journal: None,
+        }
     }
 
     /// Loads the journal at `path` (if any), keeps the entries `alive` says still exist,
@@ -75,7 +78,10 @@ impl KeyIndex {
         }
         std::fs::rename(&tmp, path)?;
         let journal = OpenOptions::new().append(true).open(path)?;
-        Ok(Self { maps: RwLock::new(maps), journal: Some(Mutex::new(journal)) })
+        Ok(Self {
+            maps: RwLock::new(maps),
+            journal: Some(Mutex::new(journal)),
+        })
     }
 
     /// Records a stored variant of `key`.
@@ -128,7 +134,10 @@ fn insert(maps: &mut Maps, key: &str, hex: &str, bytes: u64) {
     let variants = maps.by_key.entry(key.to_string()).or_default();
     match variants.iter_mut().find(|v| v.hex == hex) {
         Some(v) => v.bytes = bytes,
-        None => variants.push(Variant { hex: hex.to_string(), bytes }),
+        None => variants.push(Variant {
+            hex: hex.to_string(),
+            bytes,
+        }),
     }
 }
 
@@ -166,7 +175,19 @@ mod test {
         ix.record("e/vary", "v1", 5);
         ix.record("e/vary", "v2", 6);
         ix.record("e/vary", "v1", 7);
-        assert_eq!(ix.variants("e/vary"), vec![Variant { hex: "v1".into(), bytes: 7 }, Variant { hex: "v2".into(), bytes: 6 }]);
+        assert_eq!(
+            ix.variants("e/vary"),
+            vec![
+                Variant {
+                    hex: "v1".into(),
+                    bytes: 7
+                },
+                Variant {
+                    hex: "v2".into(),
+                    bytes: 6
+                }
+            ]
+        );
     }
 
     #[test]
@@ -181,7 +202,12 @@ mod test {
             ix.forget("hb");
         }
         // A torn line from a crash is ignored.
-        std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b"+\thx\t").unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"+\thx\t")
+            .unwrap();
         let ix = KeyIndex::open(&path, |hex| hex != "hc").unwrap();
         let keys: Vec<String> = ix.under("/").into_iter().map(|(k, _)| k).collect();
         assert_eq!(keys, vec!["e/a"], "hb was purged, hc was evicted");

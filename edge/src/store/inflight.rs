@@ -36,7 +36,11 @@ pub(crate) struct FillFailed;
 impl Inflight {
     pub fn new(meta: (Vec<u8>, Vec<u8>)) -> Self {
         let (state, _) = watch::channel(Fill::Filling(0));
-        Self { meta, pieces: RwLock::new(Vec::new()), state }
+        Self {
+            meta,
+            pieces: RwLock::new(Vec::new()),
+            state,
+        }
     }
 
     /// Appends a piece; returns the new length.
@@ -76,7 +80,12 @@ impl Inflight {
 
     /// A reader from the start.
     pub fn reader(self: &std::sync::Arc<Self>) -> PartialReader {
-        PartialReader { obj: self.clone(), rx: self.state.subscribe(), pos: 0, end: None }
+        PartialReader {
+            obj: self.clone(),
+            rx: self.state.subscribe(),
+            pos: 0,
+            end: None,
+        }
     }
 
     /// Bytes `from..to` (both within what was received).

@@ -8,28 +8,28 @@
 
 mod disk;
 mod entry;
+mod fill;
+mod hit;
 mod index;
 mod inflight;
 
 use crate::metrics::EdgeMetrics;
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
-use entry::{StoredMeta, decode_chunk, encode_chunk, unframe_chunk};
 use disk::DiskState;
+use entry::{StoredMeta, decode_chunk, encode_chunk, unframe_chunk};
+use fill::{ChunkWriter, fresh_object_id};
 use foyer::{
     BlockEngineConfig, DeviceBuilder, FsDeviceBuilder, HybridCache, HybridCacheBuilder, HybridCachePolicy,
-    HybridCacheProperties, LfuConfig, LruConfig, Location, RecoverMode, S3FifoConfig, Source,
+    HybridCacheProperties, LfuConfig, Location, LruConfig, RecoverMode, S3FifoConfig, Source,
 };
+use hit::{ChunkReader, EdgeHit};
 use index::KeyIndex;
-use inflight::{Inflight, PartialReader};
-use strata_contracts::api::edge::{Inventory, InventoryItem};
+use inflight::Inflight;
 use parking_lot::RwLock;
 use pingora::{Error, ErrorType, Result};
 use pingora_cache::key::CacheHashKey;
-use pingora_cache::storage::{
-    HandleHit, HandleMiss, HitHandler, MissFinishType, MissHandler, PurgeOutcome, PurgeTarget,
-    PurgeType, Storage,
-};
+use pingora_cache::storage::{HitHandler, MissHandler, PurgeOutcome, PurgeTarget, PurgeType, Storage};
 use pingora_cache::trace::SpanHandle;
 use pingora_cache::{CacheKey, CacheMeta};
 use std::any::Any;
@@ -37,6 +37,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use strata_contracts::api::edge::{Inventory, InventoryItem};
 use strata_contracts::config::edge::Eviction;
 
 /// foyer's disk tier evicts a whole block at a time, so on a small disk fewer, larger blocks
@@ -49,7 +50,9 @@ const MAX_BLOCK: usize = 16 * 1024 * 1024;
 fn block_size(disk_bytes: usize, chunk_size: usize) -> usize {
     // A block must hold at least one chunk and its framing.
     let min = (chunk_size + 64 * 1024).next_power_of_two();
-    (disk_bytes / TARGET_BLOCKS).next_power_of_two().clamp(min, MAX_BLOCK.max(min))
+    (disk_bytes / TARGET_BLOCKS)
+        .next_power_of_two()
+        .clamp(min, MAX_BLOCK.max(min))
 }
 
 /// How the cache is laid out.
@@ -108,11 +111,17 @@ impl FoyerStore {
             Eviction::Lru => builder.with_eviction_config(LruConfig::default()),
             Eviction::Lfu => builder.with_eviction_config(LfuConfig::default()),
         };
-        let mut storage = builder.storage().with_spawner(spawner.into()).with_recover_mode(RecoverMode::Quiet);
+        let mut storage = builder
+            .storage()
+            .with_spawner(spawner.into())
+            .with_recover_mode(RecoverMode::Quiet);
         if let Some((dir, bytes)) = &settings.disk {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreOpenError(format!("cache.dir {}: {e}", dir.display())))?;
-            let device = FsDeviceBuilder::new(dir).with_capacity(*bytes).build().map_err(err)?;
+            let device = FsDeviceBuilder::new(dir)
+                .with_capacity(*bytes)
+                .build()
+                .map_err(err)?;
             storage = storage.with_engine_config(
                 BlockEngineConfig::new(device)
                     .with_block_size(block_size(*bytes, settings.chunk_size))
@@ -123,7 +132,9 @@ impl FoyerStore {
         }
         let cache = storage.build().await.map_err(err)?;
         let disk = match &settings.disk {
-            Some((dir, _)) => Some(DiskState::new(dir.clone(), registry).map_err(|e| StoreOpenError(e.to_string()))?),
+            Some((dir, _)) => {
+                Some(DiskState::new(dir.clone(), registry).map_err(|e| StoreOpenError(e.to_string()))?)
+            }
             None => None,
         };
         let index = match &settings.disk {
@@ -208,7 +219,9 @@ impl FoyerStore {
     /// Removes one stored object (meta first, then its chunks); false if it was not there.
     async fn remove_object(&self, hex: &str) -> bool {
         self.index.forget(hex);
-        let Some(stored) = self.read_meta(hex).await else { return false };
+        let Some(stored) = self.read_meta(hex).await else {
+            return false;
+        };
         // The meta goes first: from then on the object is a miss, whatever the chunks do.
         self.cache.remove(&Self::meta_key(hex));
         for n in 0..stored.chunk_count() {
@@ -249,10 +262,15 @@ impl FoyerStore {
 
     /// What the cache holds under a path prefix, at most `limit` objects listed.
     pub fn inventory(&self, path_prefix: &str, limit: usize) -> Inventory {
-        let mut inv = Inventory { prefix: path_prefix.to_string(), ..Inventory::default() };
+        let mut inv = Inventory {
+            prefix: path_prefix.to_string(),
+            ..Inventory::default()
+        };
         for (key, variants) in self.index.under(path_prefix) {
-            let present: Vec<_> =
-                variants.into_iter().filter(|v| self.cache.contains(&Self::meta_key(&v.hex))).collect();
+            let present: Vec<_> = variants
+                .into_iter()
+                .filter(|v| self.cache.contains(&Self::meta_key(&v.hex)))
+                .collect();
             if present.is_empty() {
                 continue;
             }
@@ -260,7 +278,11 @@ impl FoyerStore {
             inv.count += 1;
             inv.bytes += bytes;
             if inv.objects.len() < limit {
-                inv.objects.push(InventoryItem { key, bytes, variants: present.len() as u32 });
+                inv.objects.push(InventoryItem {
+                    key,
+                    bytes,
+                    variants: present.len() as u32,
+                });
             } else {
                 inv.truncated = true;
             }
@@ -328,7 +350,11 @@ impl FoyerStore {
         let key = Self::chunk_key(hex, meta.object_id, n);
         let expected = chunk_len(meta, n);
         let checked = |(framed, from_disk): (Bytes, bool)| {
-            let data = if from_disk { decode_chunk(&framed, expected) } else { unframe_chunk(&framed, expected) };
+            let data = if from_disk {
+                decode_chunk(&framed, expected)
+            } else {
+                unframe_chunk(&framed, expected)
+            };
             data.map(|d| (d, from_disk))
         };
         let problem = match self.get_entry(&key).await.map(checked) {
@@ -339,7 +365,10 @@ impl FoyerStore {
             None => format!("chunk {n} is missing"),
         };
         self.drop_corrupt(hex, &problem);
-        Error::e_explain(ErrorType::InternalError, format!("cached body unusable: {problem}"))
+        Error::e_explain(
+            ErrorType::InternalError,
+            format!("cached body unusable: {problem}"),
+        )
     }
 
     /// Forgets an object whose stored form cannot be trusted, so the next request refetches.
@@ -383,7 +412,11 @@ fn block_size_follows_the_disk_within_bounds() {
     const MB: usize = 1024 * 1024;
     assert_eq!(block_size(128 * MB, MB), 2 * MB);
     assert_eq!(block_size(500_000 * MB, MB), 16 * MB);
-    assert_eq!(block_size(64 * MB, MB), 2 * MB, "never smaller than a chunk and its framing");
+    assert_eq!(
+        block_size(64 * MB, MB),
+        2 * MB,
+        "never smaller than a chunk and its framing"
+    );
     assert_eq!(block_size(64 * MB, 16 * MB), 32 * MB, "a chunk always fits");
 }
 
@@ -394,15 +427,25 @@ fn chunk_len(meta: &StoredMeta, n: u64) -> usize {
 
 #[async_trait]
 impl Storage for FoyerStore {
-    async fn lookup(&'static self, key: &CacheKey, _trace: &SpanHandle) -> Result<Option<(CacheMeta, HitHandler)>> {
+    async fn lookup(
+        &'static self,
+        key: &CacheKey,
+        _trace: &SpanHandle,
+    ) -> Result<Option<(CacheMeta, HitHandler)>> {
         let hex = key.combined();
         // A fill in progress is the newest version: prefer it, so an expired object being
         // refetched is not served while its replacement streams in.
-        let filling = self.inflight.read().get(&hex).and_then(|w| w.values().next().cloned());
+        let filling = self
+            .inflight
+            .read()
+            .get(&hex)
+            .and_then(|w| w.values().next().cloned());
         if let Some(obj) = filling {
             return self.partial_hit(&obj);
         }
-        let Some(stored) = self.read_meta(&hex).await else { return Ok(None) };
+        let Some(stored) = self.read_meta(&hex).await else {
+            return Ok(None);
+        };
         // Read the first chunk now: an object whose body is gone is a clean miss here,
         // rather than a response that breaks after its headers were sent.
         let first = if stored.body_len > 0 {
@@ -430,7 +473,17 @@ impl Storage for FoyerStore {
             }
         };
         let end = stored.body_len;
-        Ok(Some((meta, Box::new(EdgeHit::Complete(ChunkReader { store: self, hex, meta: stored, pos: 0, end, first })))))
+        Ok(Some((
+            meta,
+            Box::new(EdgeHit::Complete(ChunkReader {
+                store: self,
+                hex,
+                meta: stored,
+                pos: 0,
+                end,
+                first,
+            })),
+        )))
     }
 
     async fn lookup_streaming_write(
@@ -442,7 +495,11 @@ impl Storage for FoyerStore {
         let Some(id) = tag.and_then(|t| t.try_into().ok()).map(u64::from_le_bytes) else {
             return self.lookup(key, trace).await;
         };
-        let obj = self.inflight.read().get(&key.combined()).and_then(|w| w.get(&id).cloned());
+        let obj = self
+            .inflight
+            .read()
+            .get(&key.combined())
+            .and_then(|w| w.get(&id).cloned());
         match obj {
             Some(obj) => {
                 let meta = CacheMeta::deserialize(&obj.meta.0, &obj.meta.1)?;
@@ -452,11 +509,20 @@ impl Storage for FoyerStore {
         }
     }
 
-    async fn get_miss_handler(&'static self, key: &CacheKey, meta: &CacheMeta, _trace: &SpanHandle) -> Result<MissHandler> {
+    async fn get_miss_handler(
+        &'static self,
+        key: &CacheKey,
+        meta: &CacheMeta,
+        _trace: &SpanHandle,
+    ) -> Result<MissHandler> {
         let hex = key.combined();
         let write_id = self.next_write.fetch_add(1, Ordering::Relaxed);
         let obj = Arc::new(Inflight::new(meta.serialize()?));
-        self.inflight.write().entry(hex.clone()).or_default().insert(write_id, obj.clone());
+        self.inflight
+            .write()
+            .entry(hex.clone())
+            .or_default()
+            .insert(write_id, obj.clone());
         Ok(Box::new(ChunkWriter {
             store: self,
             primary: key.primary_key_str().unwrap_or_default().to_string(),
@@ -472,14 +538,30 @@ impl Storage for FoyerStore {
         }))
     }
 
-    async fn purge(&'static self, target: PurgeTarget<'_>, _purge_type: PurgeType, _trace: &SpanHandle) -> Result<PurgeOutcome> {
+    async fn purge(
+        &'static self,
+        target: PurgeTarget<'_>,
+        _purge_type: PurgeType,
+        _trace: &SpanHandle,
+    ) -> Result<PurgeOutcome> {
         let hex = target.key().combined();
-        Ok(if self.remove_object(&hex).await { PurgeOutcome::Purged(None) } else { PurgeOutcome::NotFound })
+        Ok(if self.remove_object(&hex).await {
+            PurgeOutcome::Purged(None)
+        } else {
+            PurgeOutcome::NotFound
+        })
     }
 
-    async fn update_meta(&'static self, key: &CacheKey, meta: &CacheMeta, _trace: &SpanHandle) -> Result<bool> {
+    async fn update_meta(
+        &'static self,
+        key: &CacheKey,
+        meta: &CacheMeta,
+        _trace: &SpanHandle,
+    ) -> Result<bool> {
         let hex = key.combined();
-        let Some(mut stored) = self.read_meta(&hex).await else { return Ok(false) };
+        let Some(mut stored) = self.read_meta(&hex).await else {
+            return Ok(false);
+        };
         let (internal, header) = meta.serialize()?;
         stored.internal = internal;
         stored.header = header;
@@ -493,173 +575,5 @@ impl Storage for FoyerStore {
 
     fn as_any(&self) -> &(dyn Any + Send + Sync + 'static) {
         self
-    }
-}
-
-/// A unique id for a fill, even across restarts (the clock) and within one (the counter).
-fn fresh_object_id(write_id: u64) -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos() as u64;
-    nanos ^ write_id.rotate_left(48)
-}
-
-/// Reading a complete object, chunk by chunk, within an optional range.
-struct ChunkReader {
-    store: &'static FoyerStore,
-    hex: String,
-    meta: StoredMeta,
-    pos: u64,
-    /// Exclusive end.
-    end: u64,
-    /// Chunk 0 (and whether it came off the disk), already read by the lookup.
-    first: Option<(Bytes, bool)>,
-}
-
-impl ChunkReader {
-    async fn read(&mut self) -> Result<Option<Bytes>> {
-        if self.pos >= self.end {
-            return Ok(None);
-        }
-        let cs = self.meta.chunk_size as u64;
-        let n = self.pos / cs;
-        let (chunk, from_disk) = match (n, &self.first) {
-            (0, Some(first)) => first.clone(),
-            _ => self.store.read_chunk(&self.hex, &self.meta, n).await?,
-        };
-        let base = n * cs;
-        let start = (self.pos - base) as usize;
-        let stop = ((self.end - base) as usize).min(chunk.len());
-        self.pos = base + stop as u64;
-        let tier = if from_disk { "disk" } else { "memory" };
-        self.store.metrics.cache_read_bytes.with_label_values(&[tier]).inc_by((stop - start) as u64);
-        Ok(Some(chunk.slice(start..stop)))
-    }
-
-    fn seek(&mut self, start: usize, end: Option<usize>) -> Result<()> {
-        let len = self.meta.body_len;
-        if start as u64 >= len {
-            return Error::e_explain(ErrorType::InternalError, format!("seek start {start} beyond body of {len}"));
-        }
-        self.pos = start as u64;
-        self.end = end.map_or(len, |e| (e as u64).min(len));
-        Ok(())
-    }
-}
-
-enum EdgeHit {
-    Complete(ChunkReader),
-    Partial(PartialReader),
-}
-
-#[async_trait]
-impl HandleHit for EdgeHit {
-    async fn read_body(&mut self) -> Result<Option<Bytes>> {
-        match self {
-            EdgeHit::Complete(c) => c.read().await,
-            EdgeHit::Partial(p) => p.read().await.or_else(|e| Error::e_explain(ErrorType::InternalError, e.to_string())),
-        }
-    }
-
-    async fn finish(self: Box<Self>, _storage: &'static (dyn Storage + Sync), _key: &CacheKey, _trace: &SpanHandle) -> Result<()> {
-        Ok(())
-    }
-
-    fn can_seek(&self) -> bool {
-        true
-    }
-
-    /// `end` is exclusive, as pingora's range filter passes it.
-    fn seek(&mut self, start: usize, end: Option<usize>) -> Result<()> {
-        match self {
-            EdgeHit::Complete(c) => c.seek(start, end),
-            EdgeHit::Partial(p) => {
-                p.seek(start as u64, end.map(|e| e as u64));
-                Ok(())
-            }
-        }
-    }
-
-    fn get_eviction_weight(&self) -> usize {
-        match self {
-            EdgeHit::Complete(c) => c.meta.body_len as usize,
-            EdgeHit::Partial(_) => 0,
-        }
-    }
-
-    fn as_any(&self) -> &(dyn Any + Send + Sync) {
-        self
-    }
-
-    fn as_any_mut(&mut self) -> &mut (dyn Any + Send + Sync) {
-        self
-    }
-}
-
-/// Writing a fill: readers follow `obj`; chunks go to foyer as they complete; the meta entry
-/// is written last, so an object is visible in the cache only once all its chunks are.
-struct ChunkWriter {
-    store: &'static FoyerStore,
-    /// The primary key, for the index.
-    primary: String,
-    hex: String,
-    write_id: u64,
-    write_tag: [u8; 8],
-    object_id: u64,
-    obj: Arc<Inflight>,
-    pending: BytesMut,
-    next_chunk: u64,
-    written: u64,
-    finished: bool,
-}
-
-#[async_trait]
-impl HandleMiss for ChunkWriter {
-    async fn write_body(&mut self, data: Bytes, _eof: bool) -> Result<()> {
-        self.written += data.len() as u64;
-        self.pending.extend_from_slice(&data);
-        self.obj.append(data);
-        let cs = self.store.chunk_size;
-        while self.pending.len() >= cs {
-            let chunk = self.pending.split_to(cs);
-            self.store.put_chunk(&self.hex, self.object_id, self.next_chunk, &chunk);
-            self.next_chunk += 1;
-        }
-        Ok(())
-    }
-
-    async fn finish(mut self: Box<Self>) -> Result<MissFinishType> {
-        if !self.pending.is_empty() {
-            let chunk = self.pending.split();
-            self.store.put_chunk(&self.hex, self.object_id, self.next_chunk, &chunk);
-        }
-        let stored = StoredMeta {
-            object_id: self.object_id,
-            body_len: self.written,
-            chunk_size: self.store.chunk_size as u32,
-            internal: self.obj.meta.0.clone(),
-            header: self.obj.meta.1.clone(),
-        };
-        self.store.put(FoyerStore::meta_key(&self.hex), stored.encode());
-        self.store.index.record(&self.primary, &self.hex, self.written);
-        self.obj.finish();
-        self.store.unregister(&self.hex, self.write_id);
-        self.finished = true;
-        Ok(MissFinishType::Created(self.written as usize))
-    }
-
-    fn streaming_write_tag(&self) -> Option<&[u8]> {
-        Some(&self.write_tag)
-    }
-}
-
-impl Drop for ChunkWriter {
-    fn drop(&mut self) {
-        if !self.finished {
-            // Readers following this fill get an error, not a short body.
-            self.obj.fail();
-            self.store.unregister(&self.hex, self.write_id);
-        }
     }
 }
