@@ -38,7 +38,7 @@ fn header(head: &str, name: &str) -> String {
         .filter_map(|l| l.split_once(':'))
         .filter(|(k, _)| k.trim() == name)
         .map(|(_, v)| v.trim().to_string())
-        .last()
+        .next_back()
         .unwrap_or_else(|| panic!("no {name} in {head}"))
 }
 

@@ -104,10 +104,12 @@ impl Edge {
             honor_request_cache_control: config.cache.honor_request_cache_control,
         };
 
-        let mut conf = ServerConf::default();
-        conf.threads = config.threads;
-        conf.grace_period_seconds = Some(0);
-        conf.graceful_shutdown_timeout_seconds = Some(config.drain_timeout_secs);
+        let conf = ServerConf {
+            threads: config.threads,
+            grace_period_seconds: Some(0),
+            graceful_shutdown_timeout_seconds: Some(config.drain_timeout_secs),
+            ..ServerConf::default()
+        };
         let mut server = Server::new_with_opt_and_conf(None, conf);
         server.bootstrap();
         let mut service = pingora::proxy::http_proxy_service(&server.configuration, proxy);

@@ -177,11 +177,9 @@ impl Validate for OriginConfig {
             ));
         }
         let cors = &self.cors_allow_origin;
-        if !(cors.is_empty()
-            || cors == "*"
-            || ((cors.starts_with("http://") || cors.starts_with("https://"))
-                && cors.bytes().all(|b| b.is_ascii_graphic())))
-        {
+        let one_origin = (cors.starts_with("http://") || cors.starts_with("https://"))
+            && cors.bytes().all(|b| b.is_ascii_graphic());
+        if !cors.is_empty() && cors != "*" && !one_origin {
             return Err(FieldError::new(
                 "cors_allow_origin",
                 format!("`{cors}` is not \"*\", \"\" or one origin such as https://player.example"),
@@ -208,9 +206,8 @@ impl Validate for OriginConfig {
                         "is required when storage.backend = \"s3\"",
                     ));
                 }
-                if !s3.endpoint.is_empty()
-                    && !(s3.endpoint.starts_with("http://") || s3.endpoint.starts_with("https://"))
-                {
+                let is_url = s3.endpoint.starts_with("http://") || s3.endpoint.starts_with("https://");
+                if !s3.endpoint.is_empty() && !is_url {
                     return Err(FieldError::new(
                         "storage.s3.endpoint",
                         format!("`{}` is not an http:// or https:// URL", s3.endpoint),
