@@ -84,6 +84,22 @@ fn curl_gets_identical_bytes_over_h1_and_h2c_miss_and_hit() {
     assert!(head.starts_with("http/2 206"), "{head}");
     let data = std::fs::read(content.path().join("t/seg-3.m4s")).unwrap();
     assert_eq!(body, &data[1000..2000]);
+    let (head, body) = curl(&["--http1.1", "-r", "0-9,2000-2009", &url]);
+    assert!(
+        head.contains("206") && head.contains("multipart/byteranges"),
+        "{head}"
+    );
+    let text = String::from_utf8_lossy(&body);
+    assert!(text.contains(&format!("bytes 0-9/{}", data.len())), "{text}");
+    assert!(
+        text.contains(&format!("bytes 2000-2009/{}", data.len())),
+        "{text}"
+    );
+    let has = |part: &[u8]| body.windows(part.len()).any(|w| w == part);
+    assert!(
+        has(&data[0..10]) && has(&data[2000..2010]),
+        "both ranges' bytes are in the body"
+    );
     let (head, body) = curl(&["--http1.1", "-I", &url]);
     assert!(
         head.contains(&format!("content-length: {}", data.len())),
