@@ -160,7 +160,9 @@ pub fn run_strata(args: &[&str], envs: &[(&str, &str)]) -> (ExitStatus, String, 
 }
 
 /// The sample title, made once per build with the real ffmpeg (under the target dir's test
-/// scratch space) and shared by every test binary. Returns the content root.
+/// scratch space) and shared by every test binary. Returns the content root. CI keeps its
+/// target dir between runs, so bump the directory's version suffix whenever
+/// `origin::packaging` changes what it makes.
 pub fn sample_content_root() -> PathBuf {
     let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("sample-content-v1");
     std::fs::create_dir_all(&root).unwrap();
