@@ -7,7 +7,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use support::{ServerProcess, free_port, metric, sample_content_root};
+use support::{base_url, metric, sample_content_root};
 
 fn browser_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
@@ -64,38 +64,9 @@ async fn hls_js_and_dash_js_play_the_sample_title_through_the_edge() {
         return;
     }
     let root = sample_content_root();
-    let origin = ServerProcess::start(
-        "origin",
-        &[
-            "--root",
-            root.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ],
-        &[],
-    );
+    let origin = support::start_origin(&root);
     let cache = tempfile::tempdir().unwrap();
-    let listen = format!("127.0.0.1:{}", free_port());
-    let edge = ServerProcess::start(
-        "edge",
-        &[
-            "--listen",
-            &listen,
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--upstream",
-            &format!("http://{}", origin.data_addr),
-            "--cache-dir",
-            cache.path().to_str().unwrap(),
-            "--memory-mb",
-            "64",
-            "--disk-mb",
-            "256",
-        ],
-        &[],
-    );
+    let edge = support::start_edge(&base_url(&origin), cache.path(), &[], &[]);
     for (player, path) in [("hls", "/sample/master.m3u8"), ("dash", "/sample/manifest.mpd")] {
         let state = play(player, &edge.url(path));
         assert_eq!(state["ok"], true, "{player} did not play: {state}");

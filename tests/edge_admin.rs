@@ -7,30 +7,16 @@ use reqwest::StatusCode;
 use std::path::Path;
 use std::time::Duration;
 use support::script_origin::ScriptOrigin;
-use support::{ServerProcess, free_port, http1};
+use support::{ServerProcess, http1};
 
 const TOKEN: &str = "test-admin-token-0123456789";
 
 fn start_edge(upstream: &ScriptOrigin, cache: &Path, token: Option<&str>) -> ServerProcess {
-    let listen = format!("127.0.0.1:{}", free_port());
-    let args = [
-        "--listen",
-        &listen,
-        "--admin-listen",
-        "127.0.0.1:0",
-        "--upstream",
-        &upstream.url(),
-        "--cache-dir",
-        cache.to_str().unwrap(),
-        "--memory-mb",
-        "64",
-        "--disk-mb",
-        "256",
-    ];
-    match token {
-        Some(t) => ServerProcess::start("edge", &args, &[("STRATA_EDGE_ADMIN_TOKEN", t)]),
-        None => ServerProcess::start("edge", &args, &[]),
-    }
+    let envs: Vec<(&str, &str)> = token
+        .map(|t| ("STRATA_EDGE_ADMIN_TOKEN", t))
+        .into_iter()
+        .collect();
+    support::start_edge(&upstream.url(), cache, &[], &envs)
 }
 
 const Q: &str = "?cc=max-age%3D600&len=5000";

@@ -8,7 +8,7 @@ use futures::future::join_all;
 use reqwest::StatusCode;
 use std::path::Path;
 use std::time::Duration;
-use support::{ServerProcess, free_port, http1, http2, metric, pattern, sha256};
+use support::{ServerProcess, base_url, free_port, http1, http2, metric, pattern, sha256, start_origin};
 use tempfile::TempDir;
 
 struct Cdn {
@@ -56,42 +56,8 @@ impl Cdn {
     }
 }
 
-fn start_origin(root: &Path) -> ServerProcess {
-    ServerProcess::start(
-        "origin",
-        &[
-            "--root",
-            root.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ],
-        &[],
-    )
-}
-
 fn start_edge(origin: &ServerProcess, cache: &Path) -> ServerProcess {
-    let listen = format!("127.0.0.1:{}", free_port());
-    let upstream = format!("http://{}", origin.data_addr);
-    ServerProcess::start(
-        "edge",
-        &[
-            "--listen",
-            &listen,
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--upstream",
-            &upstream,
-            "--cache-dir",
-            cache.to_str().unwrap(),
-            "--memory-mb",
-            "64",
-            "--disk-mb",
-            "256",
-        ],
-        &[],
-    )
+    support::start_edge(&base_url(origin), cache, &[], &[])
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 mod support;
 
 use std::process::Command;
-use support::{ServerProcess, free_port, pattern, sha256, sha256_file};
+use support::{ServerProcess, base_url, pattern, sha256, sha256_file};
 
 fn cdn() -> (tempfile::TempDir, tempfile::TempDir, ServerProcess, ServerProcess) {
     let content = tempfile::tempdir().unwrap();
@@ -16,38 +16,9 @@ fn cdn() -> (tempfile::TempDir, tempfile::TempDir, ServerProcess, ServerProcess)
         )
         .unwrap();
     }
-    let origin = ServerProcess::start(
-        "origin",
-        &[
-            "--root",
-            content.path().to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ],
-        &[],
-    );
+    let origin = support::start_origin(&content.path());
     let cache = tempfile::tempdir().unwrap();
-    let listen = format!("127.0.0.1:{}", free_port());
-    let edge = ServerProcess::start(
-        "edge",
-        &[
-            "--listen",
-            &listen,
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--upstream",
-            &format!("http://{}", origin.data_addr),
-            "--cache-dir",
-            cache.path().to_str().unwrap(),
-            "--memory-mb",
-            "64",
-            "--disk-mb",
-            "256",
-        ],
-        &[],
-    );
+    let edge = support::start_edge(&base_url(&origin), cache.path(), &[], &[]);
     (content, cache, origin, edge)
 }
 

@@ -26,25 +26,11 @@ fn start_with(toml: &str) -> Bench {
     let cache = tempfile::tempdir().unwrap();
     let config = cache.path().join("edge.toml");
     std::fs::write(&config, toml).unwrap();
-    let listen = format!("127.0.0.1:{}", free_port());
-    let edge = ServerProcess::start(
-        "edge",
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--listen",
-            &listen,
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--upstream",
-            &upstream.url(),
-            "--cache-dir",
-            cache.path().join("disk").to_str().unwrap(),
-            "--memory-mb",
-            "64",
-            "--disk-mb",
-            "256",
-        ],
+    let disk = cache.path().join("disk");
+    let edge = support::start_edge(
+        &upstream.url(),
+        &disk,
+        &["--config", config.to_str().unwrap()],
         &[],
     );
     Bench {
@@ -354,23 +340,7 @@ async fn a_range_arriving_mid_fill_gets_its_206() {
 async fn an_unreachable_upstream_is_a_clean_502() {
     let cache = tempfile::tempdir().unwrap();
     let dead = format!("http://127.0.0.1:{}", free_port());
-    let listen = format!("127.0.0.1:{}", free_port());
-    let edge = ServerProcess::start(
-        "edge",
-        &[
-            "--listen",
-            &listen,
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--upstream",
-            &dead,
-            "--cache-dir",
-            cache.path().to_str().unwrap(),
-            "--disk-mb",
-            "0",
-        ],
-        &[],
-    );
+    let edge = support::start_edge(&dead, cache.path(), &["--disk-mb", "0"], &[]);
     let r = http1().get(edge.url("/x.m4s")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
     let retries = support::metric(&edge.admin_url("/metrics"), "strata_edge_upstream_retries_total").await;

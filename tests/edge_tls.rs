@@ -6,7 +6,7 @@ mod support;
 
 use std::path::Path;
 use std::process::Command;
-use support::{ServerProcess, free_port, pattern, run_strata, sha256};
+use support::{base_url, free_port, pattern, run_strata, sha256};
 
 fn make_cert(dir: &Path) {
     let status = Command::new("openssl")
@@ -44,44 +44,23 @@ fn make_cert(dir: &Path) {
 fn https_serves_h2_and_http11_by_alpn_from_the_same_cache() {
     let content = tempfile::tempdir().unwrap();
     std::fs::write(content.path().join("seg.m4s"), pattern(500_000, 3)).unwrap();
-    let origin = ServerProcess::start(
-        "origin",
-        &[
-            "--root",
-            content.path().to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ],
-        &[],
-    );
+    let origin = support::start_origin(&content.path());
     let certs = tempfile::tempdir().unwrap();
     make_cert(certs.path());
     let cache = tempfile::tempdir().unwrap();
-    let listen = format!("127.0.0.1:{}", free_port());
     let tls = format!("127.0.0.1:{}", free_port());
-    let _edge = ServerProcess::start(
-        "edge",
+    let cert = certs.path().join("cert.pem");
+    let key = certs.path().join("key.pem");
+    let edge = support::start_edge(
+        &base_url(&origin),
+        cache.path(),
         &[
-            "--listen",
-            &listen,
             "--tls-listen",
             &tls,
             "--tls-cert",
-            certs.path().join("cert.pem").to_str().unwrap(),
+            cert.to_str().unwrap(),
             "--tls-key",
-            certs.path().join("key.pem").to_str().unwrap(),
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--upstream",
-            &format!("http://{}", origin.data_addr),
-            "--cache-dir",
-            cache.path().to_str().unwrap(),
-            "--memory-mb",
-            "64",
-            "--disk-mb",
-            "256",
+            key.to_str().unwrap(),
         ],
         &[],
     );
@@ -110,14 +89,7 @@ fn https_serves_h2_and_http11_by_alpn_from_the_same_cache() {
     }
     // The cleartext listener shares the cache.
     let out = Command::new("curl")
-        .args([
-            "-sS",
-            "-D",
-            "-",
-            "-o",
-            "/dev/null",
-            &format!("http://{listen}/seg.m4s"),
-        ])
+        .args(["-sS", "-D", "-", "-o", "/dev/null", &edge.url("/seg.m4s")])
         .output()
         .unwrap();
     assert!(

@@ -4,7 +4,7 @@
 mod support;
 
 use std::process::Command;
-use support::{ServerProcess, sample_content_root, sha256, sha256_file};
+use support::{sample_content_root, sha256, sha256_file};
 
 /// Runs curl and returns (status code, response headers as text, body).
 fn curl(args: &[&str]) -> (u16, String, Vec<u8>) {
@@ -45,18 +45,7 @@ fn header(head: &str, name: &str) -> String {
 #[test]
 fn curl_sees_the_same_contract_over_h1_and_h2() {
     let root = sample_content_root();
-    let origin = ServerProcess::start(
-        "origin",
-        &[
-            "--root",
-            root.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ],
-        &[],
-    );
+    let origin = support::start_origin(&root);
     let seg_path = root.join("sample/seg-2-00001.m4s");
     let seg = std::fs::read(&seg_path).unwrap();
     let n = seg.len();

@@ -49,18 +49,7 @@ fn content_root() -> TempDir {
 }
 
 fn start(root: &Path) -> ServerProcess {
-    ServerProcess::start(
-        "origin",
-        &[
-            "--root",
-            root.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ],
-        &[],
-    )
+    support::start_origin(&root)
 }
 
 fn file(root: &Path, rel: &str) -> Vec<u8> {

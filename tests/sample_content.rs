@@ -4,7 +4,7 @@
 mod support;
 
 use std::process::Command;
-use support::{ServerProcess, http1, run_strata, sample_content_root, sha256, sha256_file};
+use support::{http1, run_strata, sample_content_root, sha256, sha256_file};
 
 #[test]
 fn hls_master_and_media_playlists_parse_and_describe_a_ladder() {
@@ -126,18 +126,7 @@ fn ffprobe_sees_h264_ladder_and_aac() {
 #[tokio::test]
 async fn every_file_of_the_title_is_served_byte_exact() {
     let root = sample_content_root();
-    let origin = ServerProcess::start(
-        "origin",
-        &[
-            "--root",
-            root.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ],
-        &[],
-    );
+    let origin = support::start_origin(&root);
     let c = http1();
     let mut count = 0;
     for entry in std::fs::read_dir(root.join("sample")).unwrap() {

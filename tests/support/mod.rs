@@ -144,6 +144,49 @@ impl Drop for ServerProcess {
     }
 }
 
+/// `strata origin` serving `root` on ports of its choosing.
+pub fn start_origin(root: &Path) -> ServerProcess {
+    let root = root.to_str().unwrap();
+    ServerProcess::start(
+        "origin",
+        &[
+            "--root",
+            root,
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+    )
+}
+
+/// `strata edge` on a free port in front of `upstream` (a base URL), caching in `cache`
+/// (64 MiB memory, 256 MiB disk unless `extra` sets them); `extra` flags are added last.
+pub fn start_edge(upstream: &str, cache: &Path, extra: &[&str], envs: &[(&str, &str)]) -> ServerProcess {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let defaults = [
+        ("--listen", listen.as_str()),
+        ("--admin-listen", "127.0.0.1:0"),
+        ("--upstream", upstream),
+        ("--cache-dir", cache.to_str().unwrap()),
+        ("--memory-mb", "64"),
+        ("--disk-mb", "256"),
+    ];
+    let mut args: Vec<&str> = Vec::new();
+    // clap refuses a flag given twice, so a flag in `extra` replaces its default.
+    for (flag, value) in defaults.iter().filter(|(flag, _)| !extra.contains(flag)) {
+        args.extend([*flag, *value]);
+    }
+    args.extend_from_slice(extra);
+    ServerProcess::start("edge", &args, envs)
+}
+
+/// The base URL of a running server's data listener, as an upstream for an edge.
+pub fn base_url(server: &ServerProcess) -> String {
+    format!("http://{}", server.data_addr)
+}
+
 /// Runs `strata ARGS...` to completion and returns (status, stdout, stderr).
 pub fn run_strata(args: &[&str], envs: &[(&str, &str)]) -> (ExitStatus, String, String) {
     let mut cmd = Command::new(strata_bin());
