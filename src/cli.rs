@@ -36,6 +36,9 @@ pub enum Command {
     /// Serve players from a memory + disk segment cache in front of an upstream (the origin
     /// or a mid-tier), over HTTP/1.1 and HTTP/2.
     Edge(EdgeArgs),
+    /// Serve edges as their parent cache and origin shield: the edge's cache engine in front
+    /// of one or more origins, collapsing the misses of many edges into one origin fetch.
+    Midtier(MidtierArgs),
     /// Make the sample title (a synthetic 3-rendition H.264/AAC CMAF ladder, HLS + DASH)
     /// with ffmpeg.
     SampleContent(SampleContentArgs),
@@ -114,12 +117,12 @@ pub struct DemoArgs {
     pub port_base: u16,
 }
 
-/// `strata edge`.
+/// Flags every cache node (edge or mid-tier) takes; each overrides a config field.
 #[derive(Args, Debug, Clone)]
-pub struct EdgeArgs {
+pub struct CacheNodeArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
-    /// Player-facing listener address (overrides `listen`).
+    /// Listener address (overrides `listen`).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
     /// Admin listener address for /metrics and /healthz (overrides `admin_listen`).
@@ -134,9 +137,12 @@ pub struct EdgeArgs {
     /// PEM private key for the HTTPS listener (overrides `tls_key`).
     #[arg(long, value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
-    /// Upstream base URL, http://host:port (overrides `upstream`).
+    /// The origin's base URL, http://host:port (overrides `upstream`).
     #[arg(long, value_name = "URL")]
     pub upstream: Option<String>,
+    /// This node's name in Via and CDN-Loop (overrides `node_id`).
+    #[arg(long, value_name = "NAME")]
+    pub node_id: Option<String>,
     /// Disk tier directory (overrides `cache.dir`).
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
@@ -149,12 +155,43 @@ pub struct EdgeArgs {
     /// Proxy worker threads (overrides `threads`).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+}
+
+/// `strata edge`.
+#[derive(Args, Debug, Clone)]
+pub struct EdgeArgs {
+    #[command(flatten)]
+    pub node: CacheNodeArgs,
+    /// A parent cache (strata midtier) base URL, http://host:port; repeat for several. Misses
+    /// go to the parents instead of the origin (replaces `parents`).
+    #[arg(long = "parent", value_name = "URL")]
+    pub parents: Vec<String>,
     /// Bearer credential for the admin API (overrides `admin_token`); prefer the environment
     /// variable, which other users of the machine cannot read from the process list.
     #[arg(
         long,
         value_name = "SECRET",
         env = "STRATA_EDGE_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    pub admin_token: Option<String>,
+}
+
+/// `strata midtier`.
+#[derive(Args, Debug, Clone)]
+pub struct MidtierArgs {
+    #[command(flatten)]
+    pub node: CacheNodeArgs,
+    /// A further origin, tried after `--upstream` fails; repeat for several, in order
+    /// (replaces `upstream_failover`).
+    #[arg(long = "upstream-failover", value_name = "URL")]
+    pub upstream_failover: Vec<String>,
+    /// Bearer credential for the admin API (overrides `admin_token`); prefer the environment
+    /// variable.
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "STRATA_MIDTIER_ADMIN_TOKEN",
         hide_env_values = true
     )]
     pub admin_token: Option<String>,

@@ -83,7 +83,12 @@ pub fn main(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let edge_config = edge.clone();
     let edge_thread = std::thread::spawn(move || -> anyhow::Result<()> {
         let support = edge_role::support_runtime()?;
-        let result = edge_role::run(edge_config, &support, edge_shutdown.clone());
+        let result = edge_role::run(
+            edge_config,
+            strata_edge::Role::Edge,
+            &support,
+            edge_shutdown.clone(),
+        );
         edge_shutdown.cancel(); // an edge that fails takes the demo down with it
         result
     });

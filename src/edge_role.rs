@@ -1,29 +1,30 @@
-//! `strata edge`: config and flags in, cache opened, pingora serving, drain on signal.
+//! `strata edge` (and the cache engine's shell for `strata midtier`): config and flags in,
+//! cache opened, pingora serving, drain on signal.
 //!
-//! pingora runs its own runtimes and blocks the thread that runs it, so the edge keeps a
+//! pingora runs its own runtimes and blocks the thread that runs it, so a cache node keeps a
 //! second, small runtime for everything else: foyer's background tasks (which must outlive
 //! any request), the admin listener and the signal handler.
 
 use crate::admin::{Admin, Health, HealthCheck};
-use crate::cli::EdgeArgs;
+use crate::cli::{CacheNodeArgs, EdgeArgs};
 use crate::role_config::{self, Settled};
 use crate::shutdown;
 use anyhow::Context;
 use std::process::ExitCode;
 use std::sync::Arc;
-use strata_contracts::config::edge::{DEFAULT_TOML, EdgeConfig};
-use strata_edge::Edge;
+use strata_contracts::config::edge::{DEFAULT_TOML, EdgeConfig, ParentConfig};
+use strata_edge::{Edge, Role};
 use tokio_util::sync::CancellationToken;
 
 /// Runs `strata edge`.
 pub fn main(args: EdgeArgs) -> anyhow::Result<ExitCode> {
-    let config = match role_config::settle(&args.config, DEFAULT_TOML, |c| apply_flags(c, &args)) {
+    let config = match role_config::settle(&args.node.config, DEFAULT_TOML, |c| apply_flags(c, &args)) {
         Settled::Run(c) => c,
         Settled::Exit(code) => return Ok(code),
     };
     let support = support_runtime()?;
     let shutdown = support.block_on(async { shutdown::on_signal() })?;
-    run(config, &support, shutdown)?;
+    run(config, Role::Edge, &support, shutdown)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -41,22 +42,30 @@ pub fn support_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// cache so that pending disk writes land. Blocks the calling thread.
 pub fn run(
     config: EdgeConfig,
+    role: Role,
     support: &tokio::runtime::Runtime,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let registry = prometheus::Registry::new();
     let admin_addr = config.admin_listen;
     let (edge, admin) = support.block_on(async {
-        let edge = Edge::open(config, &registry, support.handle().clone()).await?;
-        let store = edge.store();
+        let edge = Edge::open(config, role, &registry, support.handle().clone()).await?;
+        let health = edge.health_check();
         let check: HealthCheck = Arc::new(move || {
-            let health = match store.disk_health() {
+            let health = match health() {
                 Ok(()) => Health::Ok,
                 Err(reason) => Health::Degraded(reason),
             };
             Box::pin(async move { health })
         });
-        let admin = Admin::bind(admin_addr, "edge", registry.clone(), check, edge.admin_routes()).await?;
+        let admin = Admin::bind(
+            admin_addr,
+            role.name(),
+            registry.clone(),
+            check,
+            edge.admin_routes(),
+        )
+        .await?;
         anyhow::Ok((edge, admin))
     })?;
     let admin_task = support.spawn(admin.serve(shutdown.clone()));
@@ -73,6 +82,25 @@ pub fn run(
 
 fn apply_flags(config: &mut EdgeConfig, args: &EdgeArgs) -> bool {
     let before = config.clone();
+    apply_node_flags(config, &args.node);
+    if !args.parents.is_empty() {
+        config.parents = args
+            .parents
+            .iter()
+            .map(|url| ParentConfig {
+                url: url.clone(),
+                weight: 1,
+            })
+            .collect();
+    }
+    if let Some(t) = &args.admin_token {
+        config.admin_token = t.clone();
+    }
+    *config != before
+}
+
+/// Applies the flags every cache node takes.
+pub fn apply_node_flags(config: &mut EdgeConfig, args: &CacheNodeArgs) {
     if let Some(a) = args.listen {
         config.listen = a;
     }
@@ -91,6 +119,9 @@ fn apply_flags(config: &mut EdgeConfig, args: &EdgeArgs) -> bool {
     if let Some(u) = &args.upstream {
         config.upstream = u.clone();
     }
+    if let Some(n) = &args.node_id {
+        config.node_id = n.clone();
+    }
     if let Some(d) = &args.cache_dir {
         config.cache.dir = d.clone();
     }
@@ -103,8 +134,4 @@ fn apply_flags(config: &mut EdgeConfig, args: &EdgeArgs) -> bool {
     if let Some(t) = args.threads {
         config.threads = t;
     }
-    if let Some(t) = &args.admin_token {
-        config.admin_token = t.clone();
-    }
-    *config != before
 }

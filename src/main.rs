@@ -8,6 +8,7 @@ mod cli;
 mod demo;
 mod edge_role;
 mod logging;
+mod midtier_role;
 mod origin_role;
 mod role_config;
 mod shutdown;
@@ -21,6 +22,7 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         cli::Command::Origin(args) => origin_role::main(args),
         cli::Command::Edge(args) => edge_role::main(args),
+        cli::Command::Midtier(args) => midtier_role::main(args),
         cli::Command::SampleContent(args) => demo::sample_content(args),
         cli::Command::Demo(args) => demo::main(args),
     };

@@ -58,14 +58,15 @@ struct Loaded<T> {
     pub source: String,
 }
 
-/// Reads `file`, or parses `default_toml` when there is none.
+/// Reads `file` laid over `default_toml` (fields it leaves out take the documented default),
+/// or parses `default_toml` alone when there is none.
 fn load<T: serde::de::DeserializeOwned>(
     file: Option<&Path>,
     default_toml: &str,
 ) -> Result<Loaded<T>, ConfigError> {
     match file {
         Some(path) => Ok(Loaded {
-            config: config::read(path)?,
+            config: config::read_over(default_toml, path)?,
             source: path.display().to_string(),
         }),
         None => {

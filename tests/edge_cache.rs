@@ -93,10 +93,11 @@ async fn a_miss_fills_the_cache_and_hits_never_reach_the_origin() {
         2.0 * (3 << 20) as f64,
         "both hits came from the memory tier"
     );
-    assert_eq!(
-        metric(&page, "strata_edge_upstream_response_seconds_count").await,
-        1.0
+    let latency = format!(
+        "strata_edge_upstream_response_seconds_count{{kind=\"origin\",upstream=\"{}\"}}",
+        base_url(&cdn.origin)
     );
+    assert_eq!(metric(&page, &latency).await, 1.0);
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use futures::StreamExt;
 use reqwest::StatusCode;
 use std::time::{Duration, Instant};
 use support::script_origin::ScriptOrigin;
-use support::{ServerProcess, free_port, http1};
+use support::{ServerProcess, free_port, http1, metric};
 use tempfile::TempDir;
 
 struct Bench {
@@ -490,7 +490,8 @@ async fn a_stalled_upstream_never_leaves_clients_hanging() {
 
 #[tokio::test]
 async fn when_the_first_fetch_fails_a_waiting_request_takes_over() {
-    let b = start();
+    // Without retries, the writer's failure is its own; a waiter becomes the next writer.
+    let b = start_with("[upstream_timeouts]\nretries = 0\n");
     // The first request for the path reaches the upstream after 300 ms and has its
     // connection dropped; the others are waiting on the cache lock by then.
     let url = b
@@ -521,4 +522,33 @@ async fn when_the_first_fetch_fails_a_waiting_request_takes_over() {
         2,
         "one failed fetch, one that a waiter took over"
     );
+}
+
+#[tokio::test]
+async fn a_fetch_that_fails_before_its_head_is_retried_and_nobody_sees_the_failure() {
+    let b = start();
+    let url = b
+        .edge
+        .url("/retried?cc=max-age%3D60&len=100000&delay_ms=300&fail_first=1");
+    let client = http1();
+    let requests = (0..6).map(|i| {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            tokio::time::sleep(Duration::from_millis(if i == 0 { 0 } else { 100 })).await;
+            let r = client.get(url).send().await.unwrap();
+            (r.status().as_u16(), r.bytes().await.map(|b| b.len()).unwrap_or(0))
+        }
+    });
+    let results = futures::future::join_all(requests).await;
+    assert!(
+        results.iter().all(|&(s, len)| s == 200 && len == 100_000),
+        "every request was served: {results:?}"
+    );
+    assert_eq!(b.upstream.count("/retried"), 2, "the failed fetch and its retry");
+    let retries = metric(
+        &b.edge.admin_url("/metrics"),
+        "strata_edge_upstream_retries_total",
+    )
+    .await;
+    assert_eq!(retries, 1.0);
 }

@@ -78,13 +78,14 @@ mod test {
     async fn memory_store() -> &'static FoyerStore {
         let registry = prometheus::Registry::new();
         let settings = StoreSettings {
+            metric_prefix: "strata_edge".into(),
             memory_bytes: 8 << 20,
             disk: None,
             eviction: Eviction::S3fifo,
             chunk_size: 64 << 10,
             write_buffer_bytes: 1 << 20,
         };
-        let metrics = EdgeMetrics::register(&registry).unwrap();
+        let metrics = EdgeMetrics::register(&registry, "strata_edge").unwrap();
         let store = FoyerStore::open(&settings, metrics, &registry, tokio::runtime::Handle::current())
             .await
             .unwrap();

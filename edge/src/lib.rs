@@ -1,5 +1,6 @@
-//! The edge appliance: a pingora proxy in front of one upstream, over a foyer memory + disk
-//! segment cache.
+//! The cache engine of the edge appliance (and, in the parent role, of the mid-tier): a
+//! pingora proxy over a foyer memory + disk segment cache, in front of parents chosen per
+//! object (`parent_select`, `health`, `upstreams`) or of the origins, with hop safety (`hop`).
 //!
 //! pingora-proxy and pingora-cache carry the HTTP work (collapsing, freshness,
 //! revalidation, stale serving, ranges); the modules here are the policy they are given:
@@ -11,11 +12,15 @@ pub mod cache_key;
 mod cache_status;
 mod cacheability;
 mod collapse;
+mod health;
+mod hop;
 mod metrics;
+mod parent_select;
 mod proxy;
 mod request_directives;
 mod revalidation;
 mod server;
 mod store;
+mod upstreams;
 
-pub use server::{Edge, EdgeError};
+pub use server::{Edge, EdgeError, Role};

@@ -1,8 +1,15 @@
-//! The edge's Prometheus metrics (`strata_edge_*`). foyer's own cache metrics (hits and
-//! misses per tier, disk writes skipped when the write buffer is full, evictions) are
-//! registered in the same registry under `foyer_*`.
+//! The cache node's Prometheus metrics, named `strata_edge_*` on an edge and
+//! `strata_midtier_*` on a mid-tier. foyer's own cache metrics (hits and misses per tier,
+//! disk writes skipped when the write buffer is full, evictions) are registered in the same
+//! registry under `foyer_*`.
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
+use prometheus::core::Collector;
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+};
+
+/// Labels of the per-upstream metrics: `kind` (`parent`, `origin`) and `upstream` (its URL).
+pub const UPSTREAM_LABELS: &[&str] = &["kind", "upstream"];
 
 /// Counters shared by the proxy and the cache store.
 #[derive(Clone)]
@@ -19,96 +26,133 @@ pub struct EdgeMetrics {
     pub corrupt_entries: IntCounter,
     /// Requests that failed upstream (connect, timeout, reset).
     pub upstream_errors: IntCounter,
-    /// Connect attempts retried after a failure.
+    /// Upstream attempts retried after a failure before a response head.
     pub upstream_retries: IntCounter,
     /// Stored responses invalidated by an unsafe request (RFC 9111 section 4.4).
     pub invalidations: IntCounter,
     /// Body bytes read from the cache for responses, by tier (`memory`, `disk`).
     pub cache_read_bytes: IntCounterVec,
-    /// Time from choosing the upstream to its response head.
-    pub upstream_latency: Histogram,
+    /// Time from choosing an upstream to its response head, per upstream.
+    pub upstream_latency: HistogramVec,
+    /// Attempts sent to each upstream.
+    pub upstream_requests: IntCounterVec,
+    /// Attempts that failed before a complete response, per upstream.
+    pub upstream_failures: IntCounterVec,
+    /// Response body bytes received from each upstream.
+    pub upstream_bytes: IntCounterVec,
+    /// 1 while an upstream is marked up, 0 while down.
+    pub upstream_up: IntGaugeVec,
+    /// Requests refused as loops or as too many hops.
+    pub loops_refused: IntCounter,
 }
 
 impl EdgeMetrics {
-    /// Creates the metrics and registers them in `registry`.
-    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
-        let requests = IntCounterVec::new(
-            Opts::new("strata_edge_requests_total", "Responses, by cache outcome"),
-            &["cache_status"],
-        )?;
-        let response_bytes = IntCounterVec::new(
-            Opts::new(
-                "strata_edge_response_bytes_total",
-                "Response body bytes, by source",
-            ),
-            &["source"],
-        )?;
-        let duration = Histogram::with_opts(
-            HistogramOpts::new(
-                "strata_edge_request_duration_seconds",
-                "Time from request to the end of the response",
-            )
-            .buckets(vec![
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-            ]),
-        )?;
-        let collapsed = IntCounter::new(
-            "strata_edge_collapsed_requests_total",
-            "Requests served by following another request's in-progress upstream fill",
-        )?;
-        let corrupt_entries = IntCounter::new(
-            "strata_edge_cache_corrupt_entries_total",
-            "Cache entries found corrupt or incomplete, dropped and refetched",
-        )?;
-        let upstream_errors = IntCounter::new(
-            "strata_edge_upstream_errors_total",
-            "Requests that failed upstream",
-        )?;
-        let upstream_retries = IntCounter::new(
-            "strata_edge_upstream_retries_total",
-            "Upstream connect attempts retried after a failure",
-        )?;
-        let invalidations = IntCounter::new(
-            "strata_edge_invalidations_total",
-            "Stored responses invalidated by a successful unsafe request (RFC 9111 section 4.4)",
-        )?;
-        let cache_read_bytes = IntCounterVec::new(
-            Opts::new(
-                "strata_edge_cache_read_bytes_total",
-                "Body bytes read from the cache for responses, by tier",
-            ),
-            &["tier"],
-        )?;
-        let upstream_latency = Histogram::with_opts(
-            HistogramOpts::new(
-                "strata_edge_upstream_response_seconds",
-                "Time from choosing the upstream to receiving its response head",
-            )
-            .buckets(vec![
-                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-            ]),
-        )?;
-        registry.register(Box::new(cache_read_bytes.clone()))?;
-        registry.register(Box::new(upstream_latency.clone()))?;
-        registry.register(Box::new(upstream_retries.clone()))?;
-        registry.register(Box::new(invalidations.clone()))?;
-        registry.register(Box::new(requests.clone()))?;
-        registry.register(Box::new(response_bytes.clone()))?;
-        registry.register(Box::new(duration.clone()))?;
-        registry.register(Box::new(collapsed.clone()))?;
-        registry.register(Box::new(corrupt_entries.clone()))?;
-        registry.register(Box::new(upstream_errors.clone()))?;
-        Ok(Self {
-            requests,
-            response_bytes,
-            duration,
-            collapsed,
-            corrupt_entries,
-            upstream_errors,
-            upstream_retries,
-            invalidations,
-            cache_read_bytes,
-            upstream_latency,
-        })
+    /// Creates the metrics, named `<prefix>_...`, and registers them in `registry`.
+    pub fn register(registry: &Registry, prefix: &str) -> Result<Self, prometheus::Error> {
+        let name = |n: &str| format!("{prefix}_{n}");
+        let latency_buckets = vec![
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ];
+        let metrics = Self {
+            requests: IntCounterVec::new(
+                Opts::new(name("requests_total"), "Responses, by cache outcome"),
+                &["cache_status"],
+            )?,
+            response_bytes: IntCounterVec::new(
+                Opts::new(name("response_bytes_total"), "Response body bytes, by source"),
+                &["source"],
+            )?,
+            duration: Histogram::with_opts(
+                HistogramOpts::new(
+                    name("request_duration_seconds"),
+                    "Time from request to the end of the response",
+                )
+                .buckets(vec![
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ]),
+            )?,
+            collapsed: IntCounter::new(
+                name("collapsed_requests_total"),
+                "Requests served by following another request's in-progress upstream fill",
+            )?,
+            corrupt_entries: IntCounter::new(
+                name("cache_corrupt_entries_total"),
+                "Cache entries found corrupt or incomplete, dropped and refetched",
+            )?,
+            upstream_errors: IntCounter::new(name("upstream_errors_total"), "Requests that failed upstream")?,
+            upstream_retries: IntCounter::new(
+                name("upstream_retries_total"),
+                "Upstream attempts retried after a failure before a response head",
+            )?,
+            invalidations: IntCounter::new(
+                name("invalidations_total"),
+                "Stored responses invalidated by a successful unsafe request (RFC 9111 section 4.4)",
+            )?,
+            cache_read_bytes: IntCounterVec::new(
+                Opts::new(
+                    name("cache_read_bytes_total"),
+                    "Body bytes read from the cache for responses, by tier",
+                ),
+                &["tier"],
+            )?,
+            upstream_latency: HistogramVec::new(
+                HistogramOpts::new(
+                    name("upstream_response_seconds"),
+                    "Time from choosing an upstream to receiving its response head",
+                )
+                .buckets(latency_buckets),
+                UPSTREAM_LABELS,
+            )?,
+            upstream_requests: IntCounterVec::new(
+                Opts::new(name("upstream_requests_total"), "Attempts sent to each upstream"),
+                UPSTREAM_LABELS,
+            )?,
+            upstream_failures: IntCounterVec::new(
+                Opts::new(
+                    name("upstream_failures_total"),
+                    "Attempts that failed (refused, reset, timed out) before a complete response",
+                ),
+                UPSTREAM_LABELS,
+            )?,
+            upstream_bytes: IntCounterVec::new(
+                Opts::new(
+                    name("upstream_bytes_total"),
+                    "Response body bytes received from each upstream",
+                ),
+                UPSTREAM_LABELS,
+            )?,
+            upstream_up: IntGaugeVec::new(
+                Opts::new(
+                    name("upstream_up"),
+                    "1 while an upstream is marked up, 0 while down",
+                ),
+                UPSTREAM_LABELS,
+            )?,
+            loops_refused: IntCounter::new(
+                name("loops_refused_total"),
+                "Requests refused because they had passed through this node or too many nodes",
+            )?,
+        };
+        let collectors: [Box<dyn Collector>; 15] = [
+            Box::new(metrics.requests.clone()),
+            Box::new(metrics.response_bytes.clone()),
+            Box::new(metrics.duration.clone()),
+            Box::new(metrics.collapsed.clone()),
+            Box::new(metrics.corrupt_entries.clone()),
+            Box::new(metrics.upstream_errors.clone()),
+            Box::new(metrics.upstream_retries.clone()),
+            Box::new(metrics.invalidations.clone()),
+            Box::new(metrics.cache_read_bytes.clone()),
+            Box::new(metrics.upstream_latency.clone()),
+            Box::new(metrics.upstream_requests.clone()),
+            Box::new(metrics.upstream_failures.clone()),
+            Box::new(metrics.upstream_bytes.clone()),
+            Box::new(metrics.upstream_up.clone()),
+            Box::new(metrics.loops_refused.clone()),
+        ];
+        for c in collectors {
+            registry.register(c)?;
+        }
+        Ok(metrics)
     }
 }

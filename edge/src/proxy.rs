@@ -5,39 +5,49 @@
 use crate::cache_key::{KeyRules, primary_key};
 use crate::cache_status;
 use crate::cacheability::{self, STRATA_CACHE_CONTROL};
+use crate::health::Source;
+use crate::hop::{self, LoopVerdict};
 use crate::metrics::EdgeMetrics;
+use crate::parent_select::Target;
 use crate::request_directives::RequestDirectives;
 use crate::revalidation;
 use crate::store::FoyerStore;
+use crate::upstreams::Upstreams;
 use async_trait::async_trait;
+use bytes::Bytes;
 use http::Method;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
-use pingora::proxy::{ProxyHttp, Session};
-use pingora::{Error, ErrorSource, Result};
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::{Error, ErrorSource, ErrorType, Result};
 use pingora_cache::key::HashBinary;
 use pingora_cache::lock::CacheKeyLockImpl;
 use pingora_cache::{
     CacheKey, CacheMeta, CacheOptionOverrides, CachePhase, ForcedFreshness, RespCacheable, VarianceBuilder,
 };
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
-use strata_contracts::config::edge::UpstreamUrl;
+use strata_contracts::config::edge::HEALTH_PROBE_PATH;
 
-/// How the edge reaches its upstream.
+/// RFC 8586's loop-detection field.
+const CDN_LOOP: &str = "cdn-loop";
+
+/// Timeouts and retries towards upstreams.
 pub struct UpstreamSettings {
-    /// Where misses go.
-    pub url: UpstreamUrl,
     /// Connect timeout.
     pub connect: Duration,
     /// Per-read timeout.
     pub read: Duration,
-    /// Further attempts after a failed connect.
-    pub connect_retries: u32,
+    /// Further attempts after a failure before a response head.
+    pub retries: u32,
 }
 
 /// The edge proxy.
 pub struct EdgeProxy {
-    pub(crate) upstream: UpstreamSettings,
+    pub(crate) upstreams: Arc<Upstreams>,
+    pub(crate) timeouts: UpstreamSettings,
+    /// This node's name in `Via` and `CDN-Loop`.
+    pub(crate) node_id: String,
     pub(crate) rules: KeyRules,
     pub(crate) store: &'static FoyerStore,
     pub(crate) lock: &'static CacheKeyLockImpl,
@@ -55,10 +65,46 @@ pub struct RequestCtx {
     not_modified: Option<ResponseHeader>,
     /// The request's own `Cache-Control`.
     directives: RequestDirectives,
-    /// Connect attempts retried so far.
-    retries: u32,
+    /// Attempts for this request, in order; made on the first attempt.
+    plan: Option<Vec<Target>>,
+    /// Attempts made so far.
+    attempts: usize,
+    /// Where the current attempt goes.
+    target: Option<Target>,
+    /// Whether the current attempt's response head arrived.
+    head_received: bool,
     /// When the current upstream attempt began.
     upstream_started: Option<Instant>,
+    /// Why the request could not be served, for the error response.
+    failure: Option<String>,
+}
+
+impl EdgeProxy {
+    /// The labels of the per-upstream metrics for `target`.
+    fn labels(&self, target: Target) -> [&str; 2] {
+        let node = self.upstreams.node(target);
+        [node.kind, node.label.as_str()]
+    }
+
+    /// Records a failed attempt and decides whether another one may follow.
+    fn attempt_failed(&self, ctx: &mut RequestCtx, e: &mut Error) {
+        if let Some(target) = ctx.target {
+            self.upstreams.report(target, false, Source::Traffic);
+            let node = self.upstreams.node(target);
+            ctx.failure = Some(format!(
+                "{} {} failed: {}",
+                node.kind,
+                node.label,
+                e.etype().as_str()
+            ));
+        }
+        if ctx.attempts <= self.timeouts.retries as usize {
+            self.metrics.upstream_retries.inc();
+            e.set_retry(true);
+        } else {
+            e.set_retry(false);
+        }
+    }
 }
 
 #[async_trait]
@@ -70,17 +116,65 @@ impl ProxyHttp for EdgeProxy {
             started: Instant::now(),
             not_modified: None,
             directives: RequestDirectives::default(),
-            retries: 0,
+            plan: None,
+            attempts: 0,
+            target: None,
+            head_received: false,
             upstream_started: None,
+            failure: None,
         }
     }
 
-    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+    async fn request_filter(&self, session: &mut Session, _ctx: &mut RequestCtx) -> Result<bool> {
+        let req = session.req_header();
+        if req.uri.path() == HEALTH_PROBE_PATH {
+            // Answered here, not from the cache or upstream: a parent's probe asks whether
+            // this node's proxy serves.
+            respond_text(session, 200, "ok").await?;
+            return Ok(true);
+        }
+        let cdn_loop = req
+            .headers
+            .get_all(CDN_LOOP)
+            .iter()
+            .filter_map(|v| v.to_str().ok());
+        let refusal = match hop::judge(cdn_loop, &self.node_id) {
+            LoopVerdict::Forward => return Ok(false),
+            LoopVerdict::Loop => format!(
+                "loop detected: this request already passed through {} (CDN-Loop); check the parents and upstream of the nodes it passed",
+                self.node_id
+            ),
+            LoopVerdict::TooManyHops(n) => format!("refused: the request passed through {n} Strata nodes"),
+        };
+        self.metrics.loops_refused.inc();
+        tracing::warn!(node = %self.node_id, "{refusal}");
+        respond_text(session, 508, &refusal).await?;
+        Ok(true)
+    }
+
+    async fn upstream_peer(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+        if ctx.plan.is_none() {
+            let key = self.cache_key_callback(session, ctx)?;
+            ctx.plan = Some(self.upstreams.plan(key.primary_key_str().unwrap_or_default()));
+        }
+        let plan = ctx.plan.as_deref().unwrap_or_default();
+        if plan.is_empty() {
+            ctx.failure = Some("every parent is down and origin_fallback is off".into());
+            return Err(Error::explain(ErrorType::HTTPStatus(502), "every parent is down").into_up());
+        }
+        let target = plan[ctx.attempts % plan.len()];
+        ctx.attempts += 1;
+        ctx.target = Some(target);
+        ctx.head_received = false;
         ctx.upstream_started = Some(Instant::now());
-        let url = &self.upstream.url;
+        self.metrics
+            .upstream_requests
+            .with_label_values(&self.labels(target))
+            .inc();
+        let url = &self.upstreams.node(target).url;
         let mut peer = HttpPeer::new(url.authority.as_str(), false, url.host.clone());
-        peer.options.connection_timeout = Some(self.upstream.connect);
-        peer.options.read_timeout = Some(self.upstream.read);
+        peer.options.connection_timeout = Some(self.timeouts.connect);
+        peer.options.read_timeout = Some(self.timeouts.read);
         Ok(Box::new(peer))
     }
 
@@ -92,22 +186,97 @@ impl ProxyHttp for EdgeProxy {
         mut e: Box<Error>,
     ) -> Box<Error> {
         // Nothing reached the upstream yet, so even a non-idempotent request may go again.
-        if ctx.retries < self.upstream.connect_retries {
-            ctx.retries += 1;
-            self.metrics.upstream_retries.inc();
-            e.set_retry(true);
+        self.attempt_failed(ctx, &mut e);
+        e
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut RequestCtx,
+        _client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("peer: {peer}"));
+        if e.esource() != &ErrorSource::Upstream {
+            e.set_retry(false);
+            return e;
+        }
+        // Another upstream may be tried only while nothing of a response exists yet: no head
+        // from this upstream, nothing written to the client, and a request that is safe to
+        // send twice.
+        let retriable = !ctx.head_received
+            && session.response_written().is_none()
+            && session.req_header().method.is_idempotent()
+            && !session.as_ref().retry_buffer_truncated();
+        self.attempt_failed(ctx, &mut e);
+        if !retriable {
+            e.set_retry(false);
         }
         e
     }
 
     async fn upstream_request_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_request: &mut RequestHeader,
-        _ctx: &mut RequestCtx,
+        ctx: &mut RequestCtx,
     ) -> Result<()> {
-        upstream_request.insert_header("host", self.upstream.url.authority.as_str())?;
+        // A parent keys its cache on the Host players used, as this node does; an origin is
+        // addressed by its own name.
+        if let Some(target @ Target::Origin(_)) = ctx.target {
+            let authority = self.upstreams.node(target).url.authority.as_str();
+            upstream_request.insert_header("host", authority)?;
+        }
+        let version = http_version(session.req_header().version);
+        upstream_request.append_header("via", hop::via_entry(version, &self.node_id))?;
+        upstream_request.append_header(CDN_LOOP, hop::cdn_loop_entry(&self.node_id))?;
         Ok(())
+    }
+
+    fn upstream_response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<Duration>> {
+        if let (Some(target), Some(b)) = (ctx.target, body.as_ref()) {
+            self.metrics
+                .upstream_bytes
+                .with_label_values(&self.labels(target))
+                .inc_by(b.len() as u64);
+        }
+        Ok(None)
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
+        let code = match e.etype() {
+            ErrorType::HTTPStatus(code) => *code,
+            _ => match e.esource() {
+                ErrorSource::Upstream => 502,
+                ErrorSource::Downstream => match e.etype() {
+                    ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
+                    _ => 400,
+                },
+                ErrorSource::Internal | ErrorSource::Unset => 500,
+            },
+        };
+        // A response already under way cannot be replaced; the client sees a cut transfer.
+        if code > 0 && session.response_written().is_none() {
+            let reason = ctx
+                .failure
+                .clone()
+                .unwrap_or_else(|| e.etype().as_str().to_string());
+            if respond_text(session, code, &reason).await.is_err() {
+                session.respond_error(code).await.ok();
+            }
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
     }
 
     fn request_cache_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
@@ -148,10 +317,15 @@ impl ProxyHttp for EdgeProxy {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        if let Some(started) = ctx.upstream_started.take() {
-            self.metrics
-                .upstream_latency
-                .observe(started.elapsed().as_secs_f64());
+        ctx.head_received = true;
+        if let Some(target) = ctx.target {
+            self.upstreams.report(target, true, Source::Traffic);
+            if let Some(started) = ctx.upstream_started.take() {
+                self.metrics
+                    .upstream_latency
+                    .with_label_values(&self.labels(target))
+                    .observe(started.elapsed().as_secs_f64());
+            }
         }
         if upstream_response.status == http::StatusCode::NOT_MODIFIED {
             ctx.not_modified = Some(upstream_response.clone());
@@ -271,6 +445,7 @@ impl ProxyHttp for EdgeProxy {
             }
         }
         let _ = resp.remove_header(STRATA_CACHE_CONTROL);
+        resp.append_header("via", hop::via_entry("1.1", &self.node_id))?;
         Ok(())
     }
 
@@ -313,4 +488,25 @@ impl ProxyHttp for EdgeProxy {
             "request"
         );
     }
+}
+
+/// `Via`'s protocol version for a request received over `version`.
+fn http_version(version: http::Version) -> &'static str {
+    match version {
+        http::Version::HTTP_2 => "2",
+        http::Version::HTTP_3 => "3",
+        http::Version::HTTP_10 => "1.0",
+        _ => "1.1",
+    }
+}
+
+/// Answers with a short plain-text body that says why, never stored by caches.
+async fn respond_text(session: &mut Session, status: u16, text: &str) -> Result<()> {
+    let body = Bytes::from(format!("{text}\n"));
+    let mut resp = ResponseHeader::build(status, Some(5))?;
+    resp.insert_header("content-type", "text/plain; charset=utf-8")?;
+    resp.insert_header("content-length", body.len().to_string())?;
+    resp.insert_header("cache-control", "no-store")?;
+    session.write_response_header(Box::new(resp), false).await?;
+    session.write_response_body(Some(body), true).await
 }

@@ -4,17 +4,20 @@
 
 use crate::cache_key::KeyRules;
 use crate::collapse::FillAwareLock;
+use crate::hop;
 use crate::metrics::EdgeMetrics;
 use crate::proxy::{EdgeProxy, UpstreamSettings};
 use crate::store::{FoyerStore, StoreSettings};
+use crate::upstreams::Upstreams;
 use async_trait::async_trait;
 use pingora::apps::HttpServerOptions;
 use pingora::listeners::tls::TlsSettings;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use pingora_cache::lock::CacheKeyLockImpl;
+use std::sync::Arc;
 use std::time::Duration;
-use strata_contracts::config::edge::{EdgeConfig, parse_upstream};
+use strata_contracts::config::edge::EdgeConfig;
 use tokio_util::sync::CancellationToken;
 
 /// Why the edge could not start.
@@ -31,11 +34,33 @@ pub enum EdgeError {
     Metrics(#[from] prometheus::Error),
 }
 
-/// A ready edge: cache open, proxy built, listeners not yet bound.
+/// The part a cache node plays; the engine is the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Serves players.
+    Edge,
+    /// Serves edges: the parent cache and origin shield.
+    Midtier,
+}
+
+impl Role {
+    /// The role's name in logs and metric names.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Edge => "edge",
+            Role::Midtier => "midtier",
+        }
+    }
+}
+
+/// A ready cache node: cache open, proxy built, listeners not yet bound.
 pub struct Edge {
     config: EdgeConfig,
+    role: Role,
     store: &'static FoyerStore,
     metrics: EdgeMetrics,
+    support: tokio::runtime::Handle,
+    upstreams: Arc<Upstreams>,
 }
 
 impl Edge {
@@ -43,12 +68,15 @@ impl Edge {
     /// a runtime that must outlive the edge.
     pub async fn open(
         config: EdgeConfig,
+        role: Role,
         registry: &prometheus::Registry,
         support: tokio::runtime::Handle,
     ) -> Result<Self, EdgeError> {
-        let metrics = EdgeMetrics::register(registry)?;
+        let prefix = format!("strata_{}", role.name());
+        let metrics = EdgeMetrics::register(registry, &prefix)?;
         let c = &config.cache;
         let settings = StoreSettings {
+            metric_prefix: prefix,
             memory_bytes: (c.memory_mb * 1024 * 1024) as usize,
             disk: (c.disk_mb > 0).then(|| (c.dir.clone(), (c.disk_mb * 1024 * 1024) as usize)),
             eviction: c.eviction,
@@ -59,10 +87,15 @@ impl Edge {
         // pingora's cache API wants 'static storage; the edge lives as long as the process.
         let store: &'static FoyerStore = Box::leak(Box::new(store));
         store.watch_disk(&support, Duration::from_millis(c.disk_check_ms));
+        let upstreams =
+            Arc::new(Upstreams::from_config(&config, metrics.clone()).map_err(EdgeError::Config)?);
         Ok(Self {
             config,
+            role,
             store,
             metrics,
+            support,
+            upstreams,
         })
     }
 
@@ -84,18 +117,32 @@ impl Edge {
     /// timeout passed.
     pub fn serve(self, shutdown: CancellationToken) -> Result<(), EdgeError> {
         let config = &self.config;
-        let url = parse_upstream(&config.upstream).map_err(EdgeError::Config)?;
+        let upstreams = Arc::clone(&self.upstreams);
+        if upstreams.has_parents() && config.health.probe_interval_ms > 0 {
+            upstreams.spawn_probes(
+                &self.support,
+                Duration::from_millis(config.health.probe_interval_ms),
+                Duration::from_millis(config.health.probe_timeout_ms),
+                shutdown.clone(),
+            );
+        }
+        let node_id = if config.node_id.is_empty() {
+            hop::default_node_id(&hop::hostname(), config.listen)
+        } else {
+            config.node_id.clone()
+        };
         let lock: &'static CacheKeyLockImpl = Box::leak(Box::new(FillAwareLock::new(
             self.store,
             Duration::from_millis(config.collapse.wait_timeout_ms),
         )));
         let proxy = EdgeProxy {
-            upstream: UpstreamSettings {
-                url,
+            upstreams,
+            timeouts: UpstreamSettings {
                 connect: Duration::from_millis(config.upstream_timeouts.connect_ms),
                 read: Duration::from_millis(config.upstream_timeouts.read_ms),
-                connect_retries: config.upstream_timeouts.connect_retries,
+                retries: config.upstream_timeouts.retries,
             },
+            node_id: node_id.clone(),
             rules: self.key_rules(),
             store: self.store,
             lock,
@@ -120,7 +167,7 @@ impl Edge {
                 .map_err(|e| EdgeError::Config(format!("TLS settings: {e}")))?;
             settings.enable_h2();
             service.add_tls_with_settings(&tls.to_string(), None, settings);
-            tracing::info!(addr = %tls, "edge listening (https: h2, http/1.1)");
+            tracing::info!(addr = %tls, "{} listening (https: h2, http/1.1)", self.role.name());
         }
         if let Some(app) = service.app_logic_mut() {
             let mut options = HttpServerOptions::default();
@@ -128,12 +175,44 @@ impl Edge {
             app.server_options = Some(options);
         }
         server.add_service(service);
-        tracing::info!(addr = %config.listen, upstream = %config.upstream, "edge listening");
+        let parents: Vec<&str> = config.parents.iter().map(|p| p.url.as_str()).collect();
+        tracing::info!(
+            addr = %config.listen,
+            node = %node_id,
+            upstream = %config.upstream,
+            parents = ?parents,
+            "{} listening",
+            self.role.name()
+        );
         server.run(RunArgs {
             shutdown_signal: Box::new(TokenWatch(shutdown)),
         });
-        tracing::info!("edge drained");
+        tracing::info!("{} drained", self.role.name());
         Ok(())
+    }
+
+    /// What `/healthz` reports: `Err` (degraded, with the reasons) while the disk tier is out of
+    /// service or an upstream is marked down.
+    pub fn health_check(&self) -> impl Fn() -> Result<(), String> + Send + Sync + 'static {
+        let store = self.store;
+        let upstreams = Arc::clone(&self.upstreams);
+        move || {
+            let mut reasons = Vec::new();
+            if let Err(disk) = store.disk_health() {
+                reasons.push(disk);
+            }
+            reasons.extend(
+                upstreams
+                    .down()
+                    .into_iter()
+                    .map(|u| format!("upstream {u} is down")),
+            );
+            if reasons.is_empty() {
+                Ok(())
+            } else {
+                Err(reasons.join("; "))
+            }
+        }
     }
 
     /// The cache, for closing after `serve` returns.

@@ -27,8 +27,19 @@ pub struct EdgeConfig {
     pub tls_key: PathBuf,
     /// Admin listener: `/metrics` and `/healthz`.
     pub admin_listen: SocketAddr,
-    /// Base URL misses are fetched from.
+    /// This node's name in `Via` and `CDN-Loop`; empty: made from the host name and `listen`.
+    pub node_id: String,
+    /// The origin's base URL: where misses go when no parent is configured (or, with
+    /// `origin_fallback`, when every parent is down).
     pub upstream: String,
+    /// Further origins, tried in this order when the ones before fail before answering.
+    pub upstream_failover: Vec<String>,
+    /// Parent caches (mid-tiers); each object is fetched from one, chosen by rendezvous hashing.
+    pub parents: Vec<ParentConfig>,
+    /// Whether to fetch from the origins directly when every parent is down.
+    pub origin_fallback: bool,
+    /// How parents and origins are marked down and back up.
+    pub health: HealthConfig,
     /// Grace period for in-flight requests on shutdown.
     pub drain_timeout_secs: u64,
     /// Proxy worker threads.
@@ -44,6 +55,40 @@ pub struct EdgeConfig {
     /// Request collapsing.
     pub collapse: CollapseConfig,
 }
+
+/// One parent cache.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParentConfig {
+    /// Base URL, `http://host:port`.
+    pub url: String,
+    /// Relative share of the objects this parent is given.
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+/// Active and passive health checking of parents and origins.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthConfig {
+    /// Interval between probes of each parent, milliseconds; 0 turns probes off.
+    pub probe_interval_ms: u64,
+    /// How long a probe may take, milliseconds.
+    pub probe_timeout_ms: u64,
+    /// Consecutive failures (probes or real requests) that mark a node down.
+    pub fail_after: u32,
+    /// Consecutive successful probes that mark a down node up again.
+    pub rise_after: u32,
+    /// With probes off, how long a down node rests before one request may try it again.
+    pub retry_down_after_ms: u64,
+}
+
+/// The path every cache node answers itself, for its children's health probes.
+pub const HEALTH_PROBE_PATH: &str = "/.strata/health";
 
 /// Memory-tier eviction policies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,8 +142,10 @@ pub struct UpstreamTimeouts {
     pub connect_ms: u64,
     /// Each read: the response head, then each piece of the body.
     pub read_ms: u64,
-    /// Further attempts after a failed connect.
-    pub connect_retries: u32,
+    /// Further attempts when an upstream fails before its response head, each on the next
+    /// candidate (the next parent or origin; the same one when it is the only one).
+    #[serde(alias = "connect_retries")]
+    pub retries: u32,
 }
 
 /// Request collapsing.
@@ -118,7 +165,12 @@ impl Default for EdgeConfig {
             tls_cert: PathBuf::new(),
             tls_key: PathBuf::new(),
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 9081)),
+            node_id: String::new(),
             upstream: "http://127.0.0.1:8080".into(),
+            upstream_failover: Vec::new(),
+            parents: Vec::new(),
+            origin_fallback: false,
+            health: HealthConfig::default(),
             drain_timeout_secs: 30,
             threads: 2,
             admin_token: String::new(),
@@ -150,7 +202,19 @@ impl Default for UpstreamTimeouts {
         Self {
             connect_ms: 2000,
             read_ms: 10_000,
-            connect_retries: 2,
+            retries: 2,
+        }
+    }
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            probe_interval_ms: 2000,
+            probe_timeout_ms: 1000,
+            fail_after: 3,
+            rise_after: 2,
+            retry_down_after_ms: 10_000,
         }
     }
 }
@@ -241,6 +305,44 @@ impl Validate for EdgeConfig {
             ));
         }
         parse_upstream(&self.upstream).map_err(|e| FieldError::new("upstream", e))?;
+        for url in &self.upstream_failover {
+            parse_upstream(url).map_err(|e| FieldError::new("upstream_failover", e))?;
+        }
+        for (i, p) in self.parents.iter().enumerate() {
+            parse_upstream(&p.url).map_err(|e| FieldError::new(format!("parents[{i}].url"), e))?;
+            if p.weight == 0 || p.weight > 1000 {
+                return Err(FieldError::new(
+                    format!("parents[{i}].weight"),
+                    "must be between 1 and 1000",
+                ));
+            }
+            if self.parents[..i].iter().any(|q| q.url == p.url) {
+                return Err(FieldError::new(
+                    format!("parents[{i}].url"),
+                    format!("`{}` is listed twice", p.url),
+                ));
+            }
+        }
+        if !self.node_id.is_empty() && !is_token(&self.node_id) {
+            return Err(FieldError::new(
+                "node_id",
+                "may hold only letters, digits and `-._~!#$%&'*+^|`",
+            ));
+        }
+        let h = &self.health;
+        if h.fail_after == 0 || h.rise_after == 0 {
+            return Err(FieldError::new(
+                if h.fail_after == 0 {
+                    "health.fail_after"
+                } else {
+                    "health.rise_after"
+                },
+                "must be at least 1",
+            ));
+        }
+        if h.probe_interval_ms > 0 && h.probe_timeout_ms == 0 {
+            return Err(FieldError::new("health.probe_timeout_ms", "must be at least 1"));
+        }
         if let Some(tls) = self.tls_listen {
             if tls == self.listen || tls == self.admin_listen {
                 return Err(FieldError::new(
@@ -266,11 +368,8 @@ impl Validate for EdgeConfig {
                 "is shorter than 16 characters; use a long random secret",
             ));
         }
-        if self.upstream_timeouts.connect_retries > 10 {
-            return Err(FieldError::new(
-                "upstream_timeouts.connect_retries",
-                "must be at most 10",
-            ));
+        if self.upstream_timeouts.retries > 10 {
+            return Err(FieldError::new("upstream_timeouts.retries", "must be at most 10"));
         }
         if self.threads == 0 || self.threads > 256 {
             return Err(FieldError::new("threads", "must be between 1 and 256"));
@@ -329,6 +428,13 @@ impl Validate for EdgeConfig {
         }
         Ok(())
     }
+}
+
+/// Whether `s` is an HTTP token (RFC 9110 section 5.6.2), as `Via` and `CDN-Loop` need.
+pub fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 
 mod cache_control;
 pub mod edge;
+pub mod midtier;
 pub mod origin;
 
 pub use cache_control::validate_cache_control;
@@ -68,10 +69,38 @@ pub enum ConfigError {
 
 /// Parses `text` (named `source_name` in errors) into `T`, without validating it.
 pub fn parse<T: DeserializeOwned>(source_name: &str, text: &str) -> Result<T, ConfigError> {
-    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Syntax {
+    let table = parse_table(source_name, text)?;
+    from_table(source_name, table)
+}
+
+/// Parses `text` laid over the role's documented default `base`: a field the file leaves out
+/// takes the value `base` shows, so roles that share a config type keep their own defaults.
+pub fn parse_over<T: DeserializeOwned>(base: &str, source_name: &str, text: &str) -> Result<T, ConfigError> {
+    let mut table = parse_table("built-in defaults", base)?;
+    merge(&mut table, parse_table(source_name, text)?);
+    from_table(source_name, table)
+}
+
+/// Lays `over` onto `base`: tables merge key by key, anything else (arrays too) replaces.
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (key, value) in over {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+fn parse_table(source_name: &str, text: &str) -> Result<toml::Table, ConfigError> {
+    text.parse().map_err(|e: toml::de::Error| ConfigError::Syntax {
         source_name: source_name.to_string(),
         message: e.to_string().trim_end().to_string(),
-    })?;
+    })
+}
+
+fn from_table<T: DeserializeOwned>(source_name: &str, table: toml::Table) -> Result<T, ConfigError> {
     serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
         let path = e.path().to_string();
         let field = if path == "." {
@@ -91,14 +120,15 @@ fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or_default().trim_end().to_string()
 }
 
-/// Reads and parses the config file at `path`, without validating it.
-pub fn read<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
+/// Reads the config file at `path` laid over the documented default `base` (see
+/// [`parse_over`]), without validating it.
+pub fn read_over<T: DeserializeOwned>(base: &str, path: &Path) -> Result<T, ConfigError> {
     let source_name = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
         source_name: source_name.clone(),
         error,
     })?;
-    parse(&source_name, &text)
+    parse_over(base, &source_name, &text)
 }
 
 /// Validates `config`, naming `source_name` in the error.

@@ -25,14 +25,14 @@ pub struct DiskState {
 }
 
 impl DiskState {
-    /// A disk in service at `dir`, reporting to `registry`.
-    pub fn new(dir: PathBuf, registry: &Registry) -> Result<Self, prometheus::Error> {
+    /// A disk in service at `dir`, reporting to `registry` under `<prefix>_disk_*`.
+    pub fn new(dir: PathBuf, registry: &Registry, prefix: &str) -> Result<Self, prometheus::Error> {
         let in_service_gauge = IntGauge::new(
-            "strata_edge_disk_in_service",
+            format!("{prefix}_disk_in_service"),
             "1 while the disk tier is in service, 0 once taken out",
         )?;
         let errors = IntCounter::new(
-            "strata_edge_disk_errors_total",
+            format!("{prefix}_disk_errors_total"),
             "Failed disk probes and disk-tier read errors",
         )?;
         registry.register(Box::new(in_service_gauge.clone()))?;
@@ -97,7 +97,7 @@ mod test {
     #[test]
     fn a_vanished_directory_fails_the_probe_and_the_disk_stays_out() {
         let dir = tempfile::tempdir().unwrap();
-        let disk = DiskState::new(dir.path().to_path_buf(), &Registry::new()).unwrap();
+        let disk = DiskState::new(dir.path().to_path_buf(), &Registry::new(), "strata_edge").unwrap();
         disk.probe().unwrap();
         assert!(disk.in_service());
         let gone = dir.path().to_path_buf();

@@ -58,6 +58,8 @@ fn block_size(disk_bytes: usize, chunk_size: usize) -> usize {
 /// How the cache is laid out.
 #[derive(Debug, Clone)]
 pub struct StoreSettings {
+    /// Prefix of the store's metric names (`strata_edge`, `strata_midtier`).
+    pub metric_prefix: String,
     /// Memory tier, bytes.
     pub memory_bytes: usize,
     /// Disk tier directory and size in bytes; `None` for memory only.
@@ -132,9 +134,10 @@ impl FoyerStore {
         }
         let cache = storage.build().await.map_err(err)?;
         let disk = match &settings.disk {
-            Some((dir, _)) => {
-                Some(DiskState::new(dir.clone(), registry).map_err(|e| StoreOpenError(e.to_string()))?)
-            }
+            Some((dir, _)) => Some(
+                DiskState::new(dir.clone(), registry, &settings.metric_prefix)
+                    .map_err(|e| StoreOpenError(e.to_string()))?,
+            ),
             None => None,
         };
         let index = match &settings.disk {
