@@ -269,6 +269,9 @@ impl ProxyHttp for EdgeProxy {
                 .failure
                 .clone()
                 .unwrap_or_else(|| e.etype().as_str().to_string());
+            // pingora closes the connection after a failed proxy; say so (`Connection: close`),
+            // or an HTTP/1.1 client would send its next request into a closed connection.
+            session.set_keepalive(None);
             if respond_text(session, code, &reason).await.is_err() {
                 session.respond_error(code).await.ok();
             }

@@ -161,9 +161,37 @@ pub fn start_origin(root: &Path) -> ServerProcess {
     )
 }
 
+/// `strata origin` serving `root` at `listen` (a fixed address, for a restart on the same one).
+pub fn start_origin_at(root: &Path, listen: SocketAddr) -> ServerProcess {
+    let listen = listen.to_string();
+    ServerProcess::start(
+        "origin",
+        &[
+            "--root",
+            root.to_str().unwrap(),
+            "--listen",
+            &listen,
+            "--admin-listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+    )
+}
+
 /// `strata edge` on a free port in front of `upstream` (a base URL), caching in `cache`
 /// (64 MiB memory, 256 MiB disk unless `extra` sets them); `extra` flags are added last.
 pub fn start_edge(upstream: &str, cache: &Path, extra: &[&str], envs: &[(&str, &str)]) -> ServerProcess {
+    start_cache_node("edge", upstream, cache, extra, envs)
+}
+
+/// `strata ROLE` (edge or midtier) as [`start_edge`] describes.
+pub fn start_cache_node(
+    role: &str,
+    upstream: &str,
+    cache: &Path,
+    extra: &[&str],
+    envs: &[(&str, &str)],
+) -> ServerProcess {
     let listen = format!("127.0.0.1:{}", free_port());
     let defaults = [
         ("--listen", listen.as_str()),
@@ -179,7 +207,7 @@ pub fn start_edge(upstream: &str, cache: &Path, extra: &[&str], envs: &[(&str, &
         args.extend([*flag, *value]);
     }
     args.extend_from_slice(extra);
-    ServerProcess::start("edge", &args, envs)
+    ServerProcess::start(role, &args, envs)
 }
 
 /// The base URL of a running server's data listener, as an upstream for an edge.
