@@ -1,7 +1,8 @@
 //! `strata demo` and `strata sample-content`: the whole CDN on one box, with a real title.
 //!
 //! The demo runs every role that exists in this process, on loopback, with embedded
-//! defaults; content lives in the data directory and is made on first run.
+//! defaults (origin, one mid-tier, two edges whose parent it is); content lives in the data
+//! directory and is made on first run.
 
 use crate::cli::{DemoArgs, SampleContentArgs};
 use crate::{edge_role, origin_role, shutdown};
@@ -9,9 +10,11 @@ use anyhow::Context;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
-use strata_contracts::config::edge::{CacheConfig, EdgeConfig};
+use strata_contracts::config::edge::{CacheConfig, EdgeConfig, ParentConfig};
 use strata_contracts::config::origin::OriginConfig;
+use strata_edge::Role;
 use strata_origin::packaging::{self, SampleTitle};
+use tokio_util::sync::CancellationToken;
 
 /// Length of the demo's sample title, seconds.
 const DEMO_TITLE_SECS: u32 = 30;
@@ -57,19 +60,33 @@ pub fn main(args: DemoArgs) -> anyhow::Result<ExitCode> {
         },
         ..OriginConfig::default()
     };
-    let edge = EdgeConfig {
-        listen: port(1)?,
-        admin_listen: port(1001)?,
-        upstream: format!("http://{}", origin.listen),
-        drain_timeout_secs: 5,
-        cache: CacheConfig {
-            dir: args.data_dir.join("edge-cache"),
-            memory_mb: 128,
-            disk_mb: 1024,
-            ..CacheConfig::default()
-        },
-        ..EdgeConfig::default()
+    let cache_node = |listen: u16, name: &str, upstream: String, parents: Vec<ParentConfig>, memory_mb| {
+        anyhow::Ok(EdgeConfig {
+            listen: port(listen)?,
+            admin_listen: port(listen + 1000)?,
+            node_id: format!("demo-{name}"),
+            upstream,
+            parents,
+            drain_timeout_secs: 5,
+            cache: CacheConfig {
+                dir: args.data_dir.join(format!("{name}-cache")),
+                memory_mb,
+                disk_mb: 1024,
+                ..CacheConfig::default()
+            },
+            ..EdgeConfig::default()
+        })
     };
+    let origin_url = format!("http://{}", origin.listen);
+    let midtier = cache_node(2, "midtier", origin_url.clone(), Vec::new(), 128)?;
+    let parent = vec![ParentConfig {
+        url: format!("http://{}", midtier.listen),
+        weight: 1,
+    }];
+    let edges = [
+        cache_node(1, "edge-1", origin_url.clone(), parent.clone(), 64)?,
+        cache_node(3, "edge-2", origin_url, parent, 64)?,
+    ];
     let runtime = tokio::runtime::Runtime::new()?;
     let shutdown = runtime.block_on(async { shutdown::on_signal() })?;
     let (server, admin) = runtime
@@ -78,32 +95,36 @@ pub fn main(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let origin_admin = admin.local_addr();
     let origin_task = runtime.spawn(origin_role::serve(server, admin, shutdown.clone()));
 
-    // The edge blocks the thread that runs it (pingora has its own runtimes).
-    let edge_shutdown = shutdown.clone();
-    let edge_config = edge.clone();
-    let edge_thread = std::thread::spawn(move || -> anyhow::Result<()> {
-        let support = edge_role::support_runtime()?;
-        let result = edge_role::run(
-            edge_config,
-            strata_edge::Role::Edge,
-            &support,
-            edge_shutdown.clone(),
-        );
-        edge_shutdown.cancel(); // an edge that fails takes the demo down with it
-        result
-    });
-    let up = wait_for(edge.listen, Duration::from_secs(30));
+    // Each cache node blocks the thread that runs it (pingora has its own runtimes).
+    let mut threads = vec![spawn_cache_node(midtier.clone(), Role::Midtier, &shutdown)];
+    threads.extend(
+        edges
+            .iter()
+            .map(|e| spawn_cache_node(e.clone(), Role::Edge, &shutdown)),
+    );
+    let up = [&midtier, &edges[0], &edges[1]]
+        .iter()
+        .all(|c| wait_for(c.listen, Duration::from_secs(30)));
     if up {
-        let base = format!("http://{}", edge.listen);
         println!();
-        println!("Strata demo is running. Open these in any HLS or DASH player:");
-        println!("  HLS master playlist  {base}/sample/master.m3u8");
-        println!("  DASH MPD             {base}/sample/manifest.mpd");
+        println!(
+            "Strata demo is running: origin -> mid-tier -> two edges. Open these in any HLS or DASH player:"
+        );
+        for (i, edge) in edges.iter().enumerate() {
+            let base = format!("http://{}", edge.listen);
+            println!("  edge {} HLS master playlist  {base}/sample/master.m3u8", i + 1);
+            println!("  edge {} DASH MPD             {base}/sample/manifest.mpd", i + 1);
+        }
         println!("Operator endpoints:");
-        println!("  edge metrics         http://{}/metrics", edge.admin_listen);
-        println!("  edge health          http://{}/healthz", edge.admin_listen);
-        println!("  origin metrics       http://{origin_admin}/metrics");
-        println!("  origin health        http://{origin_admin}/healthz");
+        for (name, admin) in [
+            ("edge 1", edges[0].admin_listen),
+            ("edge 2", edges[1].admin_listen),
+            ("midtier", midtier.admin_listen),
+            ("origin", origin_admin),
+        ] {
+            println!("  {:<20} http://{admin}/metrics", format!("{name} metrics"));
+            println!("  {:<20} http://{admin}/healthz", format!("{name} health"));
+        }
         println!(
             "  origin (no cache)    http://{}/sample/master.m3u8",
             origin.listen
@@ -112,16 +133,40 @@ pub fn main(args: DemoArgs) -> anyhow::Result<ExitCode> {
     } else {
         shutdown.cancel();
     }
-    let edge_result = edge_thread
-        .join()
-        .map_err(|_| anyhow::anyhow!("the edge thread panicked"))?;
+    let mut failure = None;
+    for thread in threads {
+        let result = thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("a cache node's thread panicked"))?;
+        if let Err(e) = result {
+            failure.get_or_insert(e);
+        }
+    }
     runtime.block_on(origin_task).context("origin task")??;
-    edge_result.context("edge")?;
-    anyhow::ensure!(up, "the edge did not start listening on {}", edge.listen);
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    anyhow::ensure!(up, "a cache node did not start listening");
     eprintln!("demo stopped");
     Ok(ExitCode::SUCCESS)
 }
 
+/// Runs a cache node on its own thread; a node that fails takes the demo down with it.
+fn spawn_cache_node(
+    config: EdgeConfig,
+    role: Role,
+    shutdown: &CancellationToken,
+) -> std::thread::JoinHandle<anyhow::Result<()>> {
+    let shutdown = shutdown.clone();
+    std::thread::spawn(move || {
+        let support = edge_role::support_runtime()?;
+        let listen = config.listen;
+        let result = edge_role::run(config, role, &support, shutdown.clone())
+            .with_context(|| format!("{} on {listen}", role.name()));
+        shutdown.cancel();
+        result
+    })
+}
 /// Waits until something accepts connections on `addr`.
 fn wait_for(addr: SocketAddr, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;

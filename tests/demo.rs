@@ -1,6 +1,6 @@
 //! `strata demo`: on an empty data directory it makes the sample title with ffmpeg, starts
-//! every role on loopback (origin, and an edge in front of it), prints edge URLs that serve
-//! a playable title, and stops on Ctrl-C.
+//! every role on loopback (origin, a mid-tier, two edges in front of it), prints edge URLs
+//! that serve a playable title, and stops on Ctrl-C.
 
 mod support;
 
@@ -16,7 +16,7 @@ async fn demo_prints_working_urls_and_stops_cleanly_on_ctrl_c() {
     let port = loop {
         let p = free_port();
         let free = |q: u16| std::net::TcpListener::bind(("127.0.0.1", q)).is_ok();
-        if p < 60000 && free(p + 1) && free(p + 1000) && free(p + 1001) {
+        if p < 60000 && (1..4).chain(1000..1004).all(|o| free(p + o)) {
             break p;
         }
     };
@@ -59,10 +59,12 @@ async fn demo_prints_working_urls_and_stops_cleanly_on_ctrl_c() {
             .unwrap_or_else(|| panic!("{label} missing"));
         line.split_whitespace().last().unwrap().to_string()
     };
-    let master = url_of("HLS master playlist");
-    let mpd = url_of("DASH MPD");
+    let master = url_of("edge 1 HLS master playlist");
+    let mpd = url_of("edge 1 DASH MPD");
     let health = url_of("origin health");
-    let edge_health = url_of("edge health");
+    let edge_health = url_of("edge 1 health");
+    let second_edge = url_of("edge 2 HLS master playlist");
+    let midtier_health = url_of("midtier health");
     // Players are pointed at the edge, which sits in front of the origin.
     assert_eq!(
         master,
@@ -86,22 +88,38 @@ async fn demo_prints_working_urls_and_stops_cleanly_on_ctrl_c() {
         .await
         .unwrap();
     let seg = media.lines().find(|l| l.ends_with(".m4s")).unwrap();
+    // RFC 9211: each cache on the way appends its member, the edge's last.
+    let statuses = |r: &reqwest::Response| -> Vec<String> {
+        r.headers()
+            .get_all("cache-status")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect()
+    };
     let r = c.get(format!("{base}/{seg}")).send().await.unwrap();
     assert_eq!(r.status(), 200);
+    let first = statuses(&r);
     assert!(
-        r.headers()["cache-status"]
-            .to_str()
-            .unwrap()
-            .starts_with("strata-edge")
+        first.len() == 2 && first[0].starts_with("strata-midtier; fwd=miss"),
+        "{first:?}"
     );
+    assert!(first[1].starts_with("strata-edge; fwd=miss"), "{first:?}");
     assert!(r.bytes().await.unwrap().len() > 1000);
     let again = c.get(format!("{base}/{seg}")).send().await.unwrap();
+    assert!(statuses(&again).last().unwrap().starts_with("strata-edge; hit"));
+    // The second edge shares the mid-tier: its miss is the mid-tier's hit.
+    let other_base = second_edge.rsplit_once('/').unwrap().0;
+    let other = c.get(format!("{other_base}/{seg}")).send().await.unwrap();
+    let other_statuses = statuses(&other);
     assert!(
-        again.headers()["cache-status"]
-            .to_str()
-            .unwrap()
-            .starts_with("strata-edge; hit")
+        other_statuses[0].starts_with("strata-midtier; hit"),
+        "{other_statuses:?}"
     );
+    assert!(
+        other_statuses[1].starts_with("strata-edge; fwd=miss"),
+        "{other_statuses:?}"
+    );
+    assert_eq!(c.get(&midtier_health).send().await.unwrap().status(), 200);
     assert_eq!(c.get(&mpd).send().await.unwrap().status(), 200);
     assert_eq!(c.get(&health).send().await.unwrap().status(), 200);
     assert_eq!(c.get(&edge_health).send().await.unwrap().status(), 200);

@@ -2,9 +2,6 @@
 
 use pingora_cache::{CachePhase, NoCacheReason};
 
-/// The name this cache uses in `Cache-Status`.
-pub const CACHE_NAME: &str = "strata-edge";
-
 /// The outcome label used in `Cache-Status` details and in metrics.
 pub fn outcome(phase: &CachePhase) -> &'static str {
     match phase {
@@ -17,23 +14,24 @@ pub fn outcome(phase: &CachePhase) -> &'static str {
     }
 }
 
-/// The `Cache-Status` value for a response, given its phase and, for stored responses, the
-/// remaining freshness in seconds (negative when stale).
-pub fn header_value(phase: &CachePhase, ttl: Option<i64>) -> String {
+/// The `Cache-Status` member this cache (named `name`: `strata-edge`, `strata-midtier`)
+/// adds to a response, given its phase and, for stored responses, the remaining freshness in
+/// seconds (negative when stale). Members of caches nearer the origin stay before it.
+pub fn header_value(name: &str, phase: &CachePhase, ttl: Option<i64>) -> String {
     let ttl = ttl.map(|t| format!("; ttl={t}")).unwrap_or_default();
     match phase {
-        CachePhase::Hit => format!("{CACHE_NAME}; hit{ttl}"),
-        CachePhase::StaleUpdating => format!("{CACHE_NAME}; hit{ttl}; detail=stale-while-revalidate"),
-        CachePhase::Stale => format!("{CACHE_NAME}; hit{ttl}; detail=stale-if-error"),
-        CachePhase::Miss => format!("{CACHE_NAME}; fwd=miss; stored{ttl}"),
-        CachePhase::Expired => format!("{CACHE_NAME}; fwd=stale; stored{ttl}"),
-        CachePhase::Revalidated => format!("{CACHE_NAME}; fwd=stale; fwd-status=304{ttl}"),
-        CachePhase::RevalidatedNoCache(_) => format!("{CACHE_NAME}; fwd=stale; fwd-status=304"),
+        CachePhase::Hit => format!("{name}; hit{ttl}"),
+        CachePhase::StaleUpdating => format!("{name}; hit{ttl}; detail=stale-while-revalidate"),
+        CachePhase::Stale => format!("{name}; hit{ttl}; detail=stale-if-error"),
+        CachePhase::Miss => format!("{name}; fwd=miss; stored{ttl}"),
+        CachePhase::Expired => format!("{name}; fwd=stale; stored{ttl}"),
+        CachePhase::Revalidated => format!("{name}; fwd=stale; fwd-status=304{ttl}"),
+        CachePhase::RevalidatedNoCache(_) => format!("{name}; fwd=stale; fwd-status=304"),
         CachePhase::Disabled(NoCacheReason::NeverEnabled) | CachePhase::Bypass => {
-            format!("{CACHE_NAME}; fwd=bypass")
+            format!("{name}; fwd=bypass")
         }
-        CachePhase::Disabled(reason) => format!("{CACHE_NAME}; fwd=miss; detail={}", reason.as_str()),
-        CachePhase::Uninit | CachePhase::CacheKey => format!("{CACHE_NAME}; fwd=miss"),
+        CachePhase::Disabled(reason) => format!("{name}; fwd=miss; detail={}", reason.as_str()),
+        CachePhase::Uninit | CachePhase::CacheKey => format!("{name}; fwd=miss"),
     }
 }
 
@@ -44,23 +42,31 @@ mod test {
     #[test]
     fn hits_and_misses_follow_rfc_9211() {
         assert_eq!(
-            header_value(&CachePhase::Hit, Some(60)),
+            header_value("strata-edge", &CachePhase::Hit, Some(60)),
             "strata-edge; hit; ttl=60"
         );
         assert_eq!(
-            header_value(&CachePhase::Miss, Some(60)),
+            header_value("strata-edge", &CachePhase::Miss, Some(60)),
             "strata-edge; fwd=miss; stored; ttl=60"
         );
         assert_eq!(
-            header_value(&CachePhase::Revalidated, Some(5)),
+            header_value("strata-edge", &CachePhase::Revalidated, Some(5)),
             "strata-edge; fwd=stale; fwd-status=304; ttl=5"
         );
         assert_eq!(
-            header_value(&CachePhase::Disabled(NoCacheReason::NeverEnabled), None),
+            header_value(
+                "strata-edge",
+                &CachePhase::Disabled(NoCacheReason::NeverEnabled),
+                None
+            ),
             "strata-edge; fwd=bypass"
         );
         assert_eq!(
-            header_value(&CachePhase::Disabled(NoCacheReason::OriginNotCache), None),
+            header_value(
+                "strata-edge",
+                &CachePhase::Disabled(NoCacheReason::OriginNotCache),
+                None
+            ),
             "strata-edge; fwd=miss; detail=OriginNotCache"
         );
         assert_eq!(outcome(&CachePhase::StaleUpdating), "stale");

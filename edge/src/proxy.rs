@@ -48,6 +48,8 @@ pub struct EdgeProxy {
     pub(crate) timeouts: UpstreamSettings,
     /// This node's name in `Via` and `CDN-Loop`.
     pub(crate) node_id: String,
+    /// This cache's name in `Cache-Status`: `strata-<role>`.
+    pub(crate) cache_name: String,
     pub(crate) rules: KeyRules,
     pub(crate) store: &'static FoyerStore,
     pub(crate) lock: &'static CacheKeyLockImpl,
@@ -395,7 +397,7 @@ impl ProxyHttp for EdgeProxy {
             resp.insert_header("content-length", "0")?;
             resp.insert_header(
                 "cache-status",
-                format!("{}; fwd=miss; detail=only-if-cached", cache_status::CACHE_NAME),
+                format!("{}; fwd=miss; detail=only-if-cached", self.cache_name),
             )?;
             session.write_response_header(Box::new(resp), true).await?;
             return Ok(false);
@@ -433,7 +435,11 @@ impl ProxyHttp for EdgeProxy {
                 Err(past) => -(past.duration().as_secs() as i64),
             }
         });
-        resp.insert_header("cache-status", cache_status::header_value(&phase, ttl))?;
+        // RFC 9211: a cache appends its member; those of caches nearer the origin stay first.
+        resp.append_header(
+            "cache-status",
+            cache_status::header_value(&self.cache_name, &phase, ttl),
+        )?;
         // RFC 9111 section 4.4: a successful unsafe request invalidates what is stored for
         // its target URI.
         let method = &session.req_header().method;

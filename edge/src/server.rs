@@ -143,6 +143,7 @@ impl Edge {
                 retries: config.upstream_timeouts.retries,
             },
             node_id: node_id.clone(),
+            cache_name: format!("strata-{}", self.role.name()),
             rules: self.key_rules(),
             store: self.store,
             lock,
