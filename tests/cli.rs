@@ -9,7 +9,7 @@ use support::run_strata;
 fn help_lists_the_roles_and_the_trial_flags() {
     let (status, out, _) = run_strata(&["--help"], &[]);
     assert!(status.success());
-    for role in ["origin", "edge", "sample-content", "demo"] {
+    for role in ["origin", "edge", "midtier", "sample-content", "demo"] {
         assert!(out.contains(role), "{role} missing from:\n{out}");
     }
     let (status, out, _) = run_strata(&["origin", "--help"], &[]);
@@ -139,4 +139,75 @@ fn the_edge_default_config_is_printed_and_its_errors_are_named() {
     assert!(err.contains("field `cache.disk_mb`"), "{err}");
     let (status, out, err) = run_strata(&["edge", "--disk-mb", "0", "--check-config"], &[]);
     assert!(status.success(), "{out}{err}");
+}
+
+#[test]
+fn the_midtier_has_its_own_defaults_flags_and_named_errors() {
+    let (status, text, _) = run_strata(&["midtier", "--print-default-config"], &[]);
+    assert!(status.success());
+    assert!(text.contains("listen = \"127.0.0.1:8082\""), "{text}");
+    let (status, out, _) = run_strata(&["midtier", "--help"], &[]);
+    assert!(status.success());
+    for flag in [
+        "--upstream",
+        "--upstream-failover",
+        "--cache-dir",
+        "--memory-mb",
+        "--disk-mb",
+        "--node-id",
+    ] {
+        assert!(out.contains(flag), "{flag} missing from:\n{out}");
+    }
+    let (status, _, err) = run_strata(
+        &["midtier", "--upstream-failover", "http://a/b", "--check-config"],
+        &[],
+    );
+    assert_eq!(status.code(), Some(2));
+    assert!(err.contains("field `upstream_failover`"), "{err}");
+
+    // A file that leaves fields out gets the mid-tier's defaults, not the edge's.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("midtier.toml");
+    std::fs::write(&file, "[cache]\nmemory_mb = 64\n").unwrap();
+    let (status, out, err) = run_strata(
+        &["midtier", "--config", file.to_str().unwrap(), "--check-config"],
+        &[],
+    );
+    assert!(status.success(), "{out}{err}");
+    std::fs::write(
+        &file,
+        "[[parents]]\nurl = \"http://127.0.0.2:8082\"\nweight = 0\n",
+    )
+    .unwrap();
+    let (status, _, err) = run_strata(
+        &["midtier", "--config", file.to_str().unwrap(), "--check-config"],
+        &[],
+    );
+    assert_eq!(status.code(), Some(2));
+    assert!(err.contains("field `parents[0].weight`"), "{err}");
+}
+
+#[test]
+fn the_edge_takes_parents_and_checks_them() {
+    let (status, out, _) = run_strata(&["edge", "--help"], &[]);
+    assert!(status.success());
+    assert!(out.contains("--parent"), "{out}");
+    let (status, out, err) = run_strata(
+        &[
+            "edge",
+            "--parent",
+            "http://127.0.0.2:8082",
+            "--parent",
+            "http://127.0.0.3:8082",
+            "--check-config",
+        ],
+        &[],
+    );
+    assert!(status.success(), "{out}{err}");
+    let (status, _, err) = run_strata(&["edge", "--parent", "https://x", "--check-config"], &[]);
+    assert_eq!(status.code(), Some(2));
+    assert!(err.contains("field `parents[0].url`"), "{err}");
+    let (status, _, err) = run_strata(&["edge", "--node-id", "bad id", "--check-config"], &[]);
+    assert_eq!(status.code(), Some(2));
+    assert!(err.contains("field `node_id`"), "{err}");
 }
