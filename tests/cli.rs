@@ -211,3 +211,24 @@ fn the_edge_takes_parents_and_checks_them() {
     assert_eq!(status.code(), Some(2));
     assert!(err.contains("field `node_id`"), "{err}");
 }
+
+#[test]
+fn the_three_tier_example_configs_are_valid() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/examples/three-tier");
+    for (role, file) in [("edge", "edge.toml"), ("midtier", "midtier.toml")] {
+        let path = format!("{dir}/{file}");
+        let (status, out, err) = run_strata(&[role, "--config", &path, "--check-config"], &[]);
+        assert!(status.success(), "{role} {file}: {out}{err}");
+    }
+    // The origin's storage root does not exist here; everything else must check out.
+    let (_, _, err) = run_strata(
+        &[
+            "origin",
+            "--config",
+            &format!("{dir}/origin.toml"),
+            "--check-config",
+        ],
+        &[],
+    );
+    assert!(err.is_empty() || err.contains("storage.root"), "{err}");
+}
