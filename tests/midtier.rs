@@ -7,10 +7,12 @@
 
 mod support;
 
+use futures::StreamExt;
 use reqwest::StatusCode;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
+use support::script_origin::ScriptOrigin;
 use support::{
     ServerProcess, base_url, free_port, http1, metric, pattern, sha256, start_cache_node, start_origin_at,
 };
@@ -450,4 +452,53 @@ async fn every_hop_names_itself_in_via() {
         .await
         .unwrap();
     assert_eq!(probe.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_midtier_killed_mid_body_is_replaced_without_the_client_noticing() {
+    // A slow origin (20 MiB in 64 KiB pieces, 3 ms apart), so the kill lands mid-body.
+    let origin = ScriptOrigin::start();
+    let tiers = Tiers::start(0, 0, "");
+    let mut mids: Vec<ServerProcess> = (0..2).map(|i| tiers.start_mid(i, &origin.url())).collect();
+    let parents: Vec<String> = mids.iter().map(base_url).collect();
+    let edge = tiers.start_edge(0, &parents, "");
+    let len = 20 << 20;
+    let path = "/t/big.m4s";
+    let query = format!("?cc=max-age%3D600&len={len}&etag=v1&trickle_ms=3");
+    let expected = sha256(&support::pattern(len, path.len() as u64));
+
+    let client = http1();
+    let r = get(&client, edge.url(&format!("{path}{query}"))).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let home = via_mid(&r).unwrap();
+    let mut body = r.bytes_stream();
+    let mut received = Vec::with_capacity(len);
+    let mut killed = false;
+    while let Some(chunk) = body.next().await {
+        received.extend_from_slice(&chunk.expect("the client sees no error"));
+        if !killed && received.len() >= 4 << 20 {
+            let victim = &mut mids[if home == "mid-0" { 0 } else { 1 }];
+            victim.signal("KILL");
+            victim.wait_exit(Duration::from_secs(10));
+            killed = true;
+        }
+    }
+    assert!(killed, "the body ended before the kill");
+    assert_eq!(received.len(), len, "every byte arrived");
+    assert_eq!(sha256(&received), expected, "the bytes are the origin's");
+    let page = edge.admin_url("/metrics");
+    assert_eq!(metric(&page, "strata_edge_upstream_resumed_total").await, 1.0);
+    // The edge cached the spliced object whole: the next request is a hit with the same bytes.
+    let again = get(&client, edge.url(&format!("{path}{query}"))).await;
+    let statuses: Vec<&str> = again
+        .headers()
+        .get_all("cache-status")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert!(
+        statuses.last().unwrap().starts_with("strata-edge; hit"),
+        "{statuses:?}"
+    );
+    assert_eq!(sha256(&again.bytes().await.unwrap()), expected);
 }

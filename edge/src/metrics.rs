@@ -44,6 +44,10 @@ pub struct EdgeMetrics {
     pub upstream_up: IntGaugeVec,
     /// Requests refused as loops or as too many hops.
     pub loops_refused: IntCounter,
+    /// Responses continued from another upstream after one failed mid-body.
+    pub resumed: IntCounter,
+    /// Responses cut because no upstream could continue them.
+    pub resume_failures: IntCounter,
 }
 
 impl EdgeMetrics {
@@ -132,8 +136,16 @@ impl EdgeMetrics {
                 name("loops_refused_total"),
                 "Requests refused because they had passed through this node or too many nodes",
             )?,
+            resumed: IntCounter::new(
+                name("upstream_resumed_total"),
+                "Responses continued from another upstream (Range request) after one failed mid-body",
+            )?,
+            resume_failures: IntCounter::new(
+                name("upstream_resume_failures_total"),
+                "Responses cut because no upstream could continue them after a mid-body failure",
+            )?,
         };
-        let collectors: [Box<dyn Collector>; 15] = [
+        let collectors: [Box<dyn Collector>; 17] = [
             Box::new(metrics.requests.clone()),
             Box::new(metrics.response_bytes.clone()),
             Box::new(metrics.duration.clone()),
@@ -149,6 +161,8 @@ impl EdgeMetrics {
             Box::new(metrics.upstream_bytes.clone()),
             Box::new(metrics.upstream_up.clone()),
             Box::new(metrics.loops_refused.clone()),
+            Box::new(metrics.resumed.clone()),
+            Box::new(metrics.resume_failures.clone()),
         ];
         for c in collectors {
             registry.register(c)?;

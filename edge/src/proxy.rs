@@ -9,6 +9,7 @@ use crate::health::Source;
 use crate::hop::{self, LoopVerdict};
 use crate::metrics::EdgeMetrics;
 use crate::parent_select::Target;
+use crate::relay::{self, RELAY_HEADER};
 use crate::request_directives::RequestDirectives;
 use crate::revalidation;
 use crate::store::FoyerStore;
@@ -50,6 +51,8 @@ pub struct EdgeProxy {
     pub(crate) node_id: String,
     /// This cache's name in `Cache-Status`: `strata-<role>`.
     pub(crate) cache_name: String,
+    /// The resuming relay's address, when misses go through it (`relay.rs`).
+    pub(crate) relay: Option<std::net::SocketAddr>,
     pub(crate) rules: KeyRules,
     pub(crate) store: &'static FoyerStore,
     pub(crate) lock: &'static CacheKeyLockImpl,
@@ -75,6 +78,8 @@ pub struct RequestCtx {
     target: Option<Target>,
     /// Whether the current attempt's response head arrived.
     head_received: bool,
+    /// Whether the current attempt goes through the resuming relay.
+    via_relay: bool,
     /// When the current upstream attempt began.
     upstream_started: Option<Instant>,
     /// Why the request could not be served, for the error response.
@@ -122,6 +127,7 @@ impl ProxyHttp for EdgeProxy {
             attempts: 0,
             target: None,
             head_received: false,
+            via_relay: false,
             upstream_started: None,
             failure: None,
         }
@@ -174,7 +180,12 @@ impl ProxyHttp for EdgeProxy {
             .with_label_values(&self.labels(target))
             .inc();
         let url = &self.upstreams.node(target).url;
-        let mut peer = HttpPeer::new(url.authority.as_str(), false, url.host.clone());
+        ctx.via_relay =
+            self.relay.is_some() && matches!(session.req_header().method, Method::GET | Method::HEAD);
+        let mut peer = match self.relay {
+            Some(relay) if ctx.via_relay => HttpPeer::new(relay, false, String::new()),
+            _ => HttpPeer::new(url.authority.as_str(), false, url.host.clone()),
+        };
         peer.options.connection_timeout = Some(self.timeouts.connect);
         peer.options.read_timeout = Some(self.timeouts.read);
         Ok(Box::new(peer))
@@ -234,6 +245,15 @@ impl ProxyHttp for EdgeProxy {
         let version = http_version(session.req_header().version);
         upstream_request.append_header("via", hop::via_entry(version, &self.node_id))?;
         upstream_request.append_header(CDN_LOOP, hop::cdn_loop_entry(&self.node_id))?;
+        if ctx.via_relay
+            && let Some(plan) = ctx.plan.as_deref()
+        {
+            // The relay gets this attempt's target first, then the others in plan order, as
+            // the upstreams it may continue a failed body from.
+            let first = (ctx.attempts - 1) % plan.len();
+            let targets = plan[first..].iter().chain(&plan[..first]).copied();
+            upstream_request.insert_header(RELAY_HEADER, relay::encode_targets(targets))?;
+        }
         Ok(())
     }
 

@@ -7,6 +7,7 @@ use crate::collapse::FillAwareLock;
 use crate::hop;
 use crate::metrics::EdgeMetrics;
 use crate::proxy::{EdgeProxy, UpstreamSettings};
+use crate::relay::Relay;
 use crate::store::{FoyerStore, StoreSettings};
 use crate::upstreams::Upstreams;
 use async_trait::async_trait;
@@ -29,6 +30,9 @@ pub enum EdgeError {
     /// A config value the validator should have caught.
     #[error("config: {0}")]
     Config(String),
+    /// The resuming relay could not bind its loopback port.
+    #[error("starting the resuming relay: {0}")]
+    Relay(std::io::Error),
     /// Metrics could not be registered.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
@@ -126,6 +130,21 @@ impl Edge {
                 shutdown.clone(),
             );
         }
+        let relay = if config.resume_mid_body {
+            let relay = Arc::new(Relay::new(
+                Arc::clone(&upstreams),
+                Duration::from_millis(config.upstream_timeouts.connect_ms),
+                Duration::from_millis(config.upstream_timeouts.read_ms),
+                config.upstream_timeouts.retries.max(1),
+                self.metrics.clone(),
+            ));
+            let addr = relay
+                .start(&self.support, shutdown.clone())
+                .map_err(EdgeError::Relay)?;
+            Some(addr)
+        } else {
+            None
+        };
         let node_id = if config.node_id.is_empty() {
             hop::default_node_id(&hop::hostname(), config.listen)
         } else {
@@ -144,6 +163,7 @@ impl Edge {
             },
             node_id: node_id.clone(),
             cache_name: format!("strata-{}", self.role.name()),
+            relay,
             rules: self.key_rules(),
             store: self.store,
             lock,

@@ -38,6 +38,8 @@ pub struct EdgeConfig {
     pub parents: Vec<ParentConfig>,
     /// Whether to fetch from the origins directly when every parent is down.
     pub origin_fallback: bool,
+    /// Whether a response whose upstream fails mid-body is continued from the next one.
+    pub resume_mid_body: bool,
     /// How parents and origins are marked down and back up.
     pub health: HealthConfig,
     /// Grace period for in-flight requests on shutdown.
@@ -170,6 +172,7 @@ impl Default for EdgeConfig {
             upstream_failover: Vec::new(),
             parents: Vec::new(),
             origin_fallback: false,
+            resume_mid_body: true,
             health: HealthConfig::default(),
             drain_timeout_secs: 30,
             threads: 2,

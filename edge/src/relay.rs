@@ -1,0 +1,353 @@
+//! The resuming relay: an in-process HTTP/1.1 hop, on a loopback port of its own, through
+//! which the proxy sends GET and HEAD misses. It fetches from the upstream the proxy chose and,
+//! when that upstream fails in the middle of a body, continues the same response from the
+//! next candidate with a `Range` request (`resume.rs` decides what to ask and what may be
+//! spliced), so the client (and the cache fill) sees one intact response. pingora cannot
+//! replace an upstream once a response has started, hence this hop.
+//!
+//! The proxy names the candidates in the `strata-relay` request header, the chosen one first.
+//! A failure before the response head closes the connection without an answer, so pingora
+//! sees the same upstream error it would have seen directly and moves to its next candidate.
+
+use crate::health::Source;
+use crate::metrics::EdgeMetrics;
+use crate::parent_select::Target;
+use crate::resume::{self, Validator};
+use crate::upstreams::Upstreams;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Empty, channel::Channel, channel::Sender};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// The request header that carries the candidates from the proxy to the relay.
+pub const RELAY_HEADER: &str = "strata-relay";
+
+/// Fields that belong to one connection, not to the message (RFC 9110 section 7.6.1).
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// The candidates as the header carries them: `p1,p0,o0` (parent 1, parent 0, origin 0).
+pub fn encode_targets(targets: impl IntoIterator<Item = Target>) -> String {
+    targets
+        .into_iter()
+        .map(|t| match t {
+            Target::Parent(i) => format!("p{i}"),
+            Target::Origin(i) => format!("o{i}"),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Parses [`encode_targets`]'s output; `None` if any member is malformed.
+pub fn decode_targets(value: &str) -> Option<Vec<Target>> {
+    value
+        .split(',')
+        .map(|m| {
+            let m = m.trim();
+            let index = m.get(1..)?.parse().ok()?;
+            match m.as_bytes().first()? {
+                b'p' => Some(Target::Parent(index)),
+                b'o' => Some(Target::Origin(index)),
+                _ => None,
+            }
+        })
+        .collect::<Option<Vec<_>>>()
+        .filter(|t| !t.is_empty())
+}
+
+/// Why the relay gave up before a response head; hyper then closes the connection.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    /// The proxy's request did not name valid candidates.
+    #[error("bad {RELAY_HEADER} header")]
+    BadTargets,
+    /// The upstream failed before its response head.
+    #[error("upstream: {0}")]
+    Upstream(String),
+}
+
+/// The relay's shared state.
+pub struct Relay {
+    upstreams: Arc<Upstreams>,
+    client: Client<HttpConnector, Empty<Bytes>>,
+    read_timeout: Duration,
+    /// How many further upstreams a failed body may be resumed from.
+    max_resumes: u32,
+    metrics: EdgeMetrics,
+}
+
+/// What a resume needs to know about the original request and response.
+struct Original {
+    targets: Vec<Target>,
+    current: usize,
+    path_and_query: String,
+    headers: HeaderMap,
+    validator: Option<Validator>,
+    total: Option<u64>,
+    resumable: bool,
+}
+
+impl Relay {
+    /// A relay over `upstreams`.
+    pub fn new(
+        upstreams: Arc<Upstreams>,
+        connect_timeout: Duration,
+        read_timeout: Duration,
+        max_resumes: u32,
+        metrics: EdgeMetrics,
+    ) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(connect_timeout));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(connector);
+        Self {
+            upstreams,
+            client,
+            read_timeout,
+            max_resumes,
+            metrics,
+        }
+    }
+
+    /// Binds a loopback port and serves on `runtime` until `shutdown`; returns the address.
+    pub fn start(
+        self: Arc<Self>,
+        runtime: &tokio::runtime::Handle,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<SocketAddr> {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        runtime.spawn(async move {
+            let listener = match tokio::net::TcpListener::from_std(listener) {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::error!(error = %e, "relay listener");
+                    return;
+                }
+            };
+            loop {
+                let (stream, _) = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    accepted = listener.accept() => match accepted {
+                        Ok(a) => a,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "relay accept");
+                            continue;
+                        }
+                    },
+                };
+                let _ = stream.set_nodelay(true);
+                let relay = Arc::clone(&self);
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| Arc::clone(&relay).handle(req));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Ok(addr)
+    }
+
+    async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+    ) -> Result<Response<Channel<Bytes, std::io::Error>>, RelayError> {
+        let (parts, _) = req.into_parts();
+        let targets = parts
+            .headers
+            .get(RELAY_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(decode_targets)
+            .ok_or(RelayError::BadTargets)?;
+        let mut headers = parts.headers;
+        headers.remove(RELAY_HEADER);
+        for name in HOP_BY_HOP {
+            headers.remove(*name);
+        }
+        let path_and_query = parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| "/".to_string(), |p| p.to_string());
+        let response = self
+            .send(&parts.method, targets[0], &path_and_query, &headers)
+            .await?;
+        let (mut head, body) = response.into_parts();
+        for name in HOP_BY_HOP {
+            head.headers.remove(*name);
+        }
+        let total = head
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        let original = Original {
+            resumable: parts.method == Method::GET && head.status == StatusCode::OK,
+            validator: Validator::of(&head.headers),
+            targets,
+            current: 0,
+            path_and_query,
+            headers,
+            total,
+        };
+        let (tx, channel) = Channel::new(4);
+        tokio::spawn(Arc::clone(&self).pump(body, tx, original));
+        Ok(Response::from_parts(head, channel))
+    }
+
+    /// Sends one request to `target` and waits (bounded) for its response head.
+    async fn send(
+        &self,
+        method: &Method,
+        target: Target,
+        path_and_query: &str,
+        headers: &HeaderMap,
+    ) -> Result<Response<Incoming>, RelayError> {
+        let node = self.upstreams.node(target);
+        let uri = format!("http://{}{path_and_query}", node.url.authority);
+        let mut request = Request::builder()
+            .method(method.clone())
+            .uri(uri)
+            .body(Empty::new())
+            .map_err(|e| RelayError::Upstream(e.to_string()))?;
+        *request.headers_mut() = headers.clone();
+        if matches!(target, Target::Origin(_)) {
+            // An origin is addressed by its own name; parents keep the players' Host.
+            let host = HeaderValue::from_str(&node.url.authority)
+                .map_err(|e| RelayError::Upstream(e.to_string()))?;
+            request.headers_mut().insert(header::HOST, host);
+        }
+        match tokio::time::timeout(self.read_timeout, self.client.request(request)).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(e)) => Err(RelayError::Upstream(format!("{} {}: {e}", node.kind, node.label))),
+            Err(_) => Err(RelayError::Upstream(format!(
+                "{} {}: timed out",
+                node.kind, node.label
+            ))),
+        }
+    }
+
+    /// Streams `body` into `tx`; when the upstream fails mid-body, continues from the next
+    /// candidate, or aborts the response (the client sees a cut transfer, never wrong bytes).
+    async fn pump(
+        self: Arc<Self>,
+        mut body: Incoming,
+        mut tx: Sender<Bytes, std::io::Error>,
+        mut original: Original,
+    ) {
+        let mut delivered: u64 = 0;
+        let mut resumes = 0;
+        loop {
+            let failure = match tokio::time::timeout(self.read_timeout, body.frame()).await {
+                Ok(None) => return,
+                Ok(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        delivered += data.len() as u64;
+                        if tx.send_data(data).await.is_err() {
+                            return; // the proxy went away; nothing to deliver to
+                        }
+                    }
+                    continue;
+                }
+                Ok(Some(Err(e))) => e.to_string(),
+                Err(_) => "timed out".to_string(),
+            };
+            let failed = original.targets[original.current];
+            self.upstreams.report(failed, false, Source::Traffic);
+            let node = self.upstreams.node(failed);
+            tracing::warn!(kind = node.kind, upstream = %node.label, delivered, error = %failure, "upstream failed mid-body");
+            match self.resume(&mut original, delivered, &mut resumes).await {
+                Some(next) => {
+                    self.metrics.resumed.inc();
+                    body = next;
+                }
+                None => {
+                    self.metrics.resume_failures.inc();
+                    tx.abort(std::io::Error::other(format!(
+                        "upstream failed mid-body: {failure}"
+                    )));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Asks the next candidates, in order, for the rest of the object.
+    async fn resume(&self, original: &mut Original, delivered: u64, resumes: &mut u32) -> Option<Incoming> {
+        let validator = original.validator.clone().filter(|_| original.resumable)?;
+        while *resumes < self.max_resumes {
+            *resumes += 1;
+            original.current = (original.current + 1) % original.targets.len();
+            let target = original.targets[original.current];
+            let mut headers = original.headers.clone();
+            headers.insert(
+                header::RANGE,
+                HeaderValue::from_str(&resume::range_after(delivered)).ok()?,
+            );
+            headers.insert(
+                header::IF_RANGE,
+                HeaderValue::from_str(validator.if_range()).ok()?,
+            );
+            let node = self.upstreams.node(target);
+            let response = match self
+                .send(&Method::GET, target, &original.path_and_query, &headers)
+                .await
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    self.upstreams.report(target, false, Source::Traffic);
+                    tracing::warn!(error = %e, "resume attempt failed");
+                    continue;
+                }
+            };
+            match resume::continues(
+                response.status(),
+                response.headers(),
+                delivered,
+                original.total,
+                &validator,
+            ) {
+                Ok(()) => {
+                    tracing::info!(kind = node.kind, upstream = %node.label, from = delivered, "response resumed");
+                    return Some(response.into_body());
+                }
+                Err(why) => {
+                    tracing::warn!(kind = node.kind, upstream = %node.label, %why, "cannot resume from here")
+                }
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn targets_round_trip_and_garbage_is_refused() {
+        let t = vec![Target::Parent(1), Target::Parent(0), Target::Origin(0)];
+        assert_eq!(encode_targets(t.clone()), "p1,p0,o0");
+        assert_eq!(decode_targets("p1, p0,o0"), Some(t));
+        for bad in ["", "x1", "p", "p-1", "p1,,o0", "o1x"] {
+            assert_eq!(decode_targets(bad), None, "{bad:?}");
+        }
+    }
+}
