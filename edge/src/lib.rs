@@ -12,6 +12,7 @@ pub mod cache_key;
 mod cache_status;
 mod cacheability;
 mod collapse;
+mod dns;
 mod health;
 mod hop;
 mod metrics;

@@ -179,12 +179,22 @@ impl ProxyHttp for EdgeProxy {
             .upstream_requests
             .with_label_values(&self.labels(target))
             .inc();
-        let url = &self.upstreams.node(target).url;
         ctx.via_relay =
             self.relay.is_some() && matches!(session.req_header().method, Method::GET | Method::HEAD);
         let mut peer = match self.relay {
             Some(relay) if ctx.via_relay => HttpPeer::new(relay, false, String::new()),
-            _ => HttpPeer::new(url.authority.as_str(), false, url.host.clone()),
+            _ => {
+                let addr = match self.upstreams.addr(target).await {
+                    Ok(addr) => addr,
+                    Err(why) => {
+                        let mut e = Error::explain(ErrorType::ConnectNoRoute, why.clone()).into_up();
+                        self.attempt_failed(ctx, &mut e);
+                        ctx.failure = Some(why);
+                        return Err(e);
+                    }
+                };
+                HttpPeer::new(addr, false, self.upstreams.node(target).url.host.clone())
+            }
         };
         peer.options.connection_timeout = Some(self.timeouts.connect);
         peer.options.read_timeout = Some(self.timeouts.read);

@@ -221,7 +221,12 @@ impl Relay {
         headers: &HeaderMap,
     ) -> Result<Response<Incoming>, RelayError> {
         let node = self.upstreams.node(target);
-        let uri = format!("http://{}{path_and_query}", node.url.authority);
+        let addr = self
+            .upstreams
+            .addr(target)
+            .await
+            .map_err(|e| RelayError::Upstream(format!("{} {}: {e}", node.kind, node.label)))?;
+        let uri = format!("http://{addr}{path_and_query}");
         let mut request = Request::builder()
             .method(method.clone())
             .uri(uri)

@@ -2,12 +2,14 @@
 //! its origins, each with a health state fed by real traffic and, for parents, by probes.
 //! Policy lives in `parent_select` and `health`; this is the shared state and the probe loop.
 
+use crate::dns::Dns;
 use crate::health::{Health, HealthPolicy, Source, Transition};
 use crate::metrics::EdgeMetrics;
 use crate::parent_select::{self, ParentRing, Target};
 use http_body_util::Empty;
 use hyper_util::rt::TokioIo;
 use parking_lot::Mutex;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use strata_contracts::config::edge::{EdgeConfig, HEALTH_PROBE_PATH, UpstreamUrl, parse_upstream};
@@ -32,6 +34,7 @@ pub struct Upstreams {
     origin_fallback: bool,
     policy: HealthPolicy,
     metrics: EdgeMetrics,
+    dns: Dns,
 }
 
 impl Upstreams {
@@ -68,7 +71,14 @@ impl Upstreams {
                 retry_down_after: Duration::from_millis(h.retry_down_after_ms),
             },
             metrics,
+            dns: Dns::new(&config.dns.nameservers),
         })
+    }
+
+    /// The address to connect to for `target`, its name resolved (TTL-cached) if it has one.
+    pub async fn addr(&self, target: Target) -> Result<SocketAddr, String> {
+        let url = &self.node(target).url;
+        self.dns.resolve(&url.host, url.port).await
     }
 
     /// Whether parents are configured.
@@ -154,8 +164,11 @@ impl Upstreams {
                         _ = shutdown.cancelled() => return,
                         _ = ticks.tick() => {}
                     }
-                    let url = &this.parents[i].url;
-                    let ok = matches!(tokio::time::timeout(timeout, probe(url)).await, Ok(Ok(())));
+                    let probe = async {
+                        let addr = this.addr(Target::Parent(i)).await?;
+                        probe(addr, &this.parents[i].url).await
+                    };
+                    let ok = matches!(tokio::time::timeout(timeout, probe).await, Ok(Ok(())));
                     this.report(Target::Parent(i), ok, Source::Probe);
                 }
             });
@@ -164,8 +177,8 @@ impl Upstreams {
 }
 
 /// One probe: `GET /.strata/health` on a fresh connection must answer 200.
-async fn probe(url: &UpstreamUrl) -> Result<(), String> {
-    let stream = tokio::net::TcpStream::connect(url.authority.as_str())
+async fn probe(addr: SocketAddr, url: &UpstreamUrl) -> Result<(), String> {
+    let stream = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(|e| e.to_string())?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))

@@ -42,6 +42,8 @@ pub struct EdgeConfig {
     pub resume_mid_body: bool,
     /// How parents and origins are marked down and back up.
     pub health: HealthConfig,
+    /// How upstream host names are resolved.
+    pub dns: DnsConfig,
     /// Grace period for in-flight requests on shutdown.
     pub drain_timeout_secs: u64,
     /// Proxy worker threads.
@@ -87,6 +89,40 @@ pub struct HealthConfig {
     pub rise_after: u32,
     /// With probes off, how long a down node rests before one request may try it again.
     pub retry_down_after_ms: u64,
+}
+
+/// Name resolution for upstream host names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnsConfig {
+    /// Name servers (`ip` or `ip:port`); empty: the system's.
+    #[serde(with = "nameservers")]
+    pub nameservers: Vec<SocketAddr>,
+}
+
+/// Name servers as written: `10.0.0.53` (port 53) or `10.0.0.53:5353`.
+mod nameservers {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::net::{IpAddr, SocketAddr};
+
+    pub fn serialize<S: Serializer>(v: &[SocketAddr], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(|a| a.to_string()))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SocketAddr>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .into_iter()
+            .map(|s| {
+                s.parse::<SocketAddr>()
+                    .or_else(|_| s.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+                    .map_err(|_| {
+                        serde::de::Error::custom(format!(
+                            "`{s}` is not an address such as 10.0.0.53 or 10.0.0.53:53"
+                        ))
+                    })
+            })
+            .collect()
+    }
 }
 
 /// The path every cache node answers itself, for its children's health probes.
@@ -174,6 +210,7 @@ impl Default for EdgeConfig {
             origin_fallback: false,
             resume_mid_body: true,
             health: HealthConfig::default(),
+            dns: DnsConfig::default(),
             drain_timeout_secs: 30,
             threads: 2,
             admin_token: String::new(),
