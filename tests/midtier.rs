@@ -13,9 +13,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use support::script_origin::ScriptOrigin;
-use support::{
-    ServerProcess, base_url, free_port, http1, metric, pattern, sha256, start_cache_node, start_origin_at,
-};
+use support::{ServerProcess, base_url, free_port, http1, metric, pattern, sha256, start_cache_node};
 use tempfile::TempDir;
 
 /// Objects under `t/`: segments (immutable at the origin) and JSON sidecars, which the

@@ -161,23 +161,6 @@ pub fn start_origin(root: &Path) -> ServerProcess {
     )
 }
 
-/// `strata origin` serving `root` at `listen` (a fixed address, for a restart on the same one).
-pub fn start_origin_at(root: &Path, listen: SocketAddr) -> ServerProcess {
-    let listen = listen.to_string();
-    ServerProcess::start(
-        "origin",
-        &[
-            "--root",
-            root.to_str().unwrap(),
-            "--listen",
-            &listen,
-            "--admin-listen",
-            "127.0.0.1:0",
-        ],
-        &[],
-    )
-}
-
 /// `strata edge` on a free port in front of `upstream` (a base URL), caching in `cache`
 /// (64 MiB memory, 256 MiB disk unless `extra` sets them); `extra` flags are added last.
 pub fn start_edge(upstream: &str, cache: &Path, extra: &[&str], envs: &[(&str, &str)]) -> ServerProcess {
