@@ -98,6 +98,12 @@ impl Tiers {
 
     fn start_mid(&self, i: usize, upstream: &str) -> ServerProcess {
         let listen = format!("127.0.0.{}:{}", 2 + i, free_port());
+        self.start_mid_at(i, &listen, upstream)
+    }
+
+    /// Mid-tier `i` on `listen`, with its cache directory (kept across restarts).
+    fn start_mid_at(&self, i: usize, listen: &str, upstream: &str) -> ServerProcess {
+        let listen = listen.to_string();
         let cache = self.state.path().join(format!("mid-{i}"));
         let node = format!("mid-{i}");
         start_cache_node(
@@ -499,4 +505,63 @@ async fn a_midtier_killed_mid_body_is_replaced_without_the_client_noticing() {
         "{statuses:?}"
     );
     assert_eq!(sha256(&again.bytes().await.unwrap()), expected);
+}
+
+#[tokio::test]
+async fn with_every_parent_down_a_stale_copy_is_served_and_a_returning_parent_is_used_again() {
+    let mut tiers = Tiers::start(1, 1, "");
+    let client = http1();
+    let edge_url = |p: &str| tiers.edges[0].url(p);
+    let r = get(&client, edge_url("/t/info.json")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    r.bytes().await.unwrap();
+
+    let mid_addr = tiers.mid(0).data_addr.to_string();
+    let mid_url = base_url(tiers.mid(0));
+    let mut mid = tiers.mids[0].take().unwrap();
+    mid.signal("KILL");
+    mid.wait_exit(Duration::from_secs(10));
+    let page = tiers.edges[0].admin_url("/metrics");
+    let up = format!("strata_edge_upstream_up{{kind=\"parent\",upstream=\"{mid_url}\"}}");
+    let wait_for = |want: f64| {
+        let (page, up) = (page.clone(), up.clone());
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while metric(&page, &up).await != want {
+                assert!(Instant::now() < deadline, "parent state never became {want}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    wait_for(0.0).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await; // info.json (max-age=1) is stale now
+
+    let r = get(&client, edge_url("/t/info.json")).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "stale-if-error covers a dead parent tier"
+    );
+    let status: Vec<&str> = r
+        .headers()
+        .get_all("cache-status")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert!(status.last().unwrap().contains("stale-if-error"), "{status:?}");
+    assert_eq!(r.bytes().await.unwrap().as_ref(), b"{\"title\":1}");
+    let r = get(&client, edge_url("/t/seg-9.m4s")).await;
+    assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
+    assert!(r.text().await.unwrap().contains("every parent is down"));
+
+    // The parent comes back on its address; the probes mark it up and misses flow again.
+    let origin_url = format!("http://{}", tiers.origin_addr);
+    tiers.mids[0] = Some(tiers.start_mid_at(0, &mid_addr, &origin_url));
+    wait_for(1.0).await;
+    let r = get(&client, edge_url("/t/seg-9.m4s")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        sha256(&r.bytes().await.unwrap()),
+        sha256(&tiers.file("t/seg-9.m4s"))
+    );
 }
