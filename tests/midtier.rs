@@ -565,3 +565,45 @@ async fn with_every_parent_down_a_stale_copy_is_served_and_a_returning_parent_is
         sha256(&tiers.file("t/seg-9.m4s"))
     );
 }
+
+#[tokio::test]
+async fn a_dead_primary_origin_fails_over_to_the_next_and_is_then_skipped() {
+    let tiers = Tiers::start(0, 0, "");
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let live = format!("http://{}", tiers.origin_addr);
+    let cache = tiers.state.path().join("mid-failover");
+    let listen = format!("127.0.0.2:{}", free_port());
+    let mid = start_cache_node(
+        "midtier",
+        &dead,
+        &cache,
+        &["--listen", &listen, "--upstream-failover", &live],
+        &[],
+    );
+    let client = http1();
+    for seg in 0..6 {
+        let r = get(&client, mid.url(&format!("/t/seg-{seg}.m4s"))).await;
+        assert_eq!(r.status(), StatusCode::OK, "seg {seg}");
+        assert_eq!(
+            sha256(&r.bytes().await.unwrap()),
+            sha256(&tiers.file(&format!("t/seg-{seg}.m4s")))
+        );
+    }
+    let page = mid.admin_url("/metrics");
+    let sample =
+        |name: &str, url: &str| format!("strata_midtier_{name}{{kind=\"origin\",upstream=\"{url}\"}}");
+    // fail_after (3) failures mark the primary down; after that it is tried last.
+    assert_eq!(
+        metric(&page, &sample("upstream_requests_total", &dead)).await,
+        3.0
+    );
+    assert_eq!(
+        metric(&page, &sample("upstream_failures_total", &dead)).await,
+        3.0
+    );
+    assert_eq!(metric(&page, &sample("upstream_up", &dead)).await, 0.0);
+    assert_eq!(
+        metric(&page, &sample("upstream_requests_total", &live)).await,
+        6.0
+    );
+}

@@ -51,8 +51,8 @@ pub struct EdgeProxy {
     pub(crate) node_id: String,
     /// This cache's name in `Cache-Status`: `strata-<role>`.
     pub(crate) cache_name: String,
-    /// The resuming relay's address, when misses go through it (`relay.rs`).
-    pub(crate) relay: Option<std::net::SocketAddr>,
+    /// The resuming relay's socket path, when misses go through it (`relay.rs`).
+    pub(crate) relay: Option<String>,
     pub(crate) rules: KeyRules,
     pub(crate) store: &'static FoyerStore,
     pub(crate) lock: &'static CacheKeyLockImpl,
@@ -181,8 +181,8 @@ impl ProxyHttp for EdgeProxy {
             .inc();
         ctx.via_relay =
             self.relay.is_some() && matches!(session.req_header().method, Method::GET | Method::HEAD);
-        let mut peer = match self.relay {
-            Some(relay) if ctx.via_relay => HttpPeer::new(relay, false, String::new()),
+        let mut peer = match &self.relay {
+            Some(relay) if ctx.via_relay => HttpPeer::new_uds(relay, false, String::new())?,
             _ => {
                 let addr = match self.upstreams.addr(target).await {
                     Ok(addr) => addr,

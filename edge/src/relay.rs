@@ -1,4 +1,4 @@
-//! The resuming relay: an in-process HTTP/1.1 hop, on a loopback port of its own, through
+//! The resuming relay: an in-process HTTP/1.1 hop, on a Unix socket of its own, through
 //! which the proxy sends GET and HEAD misses. It fetches from the upstream the proxy chose and,
 //! when that upstream fails in the middle of a body, continues the same response from the
 //! next candidate with a `Range` request (`resume.rs` decides what to ask and what may be
@@ -21,8 +21,9 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -125,17 +126,26 @@ impl Relay {
         }
     }
 
-    /// Binds a loopback port and serves on `runtime` until `shutdown`; returns the address.
+    /// Binds a Unix socket in the temporary directory and serves on `runtime` until
+    /// `shutdown`; returns the socket's path. A Unix socket rather than loopback TCP: the hop
+    /// is on every miss, and skipping the TCP stack makes it cheaper.
     pub fn start(
         self: Arc<Self>,
         runtime: &tokio::runtime::Handle,
         shutdown: CancellationToken,
-    ) -> std::io::Result<SocketAddr> {
-        let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+    ) -> std::io::Result<PathBuf> {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "strata-relay-{}-{}.sock",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_file(&path);
+        let listener = std::os::unix::net::UnixListener::bind(&path)?;
         listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
+        let socket = path.clone();
         runtime.spawn(async move {
-            let listener = match tokio::net::TcpListener::from_std(listener) {
+            let listener = match tokio::net::UnixListener::from_std(listener) {
                 Ok(l) => l,
                 Err(e) => {
                     tracing::error!(error = %e, "relay listener");
@@ -144,7 +154,7 @@ impl Relay {
             };
             loop {
                 let (stream, _) = tokio::select! {
-                    _ = shutdown.cancelled() => return,
+                    _ = shutdown.cancelled() => break,
                     accepted = listener.accept() => match accepted {
                         Ok(a) => a,
                         Err(e) => {
@@ -153,7 +163,6 @@ impl Relay {
                         }
                     },
                 };
-                let _ = stream.set_nodelay(true);
                 let relay = Arc::clone(&self);
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req| Arc::clone(&relay).handle(req));
@@ -162,8 +171,9 @@ impl Relay {
                         .await;
                 });
             }
+            let _ = std::fs::remove_file(&socket);
         });
-        Ok(addr)
+        Ok(path)
     }
 
     async fn handle(

@@ -30,7 +30,7 @@ pub enum EdgeError {
     /// A config value the validator should have caught.
     #[error("config: {0}")]
     Config(String),
-    /// The resuming relay could not bind its loopback port.
+    /// The resuming relay could not bind its socket.
     #[error("starting the resuming relay: {0}")]
     Relay(std::io::Error),
     /// Metrics could not be registered.
@@ -141,7 +141,7 @@ impl Edge {
             let addr = relay
                 .start(&self.support, shutdown.clone())
                 .map_err(EdgeError::Relay)?;
-            Some(addr)
+            Some(addr.display().to_string())
         } else {
             None
         };
