@@ -488,6 +488,21 @@ async fn a_stalled_upstream_never_leaves_clients_hanging() {
     );
 }
 
+/// Six GETs of `url`, the first 100 ms ahead so that it becomes the writer and the others
+/// wait on it; each one's status and body length (0 when the body failed).
+async fn six_requests_the_first_one_ahead(url: &str) -> Vec<(u16, usize)> {
+    let client = http1();
+    let requests = (0..6).map(|i| {
+        let (client, url) = (client.clone(), url.to_string());
+        async move {
+            tokio::time::sleep(Duration::from_millis(if i == 0 { 0 } else { 100 })).await;
+            let r = client.get(url).send().await.unwrap();
+            (r.status().as_u16(), r.bytes().await.map(|b| b.len()).unwrap_or(0))
+        }
+    });
+    futures::future::join_all(requests).await
+}
+
 #[tokio::test]
 async fn when_the_first_fetch_fails_a_waiting_request_takes_over() {
     // Without retries, the writer's failure is its own; a waiter becomes the next writer.
@@ -497,17 +512,7 @@ async fn when_the_first_fetch_fails_a_waiting_request_takes_over() {
     let url = b
         .edge
         .url("/takeover?cc=max-age%3D60&len=100000&delay_ms=300&fail_first=1");
-    let client = http1();
-    let requests = (0..6).map(|i| {
-        let (client, url) = (client.clone(), url.clone());
-        async move {
-            // Let the first request become the writer before the others arrive.
-            tokio::time::sleep(Duration::from_millis(if i == 0 { 0 } else { 100 })).await;
-            let r = client.get(url).send().await.unwrap();
-            (r.status().as_u16(), r.bytes().await.map(|b| b.len()).unwrap_or(0))
-        }
-    });
-    let results = futures::future::join_all(requests).await;
+    let results = six_requests_the_first_one_ahead(&url).await;
     let ok = results
         .iter()
         .filter(|(s, len)| *s == 200 && *len == 100_000)
@@ -530,16 +535,7 @@ async fn a_fetch_that_fails_before_its_head_is_retried_and_nobody_sees_the_failu
     let url = b
         .edge
         .url("/retried?cc=max-age%3D60&len=100000&delay_ms=300&fail_first=1");
-    let client = http1();
-    let requests = (0..6).map(|i| {
-        let (client, url) = (client.clone(), url.clone());
-        async move {
-            tokio::time::sleep(Duration::from_millis(if i == 0 { 0 } else { 100 })).await;
-            let r = client.get(url).send().await.unwrap();
-            (r.status().as_u16(), r.bytes().await.map(|b| b.len()).unwrap_or(0))
-        }
-    });
-    let results = futures::future::join_all(requests).await;
+    let results = six_requests_the_first_one_ahead(&url).await;
     assert!(
         results.iter().all(|&(s, len)| s == 200 && len == 100_000),
         "every request was served: {results:?}"
