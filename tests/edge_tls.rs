@@ -4,41 +4,8 @@
 
 mod support;
 
-use std::path::Path;
 use std::process::Command;
-use support::{base_url, free_port, pattern, run_strata, sha256};
-
-fn make_cert(dir: &Path) {
-    let status = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "2",
-        ])
-        .args([
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        ])
-        .arg("-keyout")
-        .arg(dir.join("key.pem"))
-        .arg("-out")
-        .arg(dir.join("cert.pem"))
-        .output()
-        .expect("openssl is installed");
-    assert!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
-    );
-}
+use support::{base_url, free_port, make_cert, pattern, run_strata, sha256};
 
 #[test]
 fn https_serves_h2_and_http11_by_alpn_from_the_same_cache() {

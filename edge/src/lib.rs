@@ -15,6 +15,7 @@ mod collapse;
 mod dns;
 mod health;
 mod hop;
+mod http3;
 mod metrics;
 mod parent_select;
 mod proxy;

@@ -34,6 +34,7 @@ use strata_contracts::config::edge::HEALTH_PROBE_PATH;
 const CDN_LOOP: &str = "cdn-loop";
 
 /// Timeouts and retries towards upstreams.
+#[derive(Clone)]
 pub struct UpstreamSettings {
     /// Connect timeout.
     pub connect: Duration,
@@ -44,6 +45,7 @@ pub struct UpstreamSettings {
 }
 
 /// The edge proxy.
+#[derive(Clone)]
 pub struct EdgeProxy {
     pub(crate) upstreams: Arc<Upstreams>,
     pub(crate) timeouts: UpstreamSettings,
@@ -53,6 +55,8 @@ pub struct EdgeProxy {
     pub(crate) cache_name: String,
     /// The resuming relay's socket path, when misses go through it (`relay.rs`).
     pub(crate) relay: Option<String>,
+    /// `Alt-Svc` advertising HTTP/3 on TCP responses, when it is served.
+    pub(crate) alt_svc: Option<String>,
     pub(crate) rules: KeyRules,
     pub(crate) store: &'static FoyerStore,
     pub(crate) lock: &'static CacheKeyLockImpl,
@@ -485,6 +489,12 @@ impl ProxyHttp for EdgeProxy {
         }
         let _ = resp.remove_header(STRATA_CACHE_CONTROL);
         resp.append_header("via", hop::via_entry("1.1", &self.node_id))?;
+        // Browsers and players find the UDP listener only through Alt-Svc (RFC 7838).
+        if let Some(alt_svc) = &self.alt_svc
+            && !session.as_downstream().is_custom()
+        {
+            resp.insert_header("alt-svc", alt_svc.as_str())?;
+        }
         Ok(())
     }
 

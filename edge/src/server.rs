@@ -5,6 +5,7 @@
 use crate::cache_key::KeyRules;
 use crate::collapse::FillAwareLock;
 use crate::hop;
+use crate::http3;
 use crate::metrics::EdgeMetrics;
 use crate::proxy::{EdgeProxy, UpstreamSettings};
 use crate::relay::Relay;
@@ -30,6 +31,9 @@ pub enum EdgeError {
     /// A config value the validator should have caught.
     #[error("config: {0}")]
     Config(String),
+    /// HTTP/3 could not start.
+    #[error(transparent)]
+    Http3(#[from] crate::http3::Http3Error),
     /// The resuming relay could not bind its socket.
     #[error("starting the resuming relay: {0}")]
     Relay(std::io::Error),
@@ -170,7 +174,17 @@ impl Edge {
             wait_timeout: Duration::from_millis(config.collapse.wait_timeout_ms),
             metrics: self.metrics.clone(),
             honor_request_cache_control: config.cache.honor_request_cache_control,
+            alt_svc: None,
         };
+        let mut proxy = proxy;
+        let h3 = config.tls_listen.filter(|_| config.http3.enabled);
+        if let Some(tls) = h3 {
+            proxy.alt_svc = Some(format!(
+                "h3=\":{}\"; ma={}",
+                tls.port(),
+                config.http3.alt_svc_max_age_secs
+            ));
+        }
 
         let conf = ServerConf {
             threads: config.threads,
@@ -180,6 +194,13 @@ impl Edge {
         };
         let mut server = Server::new_with_opt_and_conf(None, conf);
         server.bootstrap();
+        // HTTP/3 gets its own runtime; its requests run the same proxy over the same cache.
+        let h3_runtime = match h3 {
+            Some(addr) => {
+                Some(self.start_http3(addr, &server.configuration, proxy.clone(), shutdown.clone())?)
+            }
+            None => None,
+        };
         let mut service = pingora::proxy::http_proxy_service(&server.configuration, proxy);
         service.add_tcp(&config.listen.to_string());
         if let Some(tls) = config.tls_listen {
@@ -208,8 +229,40 @@ impl Edge {
         server.run(RunArgs {
             shutdown_signal: Box::new(TokenWatch(shutdown)),
         });
+        if let Some(runtime) = h3_runtime {
+            runtime.shutdown_timeout(Duration::from_secs(config.drain_timeout_secs));
+        }
         tracing::info!("{} drained", self.role.name());
         Ok(())
+    }
+
+    /// Starts HTTP/3 on `addr` (UDP) on a runtime of its own, which the caller keeps until
+    /// the edge has drained.
+    fn start_http3(
+        &self,
+        addr: std::net::SocketAddr,
+        conf: &Arc<ServerConf>,
+        proxy: EdgeProxy,
+        shutdown: CancellationToken,
+    ) -> Result<tokio::runtime::Runtime, EdgeError> {
+        let c = &self.config.http3;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(self.config.threads)
+            .thread_name("edge-h3")
+            .enable_all()
+            .build()
+            .map_err(|e| EdgeError::Config(format!("starting the HTTP/3 runtime: {e}")))?;
+        let app = Arc::new(pingora::proxy::http_proxy(conf, proxy));
+        let quic = http3::QuicSettings {
+            idle_timeout: Duration::from_millis(c.idle_timeout_ms),
+            max_streams: c.max_streams,
+            stream_window: c.stream_window_kb.saturating_mul(1024),
+            send_window: u64::from(c.send_window_mb) << 20,
+        };
+        let (cert, key) = (&self.config.tls_cert, &self.config.tls_key);
+        let bound = http3::start(addr, cert, key, &quic, app, runtime.handle(), shutdown)?;
+        tracing::info!(addr = %bound, "{} listening (h3 over QUIC)", self.role.name());
+        Ok(runtime)
     }
 
     /// What `/healthz` reports: `Err` (degraded, with the reasons) while the disk tier is out of

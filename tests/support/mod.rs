@@ -316,3 +316,37 @@ pub fn http2() -> reqwest::Client {
         .build()
         .unwrap()
 }
+
+/// A self-signed certificate for `localhost` and 127.0.0.1 (`cert.pem`, `key.pem` in `dir`),
+/// made with the openssl command-line tool.
+pub fn make_cert(dir: &Path) {
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+        ])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem"))
+        .output()
+        .expect("openssl is installed");
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+}

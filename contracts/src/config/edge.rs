@@ -44,6 +44,8 @@ pub struct EdgeConfig {
     pub health: HealthConfig,
     /// How upstream host names are resolved.
     pub dns: DnsConfig,
+    /// HTTP/3 on the TLS port.
+    pub http3: Http3Config,
     /// Grace period for in-flight requests on shutdown.
     pub drain_timeout_secs: u64,
     /// Proxy worker threads.
@@ -89,6 +91,37 @@ pub struct HealthConfig {
     pub rise_after: u32,
     /// With probes off, how long a down node rests before one request may try it again.
     pub retry_down_after_ms: u64,
+}
+
+/// HTTP/3 (QUIC) on `tls_listen`'s port, over UDP.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Http3Config {
+    /// Whether HTTP/3 is served when `tls_listen` is set.
+    pub enabled: bool,
+    /// Close a QUIC connection idle for this long, milliseconds.
+    pub idle_timeout_ms: u64,
+    /// Concurrent request streams per connection.
+    pub max_streams: u32,
+    /// Per-stream receive window, KiB.
+    pub stream_window_kb: u32,
+    /// Per-connection send window, MiB.
+    pub send_window_mb: u32,
+    /// `ma` of the `Alt-Svc` advertisement, seconds.
+    pub alt_svc_max_age_secs: u64,
+}
+
+impl Default for Http3Config {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            idle_timeout_ms: 30_000,
+            max_streams: 256,
+            stream_window_kb: 1024,
+            send_window_mb: 16,
+            alt_svc_max_age_secs: 86_400,
+        }
+    }
 }
 
 /// Name resolution for upstream host names.
@@ -211,6 +244,7 @@ impl Default for EdgeConfig {
             resume_mid_body: true,
             health: HealthConfig::default(),
             dns: DnsConfig::default(),
+            http3: Http3Config::default(),
             drain_timeout_secs: 30,
             threads: 2,
             admin_token: String::new(),
@@ -401,6 +435,17 @@ impl Validate for EdgeConfig {
                     ));
                 }
             }
+        }
+        let h3 = &self.http3;
+        if h3.idle_timeout_ms == 0
+            || h3.max_streams == 0
+            || h3.stream_window_kb == 0
+            || h3.send_window_mb == 0
+        {
+            return Err(FieldError::new(
+                "http3",
+                "idle_timeout_ms, max_streams, stream_window_kb and send_window_mb must be at least 1",
+            ));
         }
         if !self.admin_token.is_empty() && self.admin_token.len() < 16 {
             return Err(FieldError::new(

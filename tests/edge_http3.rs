@@ -1,0 +1,106 @@
+//! HTTP/3 at the edge: an HTTP/3 client we did not write (aioquic, from PyPI) fetches 50
+//! segments at once on one QUIC connection, different and identical ones, on a cold and then a
+//! warm cache; every body must match the origin's file byte for byte. HTTP/3 and TCP share
+//! one cache, and TCP responses advertise HTTP/3 with Alt-Svc.
+
+mod support;
+
+use serde_json::Value;
+use std::process::Command;
+use support::{base_url, free_port, make_cert, pattern, sha256};
+
+/// Runs `h3_get.py` on `urls`; one JSON object per URL.
+fn h3_get(urls: &[String]) -> Vec<Value> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/h3_get.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .args(urls)
+        .output()
+        .expect("python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let results: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(
+        results.len(),
+        urls.len(),
+        "h3_get.py (is aioquic installed? .ci/install-deps test):\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    results
+}
+
+#[test]
+fn fifty_parallel_h3_requests_get_the_origins_bytes_cold_and_warm() {
+    let content = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(content.path().join("v")).unwrap();
+    let sizes = [300_000usize, 1_000_000, 2_500_000, 3_000_000, 700_000];
+    for (i, size) in sizes.iter().enumerate() {
+        std::fs::write(
+            content.path().join(format!("v/seg-{i}.m4s")),
+            pattern(*size, i as u64 + 40),
+        )
+        .unwrap();
+    }
+    let origin = support::start_origin(content.path());
+    let certs = tempfile::tempdir().unwrap();
+    make_cert(certs.path());
+    let cache = tempfile::tempdir().unwrap();
+    let tls = format!("127.0.0.1:{}", free_port());
+    let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
+    let edge = support::start_edge(
+        &base_url(&origin),
+        cache.path(),
+        &[
+            "--tls-listen",
+            &tls,
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let port = tls.rsplit_once(':').unwrap().1;
+    // 50 requests: every segment ten times, interleaved, so identical requests collapse and
+    // different ones run side by side.
+    let urls: Vec<String> = (0..50)
+        .map(|n| format!("https://localhost:{port}/v/seg-{}.m4s", n % sizes.len()))
+        .collect();
+    let expected: Vec<String> = (0..sizes.len())
+        .map(|i| sha256(&std::fs::read(content.path().join(format!("v/seg-{i}.m4s"))).unwrap()))
+        .collect();
+    for round in ["cold", "warm", "warm again"] {
+        let results = h3_get(&urls);
+        for (n, r) in results.iter().enumerate() {
+            let i = n % sizes.len();
+            assert!(r.get("error").is_none(), "{round} #{n}: {r}");
+            assert_eq!(r["status"], 200, "{round} #{n}: {r}");
+            assert_eq!(r["len"], sizes[i], "{round} #{n}: a short body must fail");
+            assert_eq!(r["sha256"], expected[i].as_str(), "{round} #{n}");
+        }
+        if round != "cold" {
+            let statuses: Vec<&str> = results
+                .iter()
+                .map(|r| r["headers"]["cache-status"].as_str().unwrap())
+                .collect();
+            assert!(
+                statuses.iter().all(|s| s.contains("hit")),
+                "{round}: {statuses:?}"
+            );
+        }
+    }
+    // One cache for both: every segment reached the origin once, and a TCP request hits too.
+    let fetched = tokio::runtime::Runtime::new().unwrap().block_on(support::metric(
+        &origin.admin_url("/metrics"),
+        "strata_origin_requests_total{status_class=\"2xx\"}",
+    ));
+    assert_eq!(fetched, sizes.len() as f64);
+    let out = Command::new("curl")
+        .args(["-sk", "--http2", "-D", "-", "-o", "/dev/null"])
+        .arg(format!("https://localhost:{port}/v/seg-0.m4s"))
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    assert!(head.contains("cache-status: strata-edge; hit"), "{head}");
+    assert!(head.contains(&format!("alt-svc: h3=\":{port}\"")), "{head}");
+    drop(edge);
+}
