@@ -194,6 +194,8 @@ impl Edge {
         };
         let mut server = Server::new_with_opt_and_conf(None, conf);
         server.bootstrap();
+        // Certificate files are checked first, so that a bad one is named as such.
+        let tls_paths = config.tls_listen.map(|_| tls_files(config)).transpose()?;
         // HTTP/3 gets its own runtime; its requests run the same proxy over the same cache.
         let h3_runtime = match h3 {
             Some(addr) => {
@@ -204,7 +206,7 @@ impl Edge {
         let mut service = pingora::proxy::http_proxy_service(&server.configuration, proxy);
         service.add_tcp(&config.listen.to_string());
         if let Some(tls) = config.tls_listen {
-            let (cert, key) = tls_files(config)?;
+            let (cert, key) = tls_paths.clone().unwrap_or_default();
             let mut settings = TlsSettings::intermediate(&cert, &key)
                 .map_err(|e| EdgeError::Config(format!("TLS settings: {e}")))?;
             settings.enable_h2();
