@@ -102,5 +102,14 @@ fn fifty_parallel_h3_requests_get_the_origins_bytes_cold_and_warm() {
     let head = String::from_utf8_lossy(&out.stdout).to_lowercase();
     assert!(head.contains("cache-status: strata-edge; hit"), "{head}");
     assert!(head.contains(&format!("alt-svc: h3=\":{port}\"")), "{head}");
-    drop(edge);
+    let page = edge.admin_url("/metrics");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let m = |sample: &str| rt.block_on(support::metric(&page, sample));
+    assert_eq!(m("strata_edge_protocol_requests_total{protocol=\"h3\"}"), 150.0);
+    assert_eq!(m("strata_edge_protocol_requests_total{protocol=\"h2\"}"), 1.0);
+    assert_eq!(
+        m("strata_edge_quic_connections_total{outcome=\"established\"}"),
+        3.0
+    );
+    assert_eq!(m("strata_edge_quic_rtt_seconds_count"), 3.0);
 }

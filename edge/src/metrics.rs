@@ -48,6 +48,18 @@ pub struct EdgeMetrics {
     pub resumed: IntCounter,
     /// Responses cut because no upstream could continue them.
     pub resume_failures: IntCounter,
+    /// Responses by client protocol (`h1`, `h2`, `h3`).
+    pub protocol_requests: IntCounterVec,
+    /// Response body bytes by client protocol.
+    pub protocol_bytes: IntCounterVec,
+    /// QUIC connections accepted, by outcome (`established`, `handshake_failed`).
+    pub quic_connections: IntCounterVec,
+    /// QUIC connections open now.
+    pub quic_open: prometheus::IntGauge,
+    /// Packets QUIC declared lost, summed at connection close.
+    pub quic_lost_packets: IntCounter,
+    /// Smoothed RTT of QUIC connections, sampled when they close.
+    pub quic_rtt: Histogram,
 }
 
 impl EdgeMetrics {
@@ -144,8 +156,40 @@ impl EdgeMetrics {
                 name("upstream_resume_failures_total"),
                 "Responses cut because no upstream could continue them after a mid-body failure",
             )?,
+            protocol_requests: IntCounterVec::new(
+                Opts::new(name("protocol_requests_total"), "Responses, by client protocol"),
+                &["protocol"],
+            )?,
+            protocol_bytes: IntCounterVec::new(
+                Opts::new(
+                    name("protocol_response_bytes_total"),
+                    "Response body bytes, by client protocol",
+                ),
+                &["protocol"],
+            )?,
+            quic_connections: IntCounterVec::new(
+                Opts::new(
+                    name("quic_connections_total"),
+                    "QUIC connections accepted, by outcome",
+                ),
+                &["outcome"],
+            )?,
+            quic_open: prometheus::IntGauge::new(name("quic_open_connections"), "QUIC connections open now")?,
+            quic_lost_packets: IntCounter::new(
+                name("quic_lost_packets_total"),
+                "Packets QUIC declared lost, counted when each connection closes",
+            )?,
+            quic_rtt: Histogram::with_opts(
+                HistogramOpts::new(
+                    name("quic_rtt_seconds"),
+                    "Smoothed round-trip time of QUIC connections, sampled when they close",
+                )
+                .buckets(vec![
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                ]),
+            )?,
         };
-        let collectors: [Box<dyn Collector>; 17] = [
+        let collectors: [Box<dyn Collector>; 23] = [
             Box::new(metrics.requests.clone()),
             Box::new(metrics.response_bytes.clone()),
             Box::new(metrics.duration.clone()),
@@ -163,6 +207,12 @@ impl EdgeMetrics {
             Box::new(metrics.loops_refused.clone()),
             Box::new(metrics.resumed.clone()),
             Box::new(metrics.resume_failures.clone()),
+            Box::new(metrics.protocol_requests.clone()),
+            Box::new(metrics.protocol_bytes.clone()),
+            Box::new(metrics.quic_connections.clone()),
+            Box::new(metrics.quic_open.clone()),
+            Box::new(metrics.quic_lost_packets.clone()),
+            Box::new(metrics.quic_rtt.clone()),
         ];
         for c in collectors {
             registry.register(c)?;

@@ -513,6 +513,22 @@ impl ProxyHttp for EdgeProxy {
             _ => "upstream",
         };
         let sent = session.body_bytes_sent() as u64;
+        let downstream = session.as_downstream();
+        let protocol = if downstream.is_custom() {
+            "h3"
+        } else if downstream.is_http2() {
+            "h2"
+        } else {
+            "h1"
+        };
+        self.metrics
+            .protocol_requests
+            .with_label_values(&[protocol])
+            .inc();
+        self.metrics
+            .protocol_bytes
+            .with_label_values(&[protocol])
+            .inc_by(sent);
         self.metrics
             .response_bytes
             .with_label_values(&[source])
@@ -529,6 +545,7 @@ impl ProxyHttp for EdgeProxy {
             target: "strata_edge::access",
             method = %req.method,
             path = %req.uri,
+            protocol,
             status,
             cache = outcome,
             bytes = sent,

@@ -262,7 +262,16 @@ impl Edge {
             send_window: u64::from(c.send_window_mb) << 20,
         };
         let (cert, key) = (&self.config.tls_cert, &self.config.tls_key);
-        let bound = http3::start(addr, cert, key, &quic, app, runtime.handle(), shutdown)?;
+        let bound = http3::start(
+            addr,
+            cert,
+            key,
+            &quic,
+            app,
+            self.metrics.clone(),
+            runtime.handle(),
+            shutdown,
+        )?;
         tracing::info!(addr = %bound, "{} listening (h3 over QUIC)", self.role.name());
         Ok(runtime)
     }

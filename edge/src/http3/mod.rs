@@ -4,6 +4,7 @@
 
 mod session;
 
+use crate::metrics::EdgeMetrics;
 use crate::proxy::EdgeProxy;
 use bytes::Bytes;
 use pingora::apps::HttpServerApp;
@@ -48,6 +49,7 @@ pub fn start(
     key: &Path,
     quic: &QuicSettings,
     app: Arc<HttpProxy<EdgeProxy>>,
+    metrics: EdgeMetrics,
     runtime: &tokio::runtime::Handle,
     shutdown: CancellationToken,
 ) -> Result<SocketAddr, Http3Error> {
@@ -69,7 +71,12 @@ pub fn start(
                     None => break,
                 },
             };
-            tokio::spawn(connection(incoming, Arc::clone(&app), stop_rx.clone()));
+            tokio::spawn(connection(
+                incoming,
+                Arc::clone(&app),
+                metrics.clone(),
+                stop_rx.clone(),
+            ));
         }
         let _ = stop_tx.send(true);
         endpoint.close(0u32.into(), b"shutting down");
@@ -115,15 +122,36 @@ fn server_config(cert: &Path, key: &Path, quic: &QuicSettings) -> Result<quinn::
 async fn connection(
     incoming: quinn::Incoming,
     app: Arc<HttpProxy<EdgeProxy>>,
+    metrics: EdgeMetrics,
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let conn = match incoming.await {
         Ok(c) => c,
         Err(e) => {
+            metrics
+                .quic_connections
+                .with_label_values(&["handshake_failed"])
+                .inc();
             tracing::debug!(error = %e, "QUIC handshake failed");
             return;
         }
     };
+    metrics.quic_connections.with_label_values(&["established"]).inc();
+    metrics.quic_open.inc();
+    let stats_of = conn.clone();
+    serve_connection(conn, app, stop).await;
+    let stats = stats_of.stats();
+    metrics.quic_open.dec();
+    metrics.quic_lost_packets.inc_by(stats.path.lost_packets);
+    metrics.quic_rtt.observe(stats.path.rtt.as_secs_f64());
+}
+
+/// The h3 requests of one established connection.
+async fn serve_connection(
+    conn: quinn::Connection,
+    app: Arc<HttpProxy<EdgeProxy>>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
     let client = conn.remote_address();
     let server = conn.local_ip().map(|ip| SocketAddr::new(ip, 0));
     let mut h3 = match h3::server::Connection::<_, Bytes>::new(h3_quinn::Connection::new(conn)).await {
