@@ -43,9 +43,15 @@ fn browser_available() -> bool {
 
 /// Plays `url` with `player` and returns the player's final state.
 fn play(player: &str, url: &str) -> serde_json::Value {
+    play_with(player, url, &[])
+}
+
+/// [`play`] with extra environment for `play.mjs` (HTTP/3: `H3_ORIGIN`, `H3_SPKI`).
+fn play_with(player: &str, url: &str, envs: &[(&str, &str)]) -> serde_json::Value {
     let out = Command::new("node")
         .arg(browser_dir().join("play.mjs"))
         .args([player, url, "8"])
+        .envs(envs.iter().copied())
         .output()
         .expect("run node");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -87,4 +93,60 @@ async fn hls_js_and_dash_js_play_the_sample_title_through_the_edge() {
     )
     .await;
     assert!(hits > 0.0, "no cache hits");
+}
+
+/// Base64 SHA-256 of a certificate's SubjectPublicKeyInfo, as Chromium's
+/// `--ignore-certificate-errors-spki-list` wants it.
+fn spki_hash(cert: &Path) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl x509 -in '{}' -pubkey -noout | openssl pkey -pubin -outform der \
+             | openssl dgst -sha256 -binary | base64",
+            cert.display()
+        ))
+        .output()
+        .expect("openssl");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[tokio::test]
+async fn hls_js_plays_the_sample_title_over_http3_from_the_edge() {
+    if !browser_available() {
+        return;
+    }
+    let root = sample_content_root();
+    let origin = support::start_origin(&root);
+    let certs = tempfile::tempdir().unwrap();
+    support::make_cert(certs.path());
+    let cache = tempfile::tempdir().unwrap();
+    let port = support::free_port();
+    let tls = format!("127.0.0.1:{port}");
+    let cert = certs.path().join("cert.pem");
+    let key = certs.path().join("key.pem");
+    let _edge = support::start_edge(
+        &base_url(&origin),
+        cache.path(),
+        &[
+            "--tls-listen",
+            &tls,
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let quic_origin = format!("127.0.0.1:{port}");
+    let spki = spki_hash(&cert);
+    let url = format!("https://{quic_origin}/sample/master.m3u8");
+    let state = play_with("hls", &url, &[("H3_ORIGIN", &quic_origin), ("H3_SPKI", &spki)]);
+    assert_eq!(state["ok"], true, "hls.js over HTTP/3 did not play: {state}");
+    assert!(state["decodedFrames"].as_u64().unwrap() > 60, "{state}");
+    // Every request to the edge went over HTTP/3 (the edge sends Timing-Allow-Origin, so
+    // the page may read nextHopProtocol).
+    let protocols = state["protocols"].as_object().unwrap();
+    let h3 = protocols.get("h3").and_then(|n| n.as_u64()).unwrap_or(0);
+    assert!(h3 >= 5 && protocols.len() == 1, "protocols seen: {state}");
 }

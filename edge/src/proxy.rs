@@ -57,6 +57,8 @@ pub struct EdgeProxy {
     pub(crate) relay: Option<String>,
     /// `Alt-Svc` advertising HTTP/3 on TCP responses, when it is served.
     pub(crate) alt_svc: Option<String>,
+    /// `Timing-Allow-Origin` for responses without one.
+    pub(crate) timing_allow_origin: Option<String>,
     pub(crate) rules: KeyRules,
     pub(crate) store: &'static FoyerStore,
     pub(crate) lock: &'static CacheKeyLockImpl,
@@ -489,6 +491,11 @@ impl ProxyHttp for EdgeProxy {
         }
         let _ = resp.remove_header(STRATA_CACHE_CONTROL);
         resp.append_header("via", hop::via_entry("1.1", &self.node_id))?;
+        if let Some(tao) = &self.timing_allow_origin
+            && !resp.headers.contains_key("timing-allow-origin")
+        {
+            resp.insert_header("timing-allow-origin", tao.as_str())?;
+        }
         // Browsers and players find the UDP listener only through Alt-Svc (RFC 7838).
         if let Some(alt_svc) = &self.alt_svc
             && !session.as_downstream().is_custom()

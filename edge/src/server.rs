@@ -175,6 +175,8 @@ impl Edge {
             metrics: self.metrics.clone(),
             honor_request_cache_control: config.cache.honor_request_cache_control,
             alt_svc: None,
+            timing_allow_origin: (!config.timing_allow_origin.is_empty())
+                .then(|| config.timing_allow_origin.clone()),
         };
         let mut proxy = proxy;
         let h3 = config.tls_listen.filter(|_| config.http3.enabled);

@@ -3,6 +3,10 @@
 // mediaRequests}. Exit 0 when playback advanced past MIN_SECONDS without a fatal error.
 //
 // usage: node play.mjs <hls|dash> <manifest-url> [watch-seconds]
+// With H3_ORIGIN=host:port and H3_SPKI=<base64 SHA-256 of the certificate's SPKI> in the
+// environment, Chromium is made to speak HTTP/3 to that origin (and to trust that one
+// certificate), and the result also counts the protocols the media requests used
+// (`protocols`, from the Resource Timing API's nextHopProtocol).
 // The page is served by Playwright itself as http://localhost:9 (nothing listens there), so
 // every content request is cross-origin and CORS is exercised as for a real player site.
 // localhost keeps the page a secure context, which Chromium's Local Network Access requires
@@ -43,8 +47,14 @@ const page = `<!doctype html><html><body>
   ${setup[player]}
   window.state = () => {
     const q = video.getVideoPlaybackQuality();
+    const protocols = {};
+    for (const e of performance.getEntriesByType('resource')) {
+      if (!e.name.startsWith(new URL(MANIFEST).origin)) continue;
+      const p = e.nextHopProtocol || 'unknown';
+      protocols[p] = (protocols[p] || 0) + 1;
+    }
     return { currentTime: video.currentTime, width: video.videoWidth, height: video.videoHeight,
-             decodedFrames: q.totalVideoFrames, droppedFrames: q.droppedVideoFrames, errors };
+             decodedFrames: q.totalVideoFrames, droppedFrames: q.droppedVideoFrames, errors, protocols };
   };
 </script></body></html>`;
 
@@ -57,9 +67,13 @@ try {
     // Chromium's Local Network Access: a public player page may reach a loopback CDN only
     // with the user's permission, granted here as a viewer would.
     permissions: ['local-network-access'],
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    args: ['--no-sandbox', '--disable-gpu', '--no-first-run',
            '--disable-background-networking', '--disable-component-update', '--disable-sync',
-           '--autoplay-policy=no-user-gesture-required'],
+           '--autoplay-policy=no-user-gesture-required',
+           ...(process.env.H3_ORIGIN
+             ? ['--enable-quic', `--origin-to-force-quic-on=${process.env.H3_ORIGIN}`,
+                `--ignore-certificate-errors-spki-list=${process.env.H3_SPKI}`]
+             : ['--disable-quic'])],
   });
   const tab = await ctx.newPage();
   let mediaRequests = 0;

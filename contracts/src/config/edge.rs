@@ -40,6 +40,8 @@ pub struct EdgeConfig {
     pub origin_fallback: bool,
     /// Whether a response whose upstream fails mid-body is continued from the next one.
     pub resume_mid_body: bool,
+    /// `Timing-Allow-Origin` added to responses that lack one; empty adds none.
+    pub timing_allow_origin: String,
     /// How parents and origins are marked down and back up.
     pub health: HealthConfig,
     /// How upstream host names are resolved.
@@ -242,6 +244,7 @@ impl Default for EdgeConfig {
             parents: Vec::new(),
             origin_fallback: false,
             resume_mid_body: true,
+            timing_allow_origin: "*".into(),
             health: HealthConfig::default(),
             dns: DnsConfig::default(),
             http3: Http3Config::default(),
