@@ -111,8 +111,8 @@ pub struct DemoArgs {
     /// Loopback address the demo's servers listen on.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: std::net::IpAddr,
-    /// First port; each role takes the next ones (origin: BASE, edge 1: BASE+1, mid-tier:
-    /// BASE+2, edge 2: BASE+3; admin listeners at +1000).
+    /// First port; each role takes the next ones (origin: BASE, edge 1: BASE+1 and HTTPS +
+    /// HTTP/3 on BASE+4, mid-tier: BASE+2, edge 2: BASE+3; admin listeners at +1000).
     #[arg(long, default_value_t = 8080)]
     pub port_base: u16,
 }

@@ -83,10 +83,16 @@ pub fn main(args: DemoArgs) -> anyhow::Result<ExitCode> {
         url: format!("http://{}", midtier.listen),
         weight: 1,
     }];
-    let edges = [
+    let mut edges = [
         cache_node(1, "edge-1", origin_url.clone(), parent.clone(), 64)?,
         cache_node(3, "edge-2", origin_url, parent, 64)?,
     ];
+    // Edge 1 also serves HTTPS and HTTP/3, with a self-signed certificate kept in the data
+    // directory (so a browser told to trust it keeps trusting it across runs).
+    let tls = DemoCertificate::load_or_make(&args.data_dir.join("tls"))?;
+    edges[0].tls_listen = Some(port(4)?);
+    edges[0].tls_cert = tls.cert.clone();
+    edges[0].tls_key = tls.key.clone();
     let runtime = tokio::runtime::Runtime::new()?;
     let shutdown = runtime.block_on(async { shutdown::on_signal() })?;
     let (server, admin) = runtime
@@ -114,6 +120,17 @@ pub fn main(args: DemoArgs) -> anyhow::Result<ExitCode> {
             let base = format!("http://{}", edge.listen);
             println!("  edge {} HLS master playlist  {base}/sample/master.m3u8", i + 1);
             println!("  edge {} DASH MPD             {base}/sample/manifest.mpd", i + 1);
+        }
+        if let Some(https) = edges[0].tls_listen {
+            println!("  edge 1 HTTPS (HTTP/1.1, HTTP/2, HTTP/3)  https://{https}/sample/master.m3u8");
+            println!(
+                "  Its certificate is self-signed ({}). To play over HTTP/3 in Chromium, start it with",
+                tls.cert.display()
+            );
+            println!(
+                "    --origin-to-force-quic-on={https} --ignore-certificate-errors-spki-list={}",
+                tls.spki_sha256
+            );
         }
         println!("Operator endpoints:");
         for (name, admin) in [
@@ -167,6 +184,41 @@ fn spawn_cache_node(
         result
     })
 }
+/// The demo's self-signed certificate for 127.0.0.1 and localhost.
+struct DemoCertificate {
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+    /// Base64 SHA-256 of the public key (SPKI), as Chromium's trust flag wants it.
+    spki_sha256: String,
+}
+
+impl DemoCertificate {
+    /// Reuses the certificate in `dir`, or makes one there.
+    fn load_or_make(dir: &std::path::Path) -> anyhow::Result<Self> {
+        use base64::Engine;
+        use rcgen::PublicKeyData;
+        use sha2::Digest;
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        let key_pair = if cert.is_file() && key.is_file() {
+            rcgen::KeyPair::from_pem(&std::fs::read_to_string(&key)?).context("reading the demo's TLS key")?
+        } else {
+            std::fs::create_dir_all(dir)?;
+            let made =
+                rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+                    .context("making the demo's certificate")?;
+            std::fs::write(&cert, made.cert.pem())?;
+            std::fs::write(&key, made.signing_key.serialize_pem())?;
+            made.signing_key
+        };
+        let spki = sha2::Sha256::digest(key_pair.subject_public_key_info());
+        Ok(Self {
+            cert,
+            key,
+            spki_sha256: base64::engine::general_purpose::STANDARD.encode(spki),
+        })
+    }
+}
+
 /// Waits until something accepts connections on `addr`.
 fn wait_for(addr: SocketAddr, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;

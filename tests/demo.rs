@@ -16,7 +16,7 @@ async fn demo_prints_working_urls_and_stops_cleanly_on_ctrl_c() {
     let port = loop {
         let p = free_port();
         let free = |q: u16| std::net::TcpListener::bind(("127.0.0.1", q)).is_ok();
-        if p < 60000 && (1..4).chain(1000..1004).all(|o| free(p + o)) {
+        if p < 60000 && (1..5).chain(1000..1004).all(|o| free(p + o)) {
             break p;
         }
     };
@@ -120,6 +120,25 @@ async fn demo_prints_working_urls_and_stops_cleanly_on_ctrl_c() {
         "{other_statuses:?}"
     );
     assert_eq!(c.get(&midtier_health).send().await.unwrap().status(), 200);
+    // Edge 1's HTTPS URL serves over HTTP/3 too (aioquic, from PyPI), from the same cache.
+    let https = url_of("edge 1 HTTPS");
+    assert_eq!(
+        https,
+        format!("https://127.0.0.1:{}/sample/master.m3u8", port + 4)
+    );
+    let https_base = https.rsplit_once('/').unwrap().0;
+    let h3 = support::h3_get(&[format!("{https_base}/{seg}")]);
+    assert_eq!(h3[0]["status"], 200, "{h3:?}");
+    let via_h3 = h3[0]["headers"]["cache-status"].as_str().unwrap();
+    assert!(
+        via_h3.ends_with("strata-edge; hit") || via_h3.contains("strata-edge; hit"),
+        "{via_h3}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("--ignore-certificate-errors-spki-list="))
+    );
     assert_eq!(c.get(&mpd).send().await.unwrap().status(), 200);
     assert_eq!(c.get(&health).send().await.unwrap().status(), 200);
     assert_eq!(c.get(&edge_health).send().await.unwrap().status(), 200);

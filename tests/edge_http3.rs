@@ -5,28 +5,8 @@
 
 mod support;
 
-use serde_json::Value;
 use std::process::Command;
-use support::{base_url, free_port, make_cert, pattern, sha256};
-
-/// Runs `h3_get.py` on `urls`; one JSON object per URL.
-fn h3_get(urls: &[String]) -> Vec<Value> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/h3_get.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .args(urls)
-        .output()
-        .expect("python3");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let results: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(
-        results.len(),
-        urls.len(),
-        "h3_get.py (is aioquic installed? .ci/install-deps test):\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    results
-}
+use support::{base_url, free_port, h3_get, make_cert, pattern, sha256};
 
 #[test]
 fn fifty_parallel_h3_requests_get_the_origins_bytes_cold_and_warm() {

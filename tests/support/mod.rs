@@ -350,3 +350,22 @@ pub fn make_cert(dir: &Path) {
         String::from_utf8_lossy(&status.stderr)
     );
 }
+
+/// Runs `h3_get.py` on `urls`; one JSON object per URL.
+pub fn h3_get(urls: &[String]) -> Vec<serde_json::Value> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/h3_get.py");
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .args(urls)
+        .output()
+        .expect("python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let results: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(
+        results.len(),
+        urls.len(),
+        "h3_get.py (is aioquic installed? .ci/install-deps test):\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    results
+}
