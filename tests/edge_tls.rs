@@ -4,8 +4,10 @@
 
 mod support;
 
+use std::path::Path;
 use std::process::Command;
-use support::{base_url, free_port, make_cert, pattern, run_strata, sha256};
+use std::time::{Duration, Instant};
+use support::{ServerProcess, base_url, free_port, make_cert, make_cert_as, pattern, run_strata, sha256};
 
 #[test]
 fn https_serves_h2_and_http11_by_alpn_from_the_same_cache() {
@@ -97,5 +99,168 @@ fn a_bad_certificate_file_is_refused_naming_the_field() {
     assert!(
         err.contains("tls_cert") && err.contains("no PEM certificate"),
         "{err}"
+    );
+}
+
+/// The common name of the certificate the edge presents to `host` (as SNI) on `port`, and
+/// whether the HTTPS request for `path` succeeded (curl, verification off: test certificates).
+fn presented_cn(host: &str, port: u16, path: &str) -> (Option<String>, bool) {
+    let out = Command::new("curl")
+        .args([
+            "-sk",
+            "-v",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "10",
+        ])
+        .args(["--resolve", &format!("{host}:{port}:127.0.0.1")])
+        .arg(format!("https://{host}:{port}{path}"))
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    let cn = log
+        .lines()
+        .find_map(|l| l.trim_start_matches(['*', ' ']).strip_prefix("subject: CN="))
+        .map(|cn| cn.trim().to_string());
+    let ok = out.status.success() && String::from_utf8_lossy(&out.stdout) == "200";
+    (cn, ok)
+}
+
+/// An origin and an edge with HTTPS on a free port (certificate `cert.pem`/`key.pem` in
+/// `certs`, `extra_toml` as its config file), and the directories they use.
+fn tls_edge(certs: &Path, extra_toml: &str) -> (ServerProcess, ServerProcess, u16, Vec<tempfile::TempDir>) {
+    let content = tempfile::tempdir().unwrap();
+    std::fs::write(content.path().join("seg.m4s"), pattern(100_000, 9)).unwrap();
+    let origin = support::start_origin(content.path());
+    let cache = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = certs.join("edge.toml");
+    std::fs::write(&config, extra_toml).unwrap();
+    let tls = format!("127.0.0.1:{port}");
+    let edge = support::start_edge(
+        &base_url(&origin),
+        cache.path(),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--tls-listen",
+            &tls,
+            "--tls-cert",
+            certs.join("cert.pem").to_str().unwrap(),
+            "--tls-key",
+            certs.join("key.pem").to_str().unwrap(),
+        ],
+        &[],
+    );
+    (origin, edge, port, vec![content, cache])
+}
+
+#[test]
+fn the_certificate_is_chosen_by_sni() {
+    let certs = tempfile::tempdir().unwrap();
+    make_cert(certs.path());
+    make_cert_as(
+        certs.path(),
+        "video.strata.test",
+        "video.strata.test",
+        "video.pem",
+        "video.key",
+    );
+    let toml = format!(
+        "[[tls_sni]]\ncert = \"{0}/video.pem\"\nkey = \"{0}/video.key\"\n",
+        certs.path().display()
+    );
+    let (_origin, _edge, port, _cache) = tls_edge(certs.path(), &toml);
+    assert_eq!(
+        presented_cn("video.strata.test", port, "/seg.m4s"),
+        (Some("video.strata.test".into()), true)
+    );
+    assert_eq!(
+        presented_cn("localhost", port, "/seg.m4s"),
+        (Some("localhost".into()), true)
+    );
+    assert_eq!(
+        presented_cn("other.strata.test", port, "/seg.m4s"),
+        (Some("localhost".into()), true)
+    );
+}
+
+#[test]
+fn renewed_certificate_files_are_picked_up_without_a_failed_request() {
+    let certs = tempfile::tempdir().unwrap();
+    make_cert(certs.path());
+    let (_origin, edge, port, _cache) = tls_edge(certs.path(), "tls_reload_ms = 200\n");
+    assert_eq!(
+        presented_cn("localhost", port, "/seg.m4s"),
+        (Some("localhost".into()), true)
+    );
+
+    // Clients keep making new HTTPS connections while the files are replaced.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let (mut ok, mut failed) = (0, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match presented_cn("localhost", port, "/seg.m4s") {
+                    (Some(_), true) => ok += 1,
+                    other => failed.push(other),
+                }
+            }
+            (ok, failed)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    // A broken key first: the old certificate must stay in use.
+    std::fs::write(certs.path().join("key.pem"), "not a key").unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(
+        presented_cn("localhost", port, "/seg.m4s"),
+        (Some("localhost".into()), true)
+    );
+    // Then a renewal, written elsewhere and renamed into place as certificate tools do.
+    let fresh = tempfile::tempdir_in(certs.path()).unwrap();
+    make_cert_as(
+        fresh.path(),
+        "localhost-renewed",
+        "localhost",
+        "cert.pem",
+        "key.pem",
+    );
+    std::fs::rename(fresh.path().join("key.pem"), certs.path().join("key.pem")).unwrap();
+    std::fs::rename(fresh.path().join("cert.pem"), certs.path().join("cert.pem")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while presented_cn("localhost", port, "/seg.m4s").0.as_deref() != Some("localhost-renewed") {
+        assert!(
+            Instant::now() < deadline,
+            "the renewed certificate was never served"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, failed) = load.join().unwrap();
+    assert!(
+        failed.is_empty(),
+        "{} requests failed during the renewal: {failed:?}",
+        failed.len()
+    );
+    assert!(ok > 10, "only {ok} requests were made");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let page = edge.admin_url("/metrics");
+    assert!(
+        rt.block_on(support::metric(
+            &page,
+            "strata_edge_tls_reloads_total{outcome=\"failed\"}"
+        )) >= 1.0
+    );
+    assert!(
+        rt.block_on(support::metric(
+            &page,
+            "strata_edge_tls_reloads_total{outcome=\"ok\"}"
+        )) >= 1.0
     );
 }

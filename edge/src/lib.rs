@@ -25,6 +25,7 @@ mod resume;
 mod revalidation;
 mod server;
 mod store;
+mod tls_certs;
 mod upstreams;
 
 pub use server::{Edge, EdgeError, Role};

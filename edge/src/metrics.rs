@@ -60,6 +60,8 @@ pub struct EdgeMetrics {
     pub quic_lost_packets: IntCounter,
     /// Smoothed RTT of QUIC connections, sampled when they close.
     pub quic_rtt: Histogram,
+    /// Certificate reloads after their files changed, by outcome (`ok`, `failed`).
+    pub tls_reloads: IntCounterVec,
 }
 
 impl EdgeMetrics {
@@ -188,8 +190,15 @@ impl EdgeMetrics {
                     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
                 ]),
             )?,
+            tls_reloads: IntCounterVec::new(
+                Opts::new(
+                    name("tls_reloads_total"),
+                    "Certificate reloads after their files changed, by outcome",
+                ),
+                &["outcome"],
+            )?,
         };
-        let collectors: [Box<dyn Collector>; 23] = [
+        let collectors: [Box<dyn Collector>; 24] = [
             Box::new(metrics.requests.clone()),
             Box::new(metrics.response_bytes.clone()),
             Box::new(metrics.duration.clone()),
@@ -213,6 +222,7 @@ impl EdgeMetrics {
             Box::new(metrics.quic_open.clone()),
             Box::new(metrics.quic_lost_packets.clone()),
             Box::new(metrics.quic_rtt.clone()),
+            Box::new(metrics.tls_reloads.clone()),
         ];
         for c in collectors {
             registry.register(c)?;

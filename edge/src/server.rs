@@ -10,6 +10,7 @@ use crate::metrics::EdgeMetrics;
 use crate::proxy::{EdgeProxy, UpstreamSettings};
 use crate::relay::Relay;
 use crate::store::{FoyerStore, StoreSettings};
+use crate::tls_certs::{CertFiles, CertStore};
 use crate::upstreams::Upstreams;
 use async_trait::async_trait;
 use pingora::apps::HttpServerOptions;
@@ -196,21 +197,45 @@ impl Edge {
         };
         let mut server = Server::new_with_opt_and_conf(None, conf);
         server.bootstrap();
-        // Certificate files are checked first, so that a bad one is named as such.
-        let tls_paths = config.tls_listen.map(|_| tls_files(config)).transpose()?;
-        // HTTP/3 gets its own runtime; its requests run the same proxy over the same cache.
-        let h3_runtime = match h3 {
-            Some(addr) => {
-                Some(self.start_http3(addr, &server.configuration, proxy.clone(), shutdown.clone())?)
+        // Certificate files are checked first, so that a bad one is named as such; then one
+        // store serves HTTPS and HTTP/3, by SNI, reloading when the files change.
+        let certs = match config.tls_listen {
+            Some(_) => {
+                tls_files(config)?;
+                let store = Arc::new(
+                    CertStore::load(cert_files(config), self.metrics.tls_reloads.clone())
+                        .map_err(|e| EdgeError::Config(format!("TLS certificates: {e}")))?,
+                );
+                if config.tls_reload_ms > 0 {
+                    store.watch(
+                        &self.support,
+                        Duration::from_millis(config.tls_reload_ms),
+                        shutdown.clone(),
+                    );
+                }
+                Some(store)
             }
             None => None,
+        };
+        // HTTP/3 gets its own runtime; its requests run the same proxy over the same cache.
+        let h3_runtime = match (h3, &certs) {
+            (Some(addr), Some(store)) => Some(self.start_http3(
+                addr,
+                Arc::clone(store),
+                &server.configuration,
+                proxy.clone(),
+                shutdown.clone(),
+            )?),
+            _ => None,
         };
         let mut service = pingora::proxy::http_proxy_service(&server.configuration, proxy);
         service.add_tcp(&config.listen.to_string());
         if let Some(tls) = config.tls_listen {
-            let (cert, key) = tls_paths.clone().unwrap_or_default();
-            let mut settings = TlsSettings::intermediate(&cert, &key)
+            let mut settings = TlsSettings::intermediate("", "")
                 .map_err(|e| EdgeError::Config(format!("TLS settings: {e}")))?;
+            if let Some(store) = &certs {
+                settings.set_cert_resolver(Arc::clone(store) as _);
+            }
             settings.enable_h2();
             service.add_tls_with_settings(&tls.to_string(), None, settings);
             tracing::info!(addr = %tls, "{} listening (https: h2, http/1.1)", self.role.name());
@@ -245,6 +270,7 @@ impl Edge {
     fn start_http3(
         &self,
         addr: std::net::SocketAddr,
+        certs: Arc<CertStore>,
         conf: &Arc<ServerConf>,
         proxy: EdgeProxy,
         shutdown: CancellationToken,
@@ -263,11 +289,9 @@ impl Edge {
             stream_window: c.stream_window_kb.saturating_mul(1024),
             send_window: u64::from(c.send_window_mb) << 20,
         };
-        let (cert, key) = (&self.config.tls_cert, &self.config.tls_key);
         let bound = http3::start(
             addr,
-            cert,
-            key,
+            certs,
             &quic,
             app,
             self.metrics.clone(),
@@ -333,6 +357,22 @@ fn tls_files(config: &EdgeConfig) -> Result<(String, String), EdgeError> {
         config.tls_cert.display().to_string(),
         config.tls_key.display().to_string(),
     ))
+}
+
+/// The certificate files: the default (`tls_cert`) first, then the SNI ones.
+fn cert_files(config: &EdgeConfig) -> Vec<CertFiles> {
+    let ocsp = |p: &std::path::Path| (!p.as_os_str().is_empty()).then(|| p.to_path_buf());
+    std::iter::once(CertFiles {
+        cert: config.tls_cert.clone(),
+        key: config.tls_key.clone(),
+        ocsp: ocsp(&config.tls_ocsp),
+    })
+    .chain(config.tls_sni.iter().map(|s| CertFiles {
+        cert: s.cert.clone(),
+        key: s.key.clone(),
+        ocsp: ocsp(&s.ocsp),
+    }))
+    .collect()
 }
 
 /// Hands our cancellation to pingora as a graceful terminate.

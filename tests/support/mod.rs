@@ -320,6 +320,12 @@ pub fn http2() -> reqwest::Client {
 /// A self-signed certificate for `localhost` and 127.0.0.1 (`cert.pem`, `key.pem` in `dir`),
 /// made with the openssl command-line tool.
 pub fn make_cert(dir: &Path) {
+    make_cert_as(dir, "localhost", "localhost", "cert.pem", "key.pem");
+}
+
+/// A self-signed certificate with common name `cn`, valid for DNS name `name` and 127.0.0.1,
+/// written to `dir/cert_file` and `dir/key_file` (openssl command-line tool).
+pub fn make_cert_as(dir: &Path, cn: &str, name: &str, cert_file: &str, key_file: &str) {
     let status = std::process::Command::new("openssl")
         .args([
             "req",
@@ -328,20 +334,13 @@ pub fn make_cert(dir: &Path) {
             "ec",
             "-pkeyopt",
             "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "2",
         ])
-        .args([
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        ])
+        .args(["-nodes", "-days", "2", "-subj", &format!("/CN={cn}")])
+        .args(["-addext", &format!("subjectAltName=DNS:{name},IP:127.0.0.1")])
         .arg("-keyout")
-        .arg(dir.join("key.pem"))
+        .arg(dir.join(key_file))
         .arg("-out")
-        .arg(dir.join("cert.pem"))
+        .arg(dir.join(cert_file))
         .output()
         .expect("openssl is installed");
     assert!(

@@ -25,6 +25,12 @@ pub struct EdgeConfig {
     pub tls_cert: PathBuf,
     /// PEM private key for the HTTPS listener.
     pub tls_key: PathBuf,
+    /// DER OCSP response stapled with `tls_cert`; empty for none.
+    pub tls_ocsp: PathBuf,
+    /// Further certificates, each served to clients whose SNI it is valid for.
+    pub tls_sni: Vec<SniCertificate>,
+    /// How often certificate files are checked for changes, milliseconds; 0 never.
+    pub tls_reload_ms: u64,
     /// Admin listener: `/metrics` and `/healthz`.
     pub admin_listen: SocketAddr,
     /// This node's name in `Via` and `CDN-Loop`; empty: made from the host name and `listen`.
@@ -62,6 +68,19 @@ pub struct EdgeConfig {
     pub upstream_timeouts: UpstreamTimeouts,
     /// Request collapsing.
     pub collapse: CollapseConfig,
+}
+
+/// A certificate chosen by SNI.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SniCertificate {
+    /// PEM certificate chain, leaf first; served for the names its leaf is valid for.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+    /// DER OCSP response to staple; empty for none.
+    #[serde(default)]
+    pub ocsp: PathBuf,
 }
 
 /// One parent cache.
@@ -237,6 +256,9 @@ impl Default for EdgeConfig {
             tls_listen: None,
             tls_cert: PathBuf::new(),
             tls_key: PathBuf::new(),
+            tls_ocsp: PathBuf::new(),
+            tls_sni: Vec::new(),
+            tls_reload_ms: 2000,
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 9081)),
             node_id: String::new(),
             upstream: "http://127.0.0.1:8080".into(),
@@ -427,7 +449,20 @@ impl Validate for EdgeConfig {
                     format!("{tls} is already used by another listener"),
                 ));
             }
-            for (field, path) in [("tls_cert", &self.tls_cert), ("tls_key", &self.tls_key)] {
+            let mut files = vec![
+                ("tls_cert".to_string(), &self.tls_cert, true),
+                ("tls_key".to_string(), &self.tls_key, true),
+                ("tls_ocsp".to_string(), &self.tls_ocsp, false),
+            ];
+            for (i, sni) in self.tls_sni.iter().enumerate() {
+                files.push((format!("tls_sni[{i}].cert"), &sni.cert, true));
+                files.push((format!("tls_sni[{i}].key"), &sni.key, true));
+                files.push((format!("tls_sni[{i}].ocsp"), &sni.ocsp, false));
+            }
+            for (field, path, required) in files {
+                if !required && path.as_os_str().is_empty() {
+                    continue;
+                }
                 if path.as_os_str().is_empty() {
                     return Err(FieldError::new(field, "is required when tls_listen is set"));
                 }

@@ -6,6 +6,7 @@ mod session;
 
 use crate::metrics::EdgeMetrics;
 use crate::proxy::EdgeProxy;
+use crate::tls_certs::CertStore;
 use bytes::Bytes;
 use pingora::apps::HttpServerApp;
 use pingora::http::RequestHeader;
@@ -13,7 +14,6 @@ use pingora::protocols::http::ServerSession;
 use pingora::proxy::HttpProxy;
 use session::H3Session;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -45,15 +45,14 @@ pub struct QuicSettings {
 /// Binds the QUIC endpoint at `listen` and serves h3 on `runtime` until `shutdown`.
 pub fn start(
     listen: SocketAddr,
-    cert: &Path,
-    key: &Path,
+    certs: Arc<CertStore>,
     quic: &QuicSettings,
     app: Arc<HttpProxy<EdgeProxy>>,
     metrics: EdgeMetrics,
     runtime: &tokio::runtime::Handle,
     shutdown: CancellationToken,
 ) -> Result<SocketAddr, Http3Error> {
-    let server_config = server_config(cert, key, quic)?;
+    let server_config = server_config(certs, quic)?;
     let endpoint = {
         let _entered = runtime.enter();
         quinn::Endpoint::server(server_config, listen)
@@ -84,23 +83,16 @@ pub fn start(
     Ok(local)
 }
 
-/// rustls for QUIC: TLS 1.3 only (QUIC requires it), ALPN `h3`, 0-RTT off.
-fn server_config(cert: &Path, key: &Path, quic: &QuicSettings) -> Result<quinn::ServerConfig, Http3Error> {
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+/// rustls for QUIC: TLS 1.3 only (QUIC requires it), ALPN `h3`, 0-RTT off, certificates from
+/// the same (reloading, SNI-aware) store as the TCP listener.
+fn server_config(certs: Arc<CertStore>, quic: &QuicSettings) -> Result<quinn::ServerConfig, Http3Error> {
     let tls_err = |e: &dyn std::fmt::Display| Http3Error::Tls(e.to_string());
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| tls_err(&e))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| tls_err(&e))?;
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| tls_err(&e))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| tls_err(&e))?
         .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| tls_err(&e))?;
+        .with_cert_resolver(certs);
     tls.alpn_protocols = vec![b"h3".to_vec()];
     tls.max_early_data_size = 0;
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls).map_err(|e| tls_err(&e))?;
