@@ -176,12 +176,10 @@ const SERVICE_HOST: &str = "video.cdn.test";
 
 /// GET `url` as a player of the service would.
 async fn get(client: &reqwest::Client, url: String) -> reqwest::Response {
-    client
-        .get(url)
-        .header(reqwest::header::HOST, SERVICE_HOST)
-        .send()
-        .await
-        .unwrap()
+    match client.get(&url).header(reqwest::header::HOST, SERVICE_HOST).send().await {
+        Ok(r) => r,
+        Err(e) => panic!("GET {url}: {e:?}"),
+    }
 }
 
 /// Which mid-tier a response passed through, from its `Via` (`1.1 mid-0 (strata)`).
