@@ -93,3 +93,53 @@ fn fifty_parallel_h3_requests_get_the_origins_bytes_cold_and_warm() {
     );
     assert_eq!(m("strata_edge_quic_rtt_seconds_count"), 3.0);
 }
+
+#[test]
+fn address_validation_and_bbr_from_config_still_serve() {
+    let content = tempfile::tempdir().unwrap();
+    std::fs::write(content.path().join("seg.m4s"), pattern(1_500_000, 77)).unwrap();
+    let origin = support::start_origin(content.path());
+    let certs = tempfile::tempdir().unwrap();
+    make_cert(certs.path());
+    let config = certs.path().join("edge.toml");
+    // Every client must answer a Retry first; BBR instead of CUBIC.
+    std::fs::write(
+        &config,
+        "[http3]\nretry_above_connections = 0\ncongestion = \"bbr\"\n",
+    )
+    .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let tls = format!("127.0.0.1:{port}");
+    let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
+    let edge = support::start_edge(
+        &base_url(&origin),
+        cache.path(),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--tls-listen",
+            &tls,
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let url = format!("https://localhost:{port}/seg.m4s");
+    let results = h3_get(&[url.clone(), url]);
+    let expected = sha256(&std::fs::read(content.path().join("seg.m4s")).unwrap());
+    for r in &results {
+        assert_eq!(r["status"], 200, "{r}");
+        assert_eq!(r["sha256"], expected.as_str());
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let page = edge.admin_url("/metrics");
+    let m = |s: &str| rt.block_on(support::metric(&page, s));
+    assert_eq!(m("strata_edge_quic_connections_total{outcome=\"retry\"}"), 1.0);
+    assert_eq!(
+        m("strata_edge_quic_connections_total{outcome=\"established\"}"),
+        1.0
+    );
+}

@@ -176,7 +176,12 @@ const SERVICE_HOST: &str = "video.cdn.test";
 
 /// GET `url` as a player of the service would.
 async fn get(client: &reqwest::Client, url: String) -> reqwest::Response {
-    match client.get(&url).header(reqwest::header::HOST, SERVICE_HOST).send().await {
+    match client
+        .get(&url)
+        .header(reqwest::header::HOST, SERVICE_HOST)
+        .send()
+        .await
+    {
         Ok(r) => r,
         Err(e) => panic!("GET {url}: {e:?}"),
     }

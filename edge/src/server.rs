@@ -288,6 +288,9 @@ impl Edge {
             max_streams: c.max_streams,
             stream_window: c.stream_window_kb.saturating_mul(1024),
             send_window: u64::from(c.send_window_mb) << 20,
+            bbr: c.congestion == strata_contracts::config::edge::Congestion::Bbr,
+            max_connections: c.max_connections,
+            retry_above: c.retry_above_connections,
         };
         let bound = http3::start(
             addr,

@@ -130,6 +130,23 @@ pub struct Http3Config {
     pub send_window_mb: u32,
     /// `ma` of the `Alt-Svc` advertisement, seconds.
     pub alt_svc_max_age_secs: u64,
+    /// Congestion controller: `cubic` or `bbr`.
+    pub congestion: Congestion,
+    /// QUIC connections served at once; further ones are refused.
+    pub max_connections: u32,
+    /// Above this many open connections, a new client must first prove its address (a
+    /// Retry round trip), which blunts spoofed-source floods; 0 always asks.
+    pub retry_above_connections: u32,
+}
+
+/// QUIC congestion controllers (both from quinn).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Congestion {
+    /// CUBIC (RFC 9438).
+    Cubic,
+    /// BBR.
+    Bbr,
 }
 
 impl Default for Http3Config {
@@ -141,6 +158,9 @@ impl Default for Http3Config {
             stream_window_kb: 1024,
             send_window_mb: 16,
             alt_svc_max_age_secs: 86_400,
+            congestion: Congestion::Cubic,
+            max_connections: 10_000,
+            retry_above_connections: 1_000,
         }
     }
 }

@@ -40,6 +40,12 @@ pub struct QuicSettings {
     pub stream_window: u32,
     /// Bytes we may have in flight per connection (sending segments).
     pub send_window: u64,
+    /// BBR instead of CUBIC.
+    pub bbr: bool,
+    /// Connections served at once.
+    pub max_connections: u32,
+    /// Open connections above which new clients must validate their address first.
+    pub retry_above: u32,
 }
 
 /// Binds the QUIC endpoint at `listen` and serves h3 on `runtime` until `shutdown`.
@@ -53,6 +59,7 @@ pub fn start(
     shutdown: CancellationToken,
 ) -> Result<SocketAddr, Http3Error> {
     let server_config = server_config(certs, quic)?;
+    let (max_connections, retry_above) = (quic.max_connections as usize, quic.retry_above as usize);
     let endpoint = {
         let _entered = runtime.enter();
         quinn::Endpoint::server(server_config, listen)
@@ -70,6 +77,17 @@ pub fn start(
                     None => break,
                 },
             };
+            let open = endpoint.open_connections();
+            if open >= max_connections {
+                metrics.quic_connections.with_label_values(&["refused"]).inc();
+                incoming.refuse();
+                continue;
+            }
+            if open >= retry_above && !incoming.remote_address_validated() {
+                metrics.quic_connections.with_label_values(&["retry"]).inc();
+                let _ = incoming.retry();
+                continue;
+            }
             tokio::spawn(connection(
                 incoming,
                 Arc::clone(&app),
@@ -106,6 +124,11 @@ fn server_config(certs: Arc<CertStore>, quic: &QuicSettings) -> Result<quinn::Se
         .max_idle_timeout(Some(
             quinn::IdleTimeout::try_from(quic.idle_timeout).map_err(|e| tls_err(&e))?,
         ));
+    if quic.bbr {
+        transport.congestion_controller_factory(Arc::new(quinn::congestion::BbrConfig::default()));
+    } else {
+        transport.congestion_controller_factory(Arc::new(quinn::congestion::CubicConfig::default()));
+    }
     config.transport_config(Arc::new(transport));
     Ok(config)
 }
