@@ -552,6 +552,8 @@ async fn with_every_parent_down_a_stale_copy_is_served_and_a_returning_parent_is
         .map(|v| v.to_str().unwrap())
         .collect();
     assert!(status.last().unwrap().contains("stale-if-error"), "{status:?}");
+    // pingora drops the client connection after a stale-if-error answer; it must say so.
+    assert_eq!(r.headers()["connection"], "close");
     assert_eq!(r.bytes().await.unwrap().as_ref(), b"{\"title\":1}");
     let r = get(&client, edge_url("/t/seg-9.m4s")).await;
     assert_eq!(r.status(), StatusCode::BAD_GATEWAY);

@@ -448,13 +448,20 @@ impl ProxyHttp for EdgeProxy {
 
     fn should_serve_stale(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         _ctx: &mut RequestCtx,
         error: Option<&Error>,
     ) -> bool {
         // pingora has already checked the object's stale-while-revalidate / stale-if-error
         // windows (RFC 5861); only upstream failures qualify for stale-if-error.
-        error.is_none_or(|e| e.esource() == &ErrorSource::Upstream)
+        let serve = error.is_none_or(|e| e.esource() == &ErrorSource::Upstream);
+        if serve && error.is_some() {
+            // After a stale-if-error answer pingora does not keep the client's connection
+            // (its reuse follows the failed upstream attempt's); say so with
+            // `Connection: close`, or the client's next request meets a reset.
+            session.set_keepalive(None);
+        }
+        serve
     }
 
     async fn response_filter(
