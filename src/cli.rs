@@ -44,6 +44,9 @@ pub enum Command {
     SampleContent(SampleContentArgs),
     /// Run the whole CDN on this machine, on loopback, with sample content.
     Demo(DemoArgs),
+    /// Fetch URLs as fast as possible over HTTP/1.1, HTTP/2 or HTTP/3 for a bounded time and
+    /// report requests/s, Gbit/s and latency percentiles (a protocol benchmark, not players).
+    FetchBench(FetchBenchArgs),
 }
 
 /// Flags common to every server role.
@@ -195,4 +198,30 @@ pub struct MidtierArgs {
         hide_env_values = true
     )]
     pub admin_token: Option<String>,
+}
+
+/// `strata fetch-bench`.
+#[derive(Args, Debug, Clone)]
+pub struct FetchBenchArgs {
+    /// URLs to fetch, round-robin (http:// for h1/h2c, https:// for h2 or h3 over TLS).
+    #[arg(required = true, value_name = "URL")]
+    pub urls: Vec<String>,
+    /// Protocol: h1, h2 or h3.
+    #[arg(long, default_value = "h1", value_parser = ["h1", "h2", "h3"])]
+    pub protocol: String,
+    /// Connections.
+    #[arg(long, default_value_t = 8)]
+    pub connections: usize,
+    /// Requests in flight per connection (h2 and h3; h1 has one).
+    #[arg(long, default_value_t = 4)]
+    pub streams: usize,
+    /// How long to run, seconds (at most 600).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub duration: u64,
+    /// Accept any server certificate (loopback test certificates only).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Print the report as one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }

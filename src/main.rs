@@ -7,6 +7,7 @@ mod admin;
 mod cli;
 mod demo;
 mod edge_role;
+mod fetch_bench;
 mod logging;
 mod midtier_role;
 mod origin_role;
@@ -25,6 +26,7 @@ fn main() -> ExitCode {
         cli::Command::Midtier(args) => midtier_role::main(args),
         cli::Command::SampleContent(args) => demo::sample_content(args),
         cli::Command::Demo(args) => demo::main(args),
+        cli::Command::FetchBench(args) => fetch_bench::main(args),
     };
     match outcome {
         Ok(code) => code,
