@@ -118,28 +118,10 @@ async fn hls_js_plays_the_sample_title_over_http3_from_the_edge() {
     }
     let root = sample_content_root();
     let origin = support::start_origin(&root);
-    let certs = tempfile::tempdir().unwrap();
-    support::make_cert(certs.path());
-    let cache = tempfile::tempdir().unwrap();
-    let port = support::free_port();
-    let tls = format!("127.0.0.1:{port}");
-    let cert = certs.path().join("cert.pem");
-    let key = certs.path().join("key.pem");
-    let _edge = support::start_edge(
-        &base_url(&origin),
-        cache.path(),
-        &[
-            "--tls-listen",
-            &tls,
-            "--tls-cert",
-            cert.to_str().unwrap(),
-            "--tls-key",
-            key.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let tls = support::start_tls_edge(&origin, &[]);
+    let port = tls.port;
     let quic_origin = format!("127.0.0.1:{port}");
-    let spki = spki_hash(&cert);
+    let spki = spki_hash(&tls.cert());
     let url = format!("https://{quic_origin}/sample/master.m3u8");
     let state = play_with("hls", &url, &[("H3_ORIGIN", &quic_origin), ("H3_SPKI", &spki)]);
     assert_eq!(state["ok"], true, "hls.js over HTTP/3 did not play: {state}");

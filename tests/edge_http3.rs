@@ -6,7 +6,7 @@
 mod support;
 
 use std::process::Command;
-use support::{base_url, free_port, h3_get, make_cert, pattern, sha256};
+use support::{h3_get, pattern, sha256};
 
 #[test]
 fn fifty_parallel_h3_requests_get_the_origins_bytes_cold_and_warm() {
@@ -21,25 +21,8 @@ fn fifty_parallel_h3_requests_get_the_origins_bytes_cold_and_warm() {
         .unwrap();
     }
     let origin = support::start_origin(content.path());
-    let certs = tempfile::tempdir().unwrap();
-    make_cert(certs.path());
-    let cache = tempfile::tempdir().unwrap();
-    let tls = format!("127.0.0.1:{}", free_port());
-    let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
-    let edge = support::start_edge(
-        &base_url(&origin),
-        cache.path(),
-        &[
-            "--tls-listen",
-            &tls,
-            "--tls-cert",
-            cert.to_str().unwrap(),
-            "--tls-key",
-            key.to_str().unwrap(),
-        ],
-        &[],
-    );
-    let port = tls.rsplit_once(':').unwrap().1;
+    let tls = support::start_tls_edge(&origin, &[]);
+    let (edge, port) = (&tls.edge, tls.port);
     // 50 requests: every segment ten times, interleaved, so identical requests collapse and
     // different ones run side by side.
     let urls: Vec<String> = (0..50)
@@ -99,34 +82,16 @@ fn address_validation_and_bbr_from_config_still_serve() {
     let content = tempfile::tempdir().unwrap();
     std::fs::write(content.path().join("seg.m4s"), pattern(1_500_000, 77)).unwrap();
     let origin = support::start_origin(content.path());
-    let certs = tempfile::tempdir().unwrap();
-    make_cert(certs.path());
-    let config = certs.path().join("edge.toml");
+    let config_dir = tempfile::tempdir().unwrap();
+    let config = config_dir.path().join("edge.toml");
     // Every client must answer a Retry first; BBR instead of CUBIC.
     std::fs::write(
         &config,
         "[http3]\nretry_above_connections = 0\ncongestion = \"bbr\"\n",
     )
     .unwrap();
-    let cache = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let tls = format!("127.0.0.1:{port}");
-    let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
-    let edge = support::start_edge(
-        &base_url(&origin),
-        cache.path(),
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--tls-listen",
-            &tls,
-            "--tls-cert",
-            cert.to_str().unwrap(),
-            "--tls-key",
-            key.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let tls = support::start_tls_edge(&origin, &["--config", config.to_str().unwrap()]);
+    let (edge, port) = (&tls.edge, tls.port);
     let url = format!("https://localhost:{port}/seg.m4s");
     let results = h3_get(&[url.clone(), url]);
     let expected = sha256(&std::fs::read(content.path().join("seg.m4s")).unwrap());

@@ -4,41 +4,23 @@
 
 mod support;
 
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::{ServerProcess, base_url, free_port, make_cert, make_cert_as, pattern, run_strata, sha256};
+use support::{ServerProcess, free_port, make_cert, make_cert_as, pattern, run_strata, sha256};
 
 #[test]
 fn https_serves_h2_and_http11_by_alpn_from_the_same_cache() {
     let content = tempfile::tempdir().unwrap();
     std::fs::write(content.path().join("seg.m4s"), pattern(500_000, 3)).unwrap();
     let origin = support::start_origin(&content.path());
-    let certs = tempfile::tempdir().unwrap();
-    make_cert(certs.path());
-    let cache = tempfile::tempdir().unwrap();
-    let tls = format!("127.0.0.1:{}", free_port());
-    let cert = certs.path().join("cert.pem");
-    let key = certs.path().join("key.pem");
-    let edge = support::start_edge(
-        &base_url(&origin),
-        cache.path(),
-        &[
-            "--tls-listen",
-            &tls,
-            "--tls-cert",
-            cert.to_str().unwrap(),
-            "--tls-key",
-            key.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let tls = support::start_tls_edge(&origin, &[]);
+    let edge = &tls.edge;
     let expected = sha256(&std::fs::read(content.path().join("seg.m4s")).unwrap());
-    let url = format!("https://{tls}/seg.m4s");
+    let url = tls.https("/seg.m4s");
     for (flag, version, status) in [("--http2", "2", "fwd=miss"), ("--http1.1", "1.1", "hit")] {
         let out = Command::new("curl")
             .args(["-sS", "--noproxy", "*", "--max-time", "20", "--cacert"])
-            .arg(certs.path().join("cert.pem"))
+            .arg(tls.cert())
             .args([flag, "-D", "/dev/stderr", "-w", "\n%{http_version}", &url])
             .output()
             .unwrap();
@@ -130,32 +112,18 @@ fn presented_cn(host: &str, port: u16, path: &str) -> (Option<String>, bool) {
 }
 
 /// An origin and an edge with HTTPS on a free port (certificate `cert.pem`/`key.pem` in
-/// `certs`, `extra_toml` as its config file), and the directories they use.
-fn tls_edge(certs: &Path, extra_toml: &str) -> (ServerProcess, ServerProcess, u16, Vec<tempfile::TempDir>) {
+/// `certs`, `extra_toml` as its config file); the origin serves `/seg.m4s`.
+fn tls_edge(
+    certs: tempfile::TempDir,
+    extra_toml: &str,
+) -> (ServerProcess, support::TlsEdge, tempfile::TempDir) {
     let content = tempfile::tempdir().unwrap();
     std::fs::write(content.path().join("seg.m4s"), pattern(100_000, 9)).unwrap();
     let origin = support::start_origin(content.path());
-    let cache = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let config = certs.join("edge.toml");
+    let config = certs.path().join("edge.toml");
     std::fs::write(&config, extra_toml).unwrap();
-    let tls = format!("127.0.0.1:{port}");
-    let edge = support::start_edge(
-        &base_url(&origin),
-        cache.path(),
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--tls-listen",
-            &tls,
-            "--tls-cert",
-            certs.join("cert.pem").to_str().unwrap(),
-            "--tls-key",
-            certs.join("key.pem").to_str().unwrap(),
-        ],
-        &[],
-    );
-    (origin, edge, port, vec![content, cache])
+    let edge = support::start_tls_edge_with(&origin, certs, &["--config", config.to_str().unwrap()]);
+    (origin, edge, content)
 }
 
 #[test]
@@ -173,7 +141,8 @@ fn the_certificate_is_chosen_by_sni() {
         "[[tls_sni]]\ncert = \"{0}/video.pem\"\nkey = \"{0}/video.key\"\n",
         certs.path().display()
     );
-    let (_origin, _edge, port, _cache) = tls_edge(certs.path(), &toml);
+    let (_origin, tls, _content) = tls_edge(certs, &toml);
+    let port = tls.port;
     assert_eq!(
         presented_cn("video.strata.test", port, "/seg.m4s"),
         (Some("video.strata.test".into()), true)
@@ -192,7 +161,8 @@ fn the_certificate_is_chosen_by_sni() {
 fn renewed_certificate_files_are_picked_up_without_a_failed_request() {
     let certs = tempfile::tempdir().unwrap();
     make_cert(certs.path());
-    let (_origin, edge, port, _cache) = tls_edge(certs.path(), "tls_reload_ms = 200\n");
+    let (_origin, tls, _content) = tls_edge(certs, "tls_reload_ms = 200\n");
+    let (edge, port, certs) = (&tls.edge, tls.port, tls.certs.path());
     assert_eq!(
         presented_cn("localhost", port, "/seg.m4s"),
         (Some("localhost".into()), true)
@@ -215,14 +185,14 @@ fn renewed_certificate_files_are_picked_up_without_a_failed_request() {
     };
     std::thread::sleep(Duration::from_millis(300));
     // A broken key first: the old certificate must stay in use.
-    std::fs::write(certs.path().join("key.pem"), "not a key").unwrap();
+    std::fs::write(certs.join("key.pem"), "not a key").unwrap();
     std::thread::sleep(Duration::from_millis(800));
     assert_eq!(
         presented_cn("localhost", port, "/seg.m4s"),
         (Some("localhost".into()), true)
     );
     // Then a renewal, written elsewhere and renamed into place as certificate tools do.
-    let fresh = tempfile::tempdir_in(certs.path()).unwrap();
+    let fresh = tempfile::tempdir_in(certs).unwrap();
     make_cert_as(
         fresh.path(),
         "localhost-renewed",
@@ -230,8 +200,8 @@ fn renewed_certificate_files_are_picked_up_without_a_failed_request() {
         "cert.pem",
         "key.pem",
     );
-    std::fs::rename(fresh.path().join("key.pem"), certs.path().join("key.pem")).unwrap();
-    std::fs::rename(fresh.path().join("cert.pem"), certs.path().join("cert.pem")).unwrap();
+    std::fs::rename(fresh.path().join("key.pem"), certs.join("key.pem")).unwrap();
+    std::fs::rename(fresh.path().join("cert.pem"), certs.join("cert.pem")).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while presented_cn("localhost", port, "/seg.m4s").0.as_deref() != Some("localhost-renewed") {
         assert!(

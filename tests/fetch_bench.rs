@@ -3,36 +3,19 @@
 
 mod support;
 
-use support::{base_url, free_port, make_cert, pattern, run_strata};
+use support::{free_port, pattern, run_strata};
 
 #[test]
 fn fetch_bench_measures_h1_h2_and_h3_against_the_edge() {
     let content = tempfile::tempdir().unwrap();
     std::fs::write(content.path().join("seg.m4s"), pattern(400_000, 5)).unwrap();
     let origin = support::start_origin(content.path());
-    let certs = tempfile::tempdir().unwrap();
-    make_cert(certs.path());
-    let cache = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let tls = format!("127.0.0.1:{port}");
-    let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
-    let edge = support::start_edge(
-        &base_url(&origin),
-        cache.path(),
-        &[
-            "--tls-listen",
-            &tls,
-            "--tls-cert",
-            cert.to_str().unwrap(),
-            "--tls-key",
-            key.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let tls = support::start_tls_edge(&origin, &[]);
+    let edge = &tls.edge;
     for (protocol, url) in [
         ("h1", edge.url("/seg.m4s")),
         ("h2", edge.url("/seg.m4s")),
-        ("h3", format!("https://127.0.0.1:{port}/seg.m4s")),
+        ("h3", tls.https("/seg.m4s")),
     ] {
         let (status, out, err) = run_strata(
             &[

@@ -368,3 +368,58 @@ pub fn h3_get(urls: &[String]) -> Vec<serde_json::Value> {
     );
     results
 }
+
+/// An edge with HTTPS and HTTP/3 on a free port of 127.0.0.1, and what it keeps on disk.
+pub struct TlsEdge {
+    pub edge: ServerProcess,
+    /// The TLS port (TCP and UDP).
+    pub port: u16,
+    /// Holds `cert.pem` and `key.pem`.
+    pub certs: tempfile::TempDir,
+    pub cache: tempfile::TempDir,
+}
+
+impl TlsEdge {
+    /// `https://127.0.0.1:PORT{path}`.
+    pub fn https(&self, path: &str) -> String {
+        format!("https://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// The certificate file.
+    pub fn cert(&self) -> PathBuf {
+        self.certs.path().join("cert.pem")
+    }
+}
+
+/// An edge in front of `origin` with a fresh self-signed certificate (see [`make_cert`]),
+/// HTTPS and HTTP/3 on a free port, a fresh cache, and `extra` flags.
+pub fn start_tls_edge(origin: &ServerProcess, extra: &[&str]) -> TlsEdge {
+    let certs = tempfile::tempdir().unwrap();
+    make_cert(certs.path());
+    start_tls_edge_with(origin, certs, extra)
+}
+
+/// [`start_tls_edge`] with the certificate already in `certs` (`cert.pem`, `key.pem`).
+pub fn start_tls_edge_with(origin: &ServerProcess, certs: tempfile::TempDir, extra: &[&str]) -> TlsEdge {
+    let cache = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let tls = format!("127.0.0.1:{port}");
+    let cert = certs.path().join("cert.pem");
+    let key = certs.path().join("key.pem");
+    let mut args = vec![
+        "--tls-listen",
+        &tls,
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let edge = start_edge(&base_url(origin), cache.path(), &args, &[]);
+    TlsEdge {
+        edge,
+        port,
+        certs,
+        cache,
+    }
+}
