@@ -459,6 +459,13 @@ async fn every_hop_names_itself_in_via() {
         .await
         .unwrap();
     assert_eq!(probe.status(), StatusCode::OK);
+    // Probes (the edge's every 200 ms, and this one) are counted apart from requests.
+    let page = tiers.mid(0).admin_url("/metrics");
+    assert!(metric(&page, "strata_midtier_health_probes_answered_total").await >= 1.0);
+    assert_eq!(
+        metric(&page, "strata_midtier_requests_total{cache_status=\"bypass\"}").await,
+        0.0
+    );
 }
 
 #[tokio::test]

@@ -62,6 +62,8 @@ pub struct EdgeMetrics {
     pub quic_rtt: Histogram,
     /// Certificate reloads after their files changed, by outcome (`ok`, `failed`).
     pub tls_reloads: IntCounterVec,
+    /// Health probes answered (`/.strata/health`), kept out of the request counts and log.
+    pub health_probes: IntCounter,
 }
 
 impl EdgeMetrics {
@@ -197,8 +199,12 @@ impl EdgeMetrics {
                 ),
                 &["outcome"],
             )?,
+            health_probes: IntCounter::new(
+                name("health_probes_answered_total"),
+                "Health probes answered on /.strata/health (not in the request counts or access log)",
+            )?,
         };
-        let collectors: [Box<dyn Collector>; 24] = [
+        let collectors: [Box<dyn Collector>; 25] = [
             Box::new(metrics.requests.clone()),
             Box::new(metrics.response_bytes.clone()),
             Box::new(metrics.duration.clone()),
@@ -223,6 +229,7 @@ impl EdgeMetrics {
             Box::new(metrics.quic_lost_packets.clone()),
             Box::new(metrics.quic_rtt.clone()),
             Box::new(metrics.tls_reloads.clone()),
+            Box::new(metrics.health_probes.clone()),
         ];
         for c in collectors {
             registry.register(c)?;

@@ -513,6 +513,11 @@ impl ProxyHttp for EdgeProxy {
     }
 
     async fn logging(&self, session: &mut Session, error: Option<&Error>, ctx: &mut RequestCtx) {
+        if session.req_header().uri.path() == HEALTH_PROBE_PATH {
+            // Children probe every parent every few seconds: counted apart, not logged.
+            self.metrics.health_probes.inc();
+            return;
+        }
         let phase = session.cache.phase();
         let outcome = if error.is_some() {
             "error"
