@@ -47,6 +47,10 @@ pub enum Command {
     /// Fetch URLs as fast as possible over HTTP/1.1, HTTP/2 or HTTP/3 for a bounded time and
     /// report requests/s, Gbit/s and latency percentiles (a protocol benchmark, not players).
     FetchBench(FetchBenchArgs),
+    /// Synthetic HLS viewers against a CDN in real time: a player model with ABR and a buffer
+    /// per viewer, Zipf title popularity; reports QoE (startup, rebuffering, bitrate,
+    /// switches) and request figures.
+    Loadgen(LoadgenArgs),
 }
 
 /// Flags common to every server role.
@@ -221,6 +225,38 @@ pub struct FetchBenchArgs {
     /// Accept any server certificate (loopback test certificates only).
     #[arg(long)]
     pub insecure: bool,
+    /// Print the report as one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `strata loadgen`.
+#[derive(Args, Debug, Clone)]
+pub struct LoadgenArgs {
+    /// HLS master playlist URLs of the titles, most popular first.
+    #[arg(required = true, value_name = "MASTER_URL")]
+    pub titles: Vec<String>,
+    /// Viewers to start.
+    #[arg(long, default_value_t = 10)]
+    pub viewers: usize,
+    /// New viewers per second.
+    #[arg(long, default_value_t = 5.0)]
+    pub arrival_per_s: f64,
+    /// Longest session, seconds (a session also ends with its title).
+    #[arg(long, default_value_t = 60.0)]
+    pub session_s: f64,
+    /// Whole run, seconds (at most 3600); viewers still playing then are stopped.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub duration: u64,
+    /// Zipf exponent of title popularity.
+    #[arg(long, default_value_t = 0.9)]
+    pub zipf_alpha: f64,
+    /// HTTP/2 instead of HTTP/1.1 (prior knowledge on http://, ALPN on https://).
+    #[arg(long)]
+    pub http2: bool,
+    /// Each viewer's link rate in kbit/s; unshaped when absent.
+    #[arg(long, value_name = "KBPS")]
+    pub link_kbps: Option<f64>,
     /// Print the report as one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,

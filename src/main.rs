@@ -8,6 +8,7 @@ mod cli;
 mod demo;
 mod edge_role;
 mod fetch_bench;
+mod loadgen;
 mod logging;
 mod midtier_role;
 mod origin_role;
@@ -27,6 +28,7 @@ fn main() -> ExitCode {
         cli::Command::SampleContent(args) => demo::sample_content(args),
         cli::Command::Demo(args) => demo::main(args),
         cli::Command::FetchBench(args) => fetch_bench::main(args),
+        cli::Command::Loadgen(args) => loadgen::main(args),
     };
     match outcome {
         Ok(code) => code,

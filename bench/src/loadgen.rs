@@ -1,0 +1,429 @@
+//! `strata loadgen`: synthetic HLS viewers against a CDN, in real time. Each viewer picks a
+//! title (Zipf over the titles given), fetches its master playlist, plays the video renditions
+//! with the `viewer` model (ABR, buffer, stalls) over real HTTP downloads, optionally through a
+//! shaped link, and ends after its session length or the title's end. The run is bounded in
+//! time; the report aggregates QoE and request figures.
+//!
+//! Not built yet: DASH, audio renditions, HTTP/3 viewers, CMCD, steering, flash crowds.
+
+use crate::viewer::{Qoe, Viewer, ViewerSettings};
+use anyhow::{Context, bail};
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct LoadPlan {
+    /// Master playlist URLs, most popular first.
+    pub titles: Vec<String>,
+    /// Zipf exponent of title popularity.
+    pub zipf_alpha: f64,
+    /// Viewers to start.
+    pub viewers: usize,
+    /// New viewers per second.
+    pub arrival_per_s: f64,
+    /// Longest session, seconds.
+    pub session_s: f64,
+    /// Whole run, bounded.
+    pub duration: Duration,
+    /// HTTP/2 (h2c prior knowledge or ALPN) instead of HTTP/1.1.
+    pub http2: bool,
+    /// Each viewer's link rate, kbit/s; `None` for unshaped.
+    pub link_kbps: Option<f64>,
+}
+
+/// What a run measured.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct LoadReport {
+    /// Viewers that started.
+    pub sessions: u64,
+    /// Sessions that failed (a manifest or segment could not be fetched or parsed).
+    pub failed_sessions: u64,
+    /// Startup time percentiles over sessions that started playing, seconds.
+    pub startup_p50_s: f64,
+    pub startup_p95_s: f64,
+    pub startup_p99_s: f64,
+    /// Stalled time over stalled plus played time, all sessions together.
+    pub rebuffering_ratio: f64,
+    /// Played-time-weighted bitrate over all sessions, kbit/s.
+    pub average_bitrate_kbps: f64,
+    /// Rendition switches per minute of playback.
+    pub switches_per_minute: f64,
+    /// HTTP requests made (manifests and segments).
+    pub requests: u64,
+    /// Request latency to the end of the body, milliseconds.
+    pub request_p50_ms: f64,
+    pub request_p99_ms: f64,
+    /// Body bytes received.
+    pub bytes: u64,
+    /// Received body rate over the run, Mbit/s.
+    pub mbit_per_sec: f64,
+    /// Errors by kind.
+    pub errors: BTreeMap<String, u64>,
+    /// Seconds the run took.
+    pub seconds: f64,
+}
+
+/// Shared tallies of the running viewers.
+struct Tally {
+    qoe: Vec<Qoe>,
+    failed: u64,
+    latency: Histogram<u64>,
+    requests: u64,
+    bytes: u64,
+    errors: BTreeMap<String, u64>,
+}
+
+/// One video rendition of a title.
+#[derive(Debug, Clone)]
+struct Rendition {
+    bandwidth: u64,
+    playlist: String,
+}
+
+/// Runs `plan`, calling `progress` about once a second with a one-line status.
+pub async fn run(
+    plan: LoadPlan,
+    progress: impl Fn(&str) + Send + Sync + 'static,
+) -> anyhow::Result<LoadReport> {
+    if plan.titles.is_empty() {
+        bail!("no title URL given");
+    }
+    let client = {
+        let b = reqwest::Client::builder().timeout(Duration::from_secs(20));
+        if plan.http2 {
+            b.http2_prior_knowledge()
+        } else {
+            b.http1_only()
+        }
+        .build()?
+    };
+    let tally = Arc::new(Mutex::new(Tally {
+        qoe: Vec::new(),
+        failed: 0,
+        latency: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
+        requests: 0,
+        bytes: 0,
+        errors: BTreeMap::new(),
+    }));
+    let started = Instant::now();
+    let deadline = started + plan.duration;
+    let weights: Vec<f64> = (1..=plan.titles.len())
+        .map(|k| 1.0 / (k as f64).powf(plan.zipf_alpha))
+        .collect();
+    let total: f64 = weights.iter().sum();
+    let reporter = {
+        let tally = Arc::clone(&tally);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let t = tally.lock().unwrap();
+                progress(&format!(
+                    "{:>4.0}s  requests {}  errors {}  sessions done {}  failed {}  {:.1} MB",
+                    started.elapsed().as_secs_f64(),
+                    t.requests,
+                    t.errors.values().sum::<u64>(),
+                    t.qoe.len(),
+                    t.failed,
+                    t.bytes as f64 / 1e6
+                ));
+            }
+        })
+    };
+    let mut viewers = Vec::new();
+    for n in 0..plan.viewers {
+        let start_at = started + Duration::from_secs_f64(n as f64 / plan.arrival_per_s.max(1e-3));
+        if start_at >= deadline {
+            break;
+        }
+        tokio::time::sleep_until(start_at.into()).await;
+        let mut pick = rand::random::<f64>() * total;
+        let title = weights
+            .iter()
+            .position(|w| {
+                pick -= w;
+                pick <= 0.0
+            })
+            .unwrap_or(0);
+        let (client, tally, plan) = (client.clone(), Arc::clone(&tally), plan.clone());
+        viewers.push(tokio::spawn(async move {
+            let url = plan.titles[title].clone();
+            match session(&client, &url, &plan, deadline, &tally).await {
+                Ok(qoe) => tally.lock().unwrap().qoe.push(qoe),
+                Err(e) => {
+                    let mut t = tally.lock().unwrap();
+                    t.failed += 1;
+                    *t.errors
+                        .entry(format!("session: {}", first_line(&e)))
+                        .or_default() += 1;
+                }
+            }
+        }));
+    }
+    for v in viewers {
+        let _ = v.await;
+    }
+    reporter.abort();
+    let seconds = started.elapsed().as_secs_f64();
+    let t = tally.lock().unwrap();
+    let mut startup = Histogram::<u64>::new_with_bounds(1, 600_000, 3).expect("histogram bounds");
+    for q in &t.qoe {
+        if let Some(s) = q.startup_s {
+            let _ = startup.record(((s * 1000.0) as u64).clamp(1, 600_000));
+        }
+    }
+    let played: f64 = t.qoe.iter().map(|q| q.played_s).sum();
+    let stalled: f64 = t.qoe.iter().map(|q| q.stalled_s).sum();
+    let bitrate_seconds: f64 = t.qoe.iter().map(|q| q.average_bitrate_bps * q.played_s).sum();
+    let switches: u32 = t.qoe.iter().map(|q| q.switches).sum();
+    Ok(LoadReport {
+        sessions: t.qoe.len() as u64 + t.failed,
+        failed_sessions: t.failed,
+        startup_p50_s: startup.value_at_quantile(0.5) as f64 / 1000.0,
+        startup_p95_s: startup.value_at_quantile(0.95) as f64 / 1000.0,
+        startup_p99_s: startup.value_at_quantile(0.99) as f64 / 1000.0,
+        rebuffering_ratio: if played + stalled > 0.0 {
+            stalled / (played + stalled)
+        } else {
+            0.0
+        },
+        average_bitrate_kbps: if played > 0.0 {
+            bitrate_seconds / played / 1000.0
+        } else {
+            0.0
+        },
+        switches_per_minute: if played > 0.0 {
+            switches as f64 / (played / 60.0)
+        } else {
+            0.0
+        },
+        requests: t.requests,
+        request_p50_ms: t.latency.value_at_quantile(0.5) as f64 / 1000.0,
+        request_p99_ms: t.latency.value_at_quantile(0.99) as f64 / 1000.0,
+        bytes: t.bytes,
+        mbit_per_sec: t.bytes as f64 * 8.0 / seconds / 1e6,
+        errors: t.errors.clone(),
+        seconds,
+    })
+}
+
+fn first_line(e: &anyhow::Error) -> String {
+    format!("{e:#}")
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(120)
+        .collect()
+}
+
+/// One viewer's session: master playlist, then segments chosen by the ABR model.
+async fn session(
+    client: &reqwest::Client,
+    master_url: &str,
+    plan: &LoadPlan,
+    deadline: Instant,
+    tally: &Mutex<Tally>,
+) -> anyhow::Result<Qoe> {
+    let t0 = Instant::now();
+    let clock = || t0.elapsed().as_secs_f64();
+    let master = get(client, master_url, plan.link_kbps, tally).await?;
+    let renditions = parse_master(master_url, &master)?;
+    let mut playlists: Vec<Option<Vec<(String, f64)>>> = vec![None; renditions.len()];
+    let mut init_fetched: Vec<bool> = vec![false; renditions.len()];
+    let mut viewer: Option<Viewer> = None;
+    let mut index = 0usize;
+    let end = (t0 + Duration::from_secs_f64(plan.session_s)).min(deadline);
+    loop {
+        if Instant::now() >= end {
+            break;
+        }
+        let choice = match &viewer {
+            Some(v) => v.next_rendition(),
+            None => Some(0),
+        };
+        let Some(r) = choice else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if let Some(v) = viewer.as_mut() {
+                v.advance(clock());
+            }
+            continue;
+        };
+        if playlists[r].is_none() {
+            let text = get(client, &renditions[r].playlist, plan.link_kbps, tally).await?;
+            let (segments, init) = parse_media(&renditions[r].playlist, &text)?;
+            if let Some(init) = init
+                && !init_fetched[r]
+            {
+                get(client, &init, plan.link_kbps, tally).await?;
+                init_fetched[r] = true;
+            }
+            playlists[r] = Some(segments);
+        }
+        let segments = playlists[r].as_ref().expect("just fetched");
+        let Some((url, duration)) = segments.get(index).cloned() else {
+            // The title is all fetched: play out what is buffered, within the session.
+            if let Some(v) = viewer.as_mut() {
+                while v.buffer_s() > 0.0 && Instant::now() < end {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    v.advance(clock());
+                }
+            }
+            break;
+        };
+        let v = viewer.get_or_insert_with(|| {
+            Viewer::new(
+                ViewerSettings {
+                    ladder: renditions.iter().map(|x| x.bandwidth).collect(),
+                    segment_s: duration,
+                    startup_buffer_s: duration,
+                    target_buffer_s: 30.0,
+                },
+                0.0,
+            )
+        });
+        let started = Instant::now();
+        let body = get(client, &url, plan.link_kbps, tally).await?;
+        v.segment_arrived(clock(), r, body.len() as u64, started.elapsed().as_secs_f64());
+        index += 1;
+    }
+    Ok(viewer.map(|mut v| v.qoe(clock())).unwrap_or_default())
+}
+
+/// GET with an optional link rate; records the request.
+async fn get(
+    client: &reqwest::Client,
+    url: &str,
+    link_kbps: Option<f64>,
+    tally: &Mutex<Tally>,
+) -> anyhow::Result<Vec<u8>> {
+    let started = Instant::now();
+    let outcome: anyhow::Result<Vec<u8>> = async {
+        let mut r = client
+            .get(url)
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?;
+        if !r.status().is_success() {
+            bail!("GET {url}: status {}", r.status());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = r.chunk().await.with_context(|| format!("GET {url}: body"))? {
+            body.extend_from_slice(&chunk);
+            if let Some(kbps) = link_kbps {
+                // The link delivers no faster than its rate.
+                let due = Duration::from_secs_f64(body.len() as f64 * 8.0 / (kbps * 1000.0));
+                if let Some(wait) = due.checked_sub(started.elapsed()) {
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+        Ok(body)
+    }
+    .await;
+    let mut t = tally.lock().unwrap();
+    t.requests += 1;
+    match &outcome {
+        Ok(body) => {
+            t.bytes += body.len() as u64;
+            let _ = t
+                .latency
+                .record((started.elapsed().as_micros() as u64).clamp(1, 60_000_000));
+        }
+        Err(e) => {
+            let kind = if format!("{e:#}").contains("status") {
+                "http status"
+            } else {
+                "transport"
+            };
+            *t.errors.entry(kind.to_string()).or_default() += 1;
+        }
+    }
+    outcome
+}
+
+/// The video renditions of an HLS master playlist, lowest bandwidth first.
+fn parse_master(url: &str, text: &[u8]) -> anyhow::Result<Vec<Rendition>> {
+    let master = match m3u8_rs::parse_playlist_res(text) {
+        Ok(m3u8_rs::Playlist::MasterPlaylist(m)) => m,
+        Ok(_) => bail!("{url}: a media playlist, not a master playlist"),
+        Err(e) => bail!("{url}: not an HLS playlist: {e}"),
+    };
+    let mut renditions: Vec<Rendition> = master
+        .variants
+        .iter()
+        .filter(|v| !v.is_i_frame)
+        .map(|v| {
+            Ok(Rendition {
+                bandwidth: v.bandwidth,
+                playlist: resolve(url, &v.uri)?,
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    if renditions.is_empty() {
+        bail!("{url}: no variant streams");
+    }
+    renditions.sort_by_key(|r| r.bandwidth);
+    Ok(renditions)
+}
+
+/// A media playlist's segments (URL, seconds) and its init segment, if any.
+fn parse_media(url: &str, text: &[u8]) -> anyhow::Result<(Vec<(String, f64)>, Option<String>)> {
+    let media = match m3u8_rs::parse_playlist_res(text) {
+        Ok(m3u8_rs::Playlist::MediaPlaylist(m)) => m,
+        Ok(_) => bail!("{url}: a master playlist where a media playlist was expected"),
+        Err(e) => bail!("{url}: not an HLS playlist: {e}"),
+    };
+    let init = media
+        .segments
+        .iter()
+        .find_map(|s| s.map.as_ref())
+        .map(|m| resolve(url, &m.uri))
+        .transpose()?;
+    let segments = media
+        .segments
+        .iter()
+        .map(|s| Ok((resolve(url, &s.uri)?, f64::from(s.duration))))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if segments.is_empty() {
+        bail!("{url}: no segments");
+    }
+    Ok((segments, init))
+}
+
+/// `reference` resolved against `base` (RFC 3986).
+fn resolve(base: &str, reference: &str) -> anyhow::Result<String> {
+    let base = reqwest::Url::parse(base).with_context(|| format!("bad URL {base}"))?;
+    Ok(base
+        .join(reference)
+        .with_context(|| format!("bad reference {reference}"))?
+        .to_string())
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn playlists_parse_and_resolve() {
+        let master = b"#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=2500000\n540p/index.m3u8\n#EXT-X-STREAM-INF:BANDWIDTH=800000\n360p/index.m3u8\n";
+        let r = parse_master("http://e/t/master.m3u8", master).unwrap();
+        assert_eq!(r[0].bandwidth, 800_000);
+        assert_eq!(r[0].playlist, "http://e/t/360p/index.m3u8");
+        let media = b"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MAP:URI=\"init.mp4\"\n#EXTINF:2.0,\nseg1.m4s\n#EXTINF:2.0,\nseg2.m4s\n#EXT-X-ENDLIST\n";
+        let (segs, init) = parse_media("http://e/t/360p/index.m3u8", media).unwrap();
+        assert_eq!(segs.len(), 2);
+        assert_eq!(segs[1].0, "http://e/t/360p/seg2.m4s");
+        assert_eq!(init.as_deref(), Some("http://e/t/360p/init.mp4"));
+        assert!(
+            parse_master("http://e/x", b"not a playlist")
+                .unwrap_err()
+                .to_string()
+                .contains("not an HLS playlist")
+        );
+        assert!(parse_master("http://e/x", media).is_err());
+    }
+}

@@ -1,0 +1,55 @@
+//! `strata loadgen`: the command-line shell around `strata_bench::loadgen`.
+
+use crate::cli::LoadgenArgs;
+use std::process::ExitCode;
+use std::time::Duration;
+use strata_bench::loadgen::{self, LoadPlan};
+
+/// Runs `strata loadgen`; exits 1 when any session failed.
+pub fn main(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(args.viewers > 0, "--viewers must be at least 1");
+    anyhow::ensure!(args.arrival_per_s > 0.0, "--arrival-per-s must be above 0");
+    anyhow::ensure!(
+        args.link_kbps.is_none_or(|k| k > 0.0),
+        "--link-kbps must be above 0"
+    );
+    let plan = LoadPlan {
+        titles: args.titles,
+        zipf_alpha: args.zipf_alpha,
+        viewers: args.viewers,
+        arrival_per_s: args.arrival_per_s,
+        session_s: args.session_s,
+        duration: Duration::from_secs(args.duration),
+        http2: args.http2,
+        link_kbps: args.link_kbps,
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    let report = runtime.block_on(loadgen::run(plan, |line| eprintln!("{line}")))?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "sessions          {} ({} failed)",
+            report.sessions, report.failed_sessions
+        );
+        println!(
+            "startup           p50 {:.2} s  p95 {:.2} s  p99 {:.2} s",
+            report.startup_p50_s, report.startup_p95_s, report.startup_p99_s
+        );
+        println!("rebuffering ratio {:.4}", report.rebuffering_ratio);
+        println!("average bitrate   {:.0} kbit/s", report.average_bitrate_kbps);
+        println!("switches          {:.2} per minute", report.switches_per_minute);
+        println!(
+            "requests          {}  p50 {:.1} ms  p99 {:.1} ms  {:.1} Mbit/s",
+            report.requests, report.request_p50_ms, report.request_p99_ms, report.mbit_per_sec
+        );
+        for (kind, n) in &report.errors {
+            println!("errors            {kind}: {n}");
+        }
+    }
+    Ok(if report.failed_sessions == 0 && report.sessions > 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,86 @@
+//! `strata loadgen` against the sample title through a real edge: every figure of the report
+//! is there and plausible on a healthy system; a target that does not answer, or a URL that is
+//! not a playlist, is a clean failure with the reason, never figures that were not measured.
+
+mod support;
+
+use support::{base_url, free_port, run_strata, sample_content_root};
+
+fn loadgen(args: &[&str]) -> (bool, serde_json::Value, String) {
+    let mut all = vec!["loadgen", "--json"];
+    all.extend_from_slice(args);
+    let (status, out, err) = run_strata(&all, &[]);
+    let report = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    (status.success(), report, err)
+}
+
+#[test]
+fn viewers_play_the_sample_title_through_the_edge() {
+    let origin = support::start_origin(&sample_content_root());
+    let cache = tempfile::tempdir().unwrap();
+    let edge = support::start_edge(&base_url(&origin), cache.path(), &[], &[]);
+    let master = edge.url("/sample/master.m3u8");
+    let (ok, r, err) = loadgen(&[
+        "--viewers",
+        "4",
+        "--arrival-per-s",
+        "4",
+        "--session-s",
+        "8",
+        "--duration",
+        "12",
+        &master,
+    ]);
+    assert!(ok, "{r}\n{err}");
+    assert_eq!(r["sessions"], 4);
+    assert_eq!(r["failed_sessions"], 0);
+    assert_eq!(r["errors"].as_object().unwrap().len(), 0, "{r}");
+    let startup = r["startup_p50_s"].as_f64().unwrap();
+    assert!(startup > 0.0 && startup < 5.0, "{r}");
+    assert!(r["rebuffering_ratio"].as_f64().unwrap() < 0.1, "{r}");
+    // The sample ladder runs from about 0.8 to 3.5 Mbit/s (declared BANDWIDTH).
+    let kbps = r["average_bitrate_kbps"].as_f64().unwrap();
+    assert!(kbps > 300.0 && kbps < 10_000.0, "{r}");
+    assert!(r["requests"].as_u64().unwrap() > 12, "{r}");
+    assert!(r["mbit_per_sec"].as_f64().unwrap() > 0.0, "{r}");
+    assert!(r["request_p50_ms"].as_f64().unwrap() > 0.0, "{r}");
+    assert!(err.contains("requests"), "a progress line on stderr: {err}");
+}
+
+#[test]
+fn a_dead_target_or_a_non_playlist_fails_cleanly() {
+    let dead = format!("http://127.0.0.1:{}/t/master.m3u8", free_port());
+    let (ok, r, _) = loadgen(&[
+        "--viewers",
+        "2",
+        "--arrival-per-s",
+        "10",
+        "--duration",
+        "3",
+        &dead,
+    ]);
+    assert!(!ok);
+    assert_eq!(r["failed_sessions"], 2, "{r}");
+    assert_eq!(r["startup_p50_s"], 0.0, "nothing measured, nothing reported: {r}");
+    assert!(
+        r["errors"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .any(|k| k.starts_with("session: GET")),
+        "{r}"
+    );
+
+    let origin = support::start_origin(&sample_content_root());
+    let segment = format!("{}/sample/manifest.mpd", base_url(&origin));
+    let (ok, r, _) = loadgen(&["--viewers", "1", "--duration", "3", &segment]);
+    assert!(!ok);
+    assert!(
+        r["errors"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .any(|k| k.contains("not an HLS playlist")),
+        "{r}"
+    );
+}
