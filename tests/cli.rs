@@ -9,7 +9,15 @@ use support::run_strata;
 fn help_lists_the_roles_and_the_trial_flags() {
     let (status, out, _) = run_strata(&["--help"], &[]);
     assert!(status.success());
-    for role in ["origin", "edge", "midtier", "sample-content", "demo", "loadgen", "fetch-bench"] {
+    for role in [
+        "origin",
+        "edge",
+        "midtier",
+        "sample-content",
+        "demo",
+        "loadgen",
+        "fetch-bench",
+    ] {
         assert!(out.contains(role), "{role} missing from:\n{out}");
     }
     let (status, out, _) = run_strata(&["origin", "--help"], &[]);
