@@ -255,8 +255,12 @@ pub struct LoadgenArgs {
     #[arg(long)]
     pub http2: bool,
     /// Each viewer's link rate in kbit/s; unshaped when absent.
-    #[arg(long, value_name = "KBPS")]
+    #[arg(long, value_name = "KBPS", conflicts_with = "link_trace")]
     pub link_kbps: Option<f64>,
+    /// Each viewer's link follows this bandwidth trace from its start: lines of
+    /// `seconds kbit/s` (`#` comments allowed), the rate holding until the next line.
+    #[arg(long, value_name = "FILE")]
+    pub link_trace: Option<std::path::PathBuf>,
     /// Print the report as one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,

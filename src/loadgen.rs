@@ -1,9 +1,11 @@
 //! `strata loadgen`: the command-line shell around `strata_bench::loadgen`.
 
 use crate::cli::LoadgenArgs;
+use anyhow::Context;
 use std::process::ExitCode;
 use std::time::Duration;
-use strata_bench::loadgen::{self, LoadPlan};
+use strata_bench::loadgen::{self, Link, LoadPlan};
+use strata_bench::viewer::Trace;
 
 /// Runs `strata loadgen`; exits 1 when any session failed.
 pub fn main(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
@@ -13,6 +15,16 @@ pub fn main(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
         args.link_kbps.is_none_or(|k| k > 0.0),
         "--link-kbps must be above 0"
     );
+    let link = match (&args.link_kbps, &args.link_trace) {
+        (Some(kbps), _) => Link::Fixed(*kbps),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the link trace {}", path.display()))?;
+            let trace = Trace::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            Link::Trace(std::sync::Arc::new(trace))
+        }
+        (None, None) => Link::Unshaped,
+    };
     let plan = LoadPlan {
         titles: args.titles,
         zipf_alpha: args.zipf_alpha,
@@ -21,7 +33,7 @@ pub fn main(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
         session_s: args.session_s,
         duration: Duration::from_secs(args.duration),
         http2: args.http2,
-        link_kbps: args.link_kbps,
+        link,
     };
     let runtime = tokio::runtime::Runtime::new()?;
     let report = runtime.block_on(loadgen::run(plan, |line| eprintln!("{line}")))?;

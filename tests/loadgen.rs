@@ -84,3 +84,46 @@ fn a_dead_target_or_a_non_playlist_fails_cleanly() {
         "{r}"
     );
 }
+
+#[test]
+fn a_trace_shaped_link_holds_viewers_to_what_fits_and_a_bad_trace_is_named() {
+    let origin = support::start_origin(&sample_content_root());
+    let cache = tempfile::tempdir().unwrap();
+    let edge = support::start_edge(&base_url(&origin), cache.path(), &[], &[]);
+    let master = edge.url("/sample/master.m3u8");
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("link.trace");
+    // 1.5 Mbit/s: only the 0.93 Mbit/s rendition fits under 90% of it.
+    std::fs::write(&trace, "# seconds kbit/s\n0 1500\n").unwrap();
+    let (ok, r, err) = loadgen(&[
+        "--viewers",
+        "2",
+        "--arrival-per-s",
+        "4",
+        "--session-s",
+        "6",
+        "--duration",
+        "8",
+        "--link-trace",
+        trace.to_str().unwrap(),
+        &master,
+    ]);
+    assert!(ok, "{r}\n{err}");
+    let kbps = r["average_bitrate_kbps"].as_f64().unwrap();
+    assert!(
+        (900.0..1000.0).contains(&kbps),
+        "held to the lowest rendition: {r}"
+    );
+    assert!(
+        r["mbit_per_sec"].as_f64().unwrap() < 2.0 * 1.5,
+        "two shaped viewers: {r}"
+    );
+
+    std::fs::write(&trace, "0 1500\nsoon 300\n").unwrap();
+    let (status, _, err) = run_strata(
+        &["loadgen", "--link-trace", trace.to_str().unwrap(), &master],
+        &[],
+    );
+    assert!(!status.success());
+    assert!(err.contains("line 2") && err.contains("link.trace"), "{err}");
+}

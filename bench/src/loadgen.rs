@@ -6,7 +6,7 @@
 //!
 //! Not built yet: DASH, audio renditions, HTTP/3 viewers, CMCD, steering, flash crowds.
 
-use crate::viewer::{Qoe, Viewer, ViewerSettings};
+use crate::viewer::{Qoe, Trace, Viewer, ViewerSettings};
 use anyhow::{Context, bail};
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -31,8 +31,32 @@ pub struct LoadPlan {
     pub duration: Duration,
     /// HTTP/2 (h2c prior knowledge or ALPN) instead of HTTP/1.1.
     pub http2: bool,
-    /// Each viewer's link rate, kbit/s; `None` for unshaped.
-    pub link_kbps: Option<f64>,
+    /// Each viewer's link.
+    pub link: Link,
+}
+
+/// How a viewer's link delivers bytes.
+#[derive(Debug, Clone)]
+pub enum Link {
+    /// As fast as the network here allows.
+    Unshaped,
+    /// A fixed rate, kbit/s.
+    Fixed(f64),
+    /// A bandwidth trace, replayed from each viewer's start.
+    Trace(Arc<Trace>),
+}
+
+impl Link {
+    /// When `bytes` of a response whose request left `offset_s` into the session may have
+    /// arrived, counted from the request; `None` when unshaped.
+    fn due(&self, offset_s: f64, bytes: u64) -> Option<Duration> {
+        let seconds = match self {
+            Link::Unshaped => return None,
+            Link::Fixed(kbps) => bytes as f64 * 8.0 / (kbps * 1000.0),
+            Link::Trace(trace) => trace.download_time(offset_s, bytes),
+        };
+        Some(Duration::from_secs_f64(seconds))
+    }
 }
 
 /// What a run measured.
@@ -230,7 +254,7 @@ async fn session(
 ) -> anyhow::Result<Qoe> {
     let t0 = Instant::now();
     let clock = || t0.elapsed().as_secs_f64();
-    let master = get(client, master_url, plan.link_kbps, tally).await?;
+    let master = get(client, master_url, &plan.link, t0, tally).await?;
     let renditions = parse_master(master_url, &master)?;
     let mut playlists: Vec<Option<Vec<(String, f64)>>> = vec![None; renditions.len()];
     let mut init_fetched: Vec<bool> = vec![false; renditions.len()];
@@ -253,12 +277,12 @@ async fn session(
             continue;
         };
         if playlists[r].is_none() {
-            let text = get(client, &renditions[r].playlist, plan.link_kbps, tally).await?;
+            let text = get(client, &renditions[r].playlist, &plan.link, t0, tally).await?;
             let (segments, init) = parse_media(&renditions[r].playlist, &text)?;
             if let Some(init) = init
                 && !init_fetched[r]
             {
-                get(client, &init, plan.link_kbps, tally).await?;
+                get(client, &init, &plan.link, t0, tally).await?;
                 init_fetched[r] = true;
             }
             playlists[r] = Some(segments);
@@ -286,21 +310,23 @@ async fn session(
             )
         });
         let started = Instant::now();
-        let body = get(client, &url, plan.link_kbps, tally).await?;
+        let body = get(client, &url, &plan.link, t0, tally).await?;
         v.segment_arrived(clock(), r, body.len() as u64, started.elapsed().as_secs_f64());
         index += 1;
     }
     Ok(viewer.map(|mut v| v.qoe(clock())).unwrap_or_default())
 }
 
-/// GET with an optional link rate; records the request.
+/// GET through the viewer's `link` (its session began at `t0`); records the request.
 async fn get(
     client: &reqwest::Client,
     url: &str,
-    link_kbps: Option<f64>,
+    link: &Link,
+    t0: Instant,
     tally: &Mutex<Tally>,
 ) -> anyhow::Result<Vec<u8>> {
     let started = Instant::now();
+    let offset_s = started.duration_since(t0).as_secs_f64();
     let outcome: anyhow::Result<Vec<u8>> = async {
         let mut r = client
             .get(url)
@@ -313,12 +339,12 @@ async fn get(
         let mut body = Vec::new();
         while let Some(chunk) = r.chunk().await.with_context(|| format!("GET {url}: body"))? {
             body.extend_from_slice(&chunk);
-            if let Some(kbps) = link_kbps {
-                // The link delivers no faster than its rate.
-                let due = Duration::from_secs_f64(body.len() as f64 * 8.0 / (kbps * 1000.0));
-                if let Some(wait) = due.checked_sub(started.elapsed()) {
-                    tokio::time::sleep(wait).await;
-                }
+            // The link delivers no faster than its rate.
+            if let Some(wait) = link
+                .due(offset_s, body.len() as u64)
+                .and_then(|due| due.checked_sub(started.elapsed()))
+            {
+                tokio::time::sleep(wait).await;
             }
         }
         Ok(body)
