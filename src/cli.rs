@@ -252,8 +252,15 @@ pub struct LoadgenArgs {
     #[arg(long, default_value_t = 0.9)]
     pub zipf_alpha: f64,
     /// HTTP/2 instead of HTTP/1.1 (prior knowledge on http://, ALPN on https://).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "http3")]
     pub http2: bool,
+    /// HTTP/3 (https:// URLs; each viewer on its own QUIC connection).
+    #[arg(long)]
+    pub http3: bool,
+    /// Accept any server certificate (loopback test certificates only); HTTP/3 needs it for
+    /// now.
+    #[arg(long)]
+    pub insecure: bool,
     /// Each viewer's link rate in kbit/s; unshaped when absent.
     #[arg(long, value_name = "KBPS", conflicts_with = "link_trace")]
     pub link_kbps: Option<f64>,

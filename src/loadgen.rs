@@ -33,6 +33,8 @@ pub fn main(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
         session_s: args.session_s,
         duration: Duration::from_secs(args.duration),
         http2: args.http2,
+        http3: args.http3,
+        insecure: args.insecure,
         link,
     };
     let runtime = tokio::runtime::Runtime::new()?;

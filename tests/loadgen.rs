@@ -127,3 +127,37 @@ fn a_trace_shaped_link_holds_viewers_to_what_fits_and_a_bad_trace_is_named() {
     assert!(!status.success());
     assert!(err.contains("line 2") && err.contains("link.trace"), "{err}");
 }
+
+#[test]
+fn viewers_play_over_http3() {
+    let origin = support::start_origin(&sample_content_root());
+    let tls = support::start_tls_edge(&origin, &[]);
+    let master = tls.https("/sample/master.m3u8");
+    let (ok, r, err) = loadgen(&[
+        "--http3",
+        "--insecure",
+        "--viewers",
+        "2",
+        "--arrival-per-s",
+        "4",
+        "--session-s",
+        "5",
+        "--duration",
+        "7",
+        &master,
+    ]);
+    assert!(ok, "{r}\n{err}");
+    assert_eq!(r["failed_sessions"], 0, "{r}");
+    assert!(r["requests"].as_u64().unwrap() > 6, "{r}");
+    assert!(r["startup_p50_s"].as_f64().unwrap() > 0.0, "{r}");
+    let page = tls.edge.admin_url("/metrics");
+    let h3 = tokio::runtime::Runtime::new().unwrap().block_on(support::metric(
+        &page,
+        "strata_edge_protocol_requests_total{protocol=\"h3\"}",
+    ));
+    assert_eq!(
+        h3,
+        r["requests"].as_u64().unwrap() as f64,
+        "every request went over HTTP/3: {r}"
+    );
+}

@@ -202,10 +202,11 @@ async fn fetch_reqwest(client: &reqwest::Client, url: &str) -> anyhow::Result<u6
     Ok(n)
 }
 
-type H3Sender = h3::client::SendRequest<h3_quinn::OpenStreams, bytes::Bytes>;
+/// The sending half of an h3 client connection.
+pub(crate) type H3Sender = h3::client::SendRequest<h3_quinn::OpenStreams, bytes::Bytes>;
 
 /// One QUIC connection with h3 to the URL's host.
-async fn h3_connect(url: &str, insecure: bool) -> anyhow::Result<H3Sender> {
+pub(crate) async fn h3_connect(url: &str, insecure: bool) -> anyhow::Result<H3Sender> {
     let uri: http::Uri = url.parse()?;
     let host = uri.host().context("URL without host")?.to_string();
     let port = uri.port_u16().unwrap_or(443);
@@ -245,6 +246,38 @@ async fn h3_connect(url: &str, insecure: bool) -> anyhow::Result<H3Sender> {
 }
 
 async fn fetch_h3(sender: &mut H3Sender, url: &str) -> anyhow::Result<u64> {
+    let mut body = h3_request(sender, url).await?;
+    let mut n = 0u64;
+    while let Some(chunk) = body.chunk().await? {
+        n += chunk.len() as u64;
+    }
+    Ok(n)
+}
+
+/// A response body arriving over h3; [`H3Body::chunk`] fails on a short body.
+pub(crate) struct H3Body {
+    stream: h3::client::RequestStream<h3_quinn::BidiStream<bytes::Bytes>, bytes::Bytes>,
+    expected: Option<u64>,
+    received: u64,
+}
+
+impl H3Body {
+    /// The next piece of the body; `None` at its end.
+    pub(crate) async fn chunk(&mut self) -> anyhow::Result<Option<bytes::Bytes>> {
+        match self.stream.recv_data().await? {
+            Some(mut buf) => {
+                let bytes = buf.copy_to_bytes(buf.remaining());
+                self.received += bytes.len() as u64;
+                Ok(Some(bytes))
+            }
+            None if self.expected.is_some_and(|e| e != self.received) => bail!("short body"),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Sends a GET for `url` on an h3 connection; a non-2xx status is an error.
+pub(crate) async fn h3_request(sender: &mut H3Sender, url: &str) -> anyhow::Result<H3Body> {
     let request = http::Request::get(url).body(())?;
     let mut stream = sender.send_request(request).await?;
     stream.finish().await?;
@@ -257,14 +290,11 @@ async fn fetch_h3(sender: &mut H3Sender, url: &str) -> anyhow::Result<u64> {
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let mut n = 0u64;
-    while let Some(chunk) = stream.recv_data().await? {
-        n += chunk.remaining() as u64;
-    }
-    if expected.is_some_and(|e| e != n) {
-        bail!("short body");
-    }
-    Ok(n)
+    Ok(H3Body {
+        stream,
+        expected,
+        received: 0,
+    })
 }
 
 /// Accepts any server certificate (loopback benchmarks with self-signed certificates only).

@@ -4,8 +4,9 @@
 //! shaped link, and ends after its session length or the title's end. The run is bounded in
 //! time; the report aggregates QoE and request figures.
 //!
-//! Not built yet: DASH, audio renditions, HTTP/3 viewers, CMCD, steering, flash crowds.
+//! Not built yet: DASH, audio renditions, CMCD, steering, flash crowds.
 
+use crate::fetch::{H3Sender, h3_connect, h3_request};
 use crate::viewer::{Qoe, Trace, Viewer, ViewerSettings};
 use anyhow::{Context, bail};
 use hdrhistogram::Histogram;
@@ -31,6 +32,10 @@ pub struct LoadPlan {
     pub duration: Duration,
     /// HTTP/2 (h2c prior knowledge or ALPN) instead of HTTP/1.1.
     pub http2: bool,
+    /// HTTP/3 (each viewer on its own QUIC connection) instead of TCP.
+    pub http3: bool,
+    /// Accept any server certificate (loopback test certificates).
+    pub insecure: bool,
     /// Each viewer's link.
     pub link: Link,
 }
@@ -117,7 +122,9 @@ pub async fn run(
         bail!("no title URL given");
     }
     let client = {
-        let b = reqwest::Client::builder().timeout(Duration::from_secs(20));
+        let b = reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .danger_accept_invalid_certs(plan.insecure);
         if plan.http2 {
             b.http2_prior_knowledge()
         } else {
@@ -254,7 +261,17 @@ async fn session(
 ) -> anyhow::Result<Qoe> {
     let t0 = Instant::now();
     let clock = || t0.elapsed().as_secs_f64();
-    let master = get(client, master_url, &plan.link, t0, tally).await?;
+    let mut conn = if plan.http3 {
+        Conn::H3(
+            h3_connect(master_url, plan.insecure)
+                .await
+                .context("HTTP/3 connection")?,
+        )
+    } else {
+        Conn::Tcp(client.clone())
+    };
+    let conn = &mut conn;
+    let master = get(conn, master_url, &plan.link, t0, tally).await?;
     let renditions = parse_master(master_url, &master)?;
     let mut playlists: Vec<Option<Vec<(String, f64)>>> = vec![None; renditions.len()];
     let mut init_fetched: Vec<bool> = vec![false; renditions.len()];
@@ -277,12 +294,12 @@ async fn session(
             continue;
         };
         if playlists[r].is_none() {
-            let text = get(client, &renditions[r].playlist, &plan.link, t0, tally).await?;
+            let text = get(conn, &renditions[r].playlist, &plan.link, t0, tally).await?;
             let (segments, init) = parse_media(&renditions[r].playlist, &text)?;
             if let Some(init) = init
                 && !init_fetched[r]
             {
-                get(client, &init, &plan.link, t0, tally).await?;
+                get(conn, &init, &plan.link, t0, tally).await?;
                 init_fetched[r] = true;
             }
             playlists[r] = Some(segments);
@@ -310,16 +327,24 @@ async fn session(
             )
         });
         let started = Instant::now();
-        let body = get(client, &url, &plan.link, t0, tally).await?;
+        let body = get(conn, &url, &plan.link, t0, tally).await?;
         v.segment_arrived(clock(), r, body.len() as u64, started.elapsed().as_secs_f64());
         index += 1;
     }
     Ok(viewer.map(|mut v| v.qoe(clock())).unwrap_or_default())
 }
 
+/// A viewer's connection to the CDN.
+enum Conn {
+    /// HTTP/1.1 or HTTP/2 through reqwest.
+    Tcp(reqwest::Client),
+    /// HTTP/3 on the viewer's own QUIC connection.
+    H3(H3Sender),
+}
+
 /// GET through the viewer's `link` (its session began at `t0`); records the request.
 async fn get(
-    client: &reqwest::Client,
+    conn: &mut Conn,
     url: &str,
     link: &Link,
     t0: Instant,
@@ -327,24 +352,40 @@ async fn get(
 ) -> anyhow::Result<Vec<u8>> {
     let started = Instant::now();
     let offset_s = started.duration_since(t0).as_secs_f64();
+    // The link delivers no faster than its rate.
+    let pace = |received: usize| {
+        link.due(offset_s, received as u64)
+            .and_then(|due| due.checked_sub(started.elapsed()))
+    };
     let outcome: anyhow::Result<Vec<u8>> = async {
-        let mut r = client
-            .get(url)
-            .send()
-            .await
-            .with_context(|| format!("GET {url}"))?;
-        if !r.status().is_success() {
-            bail!("GET {url}: status {}", r.status());
-        }
         let mut body = Vec::new();
-        while let Some(chunk) = r.chunk().await.with_context(|| format!("GET {url}: body"))? {
-            body.extend_from_slice(&chunk);
-            // The link delivers no faster than its rate.
-            if let Some(wait) = link
-                .due(offset_s, body.len() as u64)
-                .and_then(|due| due.checked_sub(started.elapsed()))
-            {
-                tokio::time::sleep(wait).await;
+        match conn {
+            Conn::Tcp(client) => {
+                let mut r = client
+                    .get(url)
+                    .send()
+                    .await
+                    .with_context(|| format!("GET {url}"))?;
+                if !r.status().is_success() {
+                    bail!("GET {url}: status {}", r.status());
+                }
+                while let Some(chunk) = r.chunk().await.with_context(|| format!("GET {url}: body"))? {
+                    body.extend_from_slice(&chunk);
+                    if let Some(wait) = pace(body.len()) {
+                        tokio::time::sleep(wait).await;
+                    }
+                }
+            }
+            Conn::H3(sender) => {
+                let mut r = h3_request(sender, url)
+                    .await
+                    .with_context(|| format!("GET {url} (h3)"))?;
+                while let Some(chunk) = r.chunk().await.with_context(|| format!("GET {url} (h3): body"))? {
+                    body.extend_from_slice(&chunk);
+                    if let Some(wait) = pace(body.len()) {
+                        tokio::time::sleep(wait).await;
+                    }
+                }
             }
         }
         Ok(body)
