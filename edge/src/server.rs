@@ -197,14 +197,13 @@ impl Edge {
         };
         let mut server = Server::new_with_opt_and_conf(None, conf);
         server.bootstrap();
-        // Certificate files are checked first, so that a bad one is named as such; then one
-        // store serves HTTPS and HTTP/3, by SNI, reloading when the files change.
+        // One store serves HTTPS and HTTP/3, by SNI, reloading when the files change; it is
+        // loaded before anything listens, so a bad file is an error naming its field.
         let certs = match config.tls_listen {
             Some(_) => {
-                tls_files(config)?;
                 let store = Arc::new(
                     CertStore::load(cert_files(config), self.metrics.tls_reloads.clone())
-                        .map_err(|e| EdgeError::Config(format!("TLS certificates: {e}")))?,
+                        .map_err(EdgeError::Config)?,
                 );
                 if config.tls_reload_ms > 0 {
                     store.watch(
@@ -335,42 +334,17 @@ impl Edge {
     }
 }
 
-/// Checks that the TLS files hold a certificate chain and a private key, so a bad file is an
-/// error naming its field at start rather than a failed handshake later.
-fn tls_files(config: &EdgeConfig) -> Result<(String, String), EdgeError> {
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-    let bad = |field: &str, path: &std::path::Path, why: String| {
-        EdgeError::Config(format!("field `{field}`: `{}`: {why}", path.display()))
-    };
-    let certs: Vec<CertificateDer> = CertificateDer::pem_file_iter(&config.tls_cert)
-        .map_err(|e| bad("tls_cert", &config.tls_cert, e.to_string()))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| bad("tls_cert", &config.tls_cert, e.to_string()))?;
-    if certs.is_empty() {
-        return Err(bad(
-            "tls_cert",
-            &config.tls_cert,
-            "holds no PEM certificate".into(),
-        ));
-    }
-    PrivateKeyDer::from_pem_file(&config.tls_key)
-        .map_err(|e| bad("tls_key", &config.tls_key, e.to_string()))?;
-    Ok((
-        config.tls_cert.display().to_string(),
-        config.tls_key.display().to_string(),
-    ))
-}
-
 /// The certificate files: the default (`tls_cert`) first, then the SNI ones.
 fn cert_files(config: &EdgeConfig) -> Vec<CertFiles> {
     let ocsp = |p: &std::path::Path| (!p.as_os_str().is_empty()).then(|| p.to_path_buf());
     std::iter::once(CertFiles {
+        field_prefix: "tls_".into(),
         cert: config.tls_cert.clone(),
         key: config.tls_key.clone(),
         ocsp: ocsp(&config.tls_ocsp),
     })
-    .chain(config.tls_sni.iter().map(|s| CertFiles {
+    .chain(config.tls_sni.iter().enumerate().map(|(i, s)| CertFiles {
+        field_prefix: format!("tls_sni[{i}]."),
         cert: s.cert.clone(),
         key: s.key.clone(),
         ocsp: ocsp(&s.ocsp),

@@ -18,6 +18,9 @@ use tokio_util::sync::CancellationToken;
 /// One certificate's files.
 #[derive(Debug, Clone)]
 pub struct CertFiles {
+    /// How the config names these files, prefixed to `cert`, `key`, `ocsp` in errors
+    /// (`tls_`, `tls_sni[0].`).
+    pub field_prefix: String,
     /// PEM chain, leaf first.
     pub cert: PathBuf,
     /// PEM private key.
@@ -135,19 +138,22 @@ fn load_all(files: &[CertFiles]) -> Result<Vec<Arc<CertifiedKey>>, String> {
 }
 
 fn load_one(files: &CertFiles) -> Result<CertifiedKey, String> {
-    let named = |path: &Path, e: &dyn std::fmt::Display| format!("`{}`: {e}", path.display());
+    let named = |part: &str, path: &Path, e: &dyn std::fmt::Display| {
+        format!("field `{}{part}`: `{}`: {e}", files.field_prefix, path.display())
+    };
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
-        .map_err(|e| named(&files.cert, &e))?
+        .map_err(|e| named("cert", &files.cert, &e))?
         .collect::<Result<_, _>>()
-        .map_err(|e| named(&files.cert, &e))?;
+        .map_err(|e| named("cert", &files.cert, &e))?;
     if chain.is_empty() {
-        return Err(named(&files.cert, &"holds no PEM certificate"));
+        return Err(named("cert", &files.cert, &"holds no PEM certificate"));
     }
-    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| named(&files.key, &e))?;
+    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| named("key", &files.key, &e))?;
     let provider = rustls::crypto::ring::default_provider();
-    let mut certified = CertifiedKey::from_der(chain, key, &provider).map_err(|e| named(&files.key, &e))?;
+    let mut certified =
+        CertifiedKey::from_der(chain, key, &provider).map_err(|e| named("key", &files.key, &e))?;
     if let Some(ocsp) = &files.ocsp {
-        certified.ocsp = Some(std::fs::read(ocsp).map_err(|e| named(ocsp, &e))?);
+        certified.ocsp = Some(std::fs::read(ocsp).map_err(|e| named("ocsp", ocsp, &e))?);
     }
     Ok(certified)
 }
