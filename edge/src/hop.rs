@@ -3,7 +3,7 @@
 //! through it, so that a misconfigured pair of nodes pointing at each other answers 508
 //! instead of looping.
 
-use strata_contracts::config::edge::is_token;
+use strata_contracts::config::edge::{is_tchar, is_token};
 
 /// Our CDN's identifier in `CDN-Loop`; each node is told apart by its `node` parameter.
 pub const CDN_ID: &str = "strata";
@@ -85,7 +85,7 @@ pub fn default_node_id(hostname: &str, listen: std::net::SocketAddr) -> String {
     let raw = format!("{}-{}-{}", hostname.trim(), listen.ip(), listen.port());
     let id: String = raw
         .chars()
-        .map(|c| if is_token(&c.to_string()) { c } else { '-' })
+        .map(|c| if c.is_ascii() && is_tchar(c as u8) { c } else { '-' })
         .collect();
     if is_token(&id) {
         id

@@ -86,6 +86,8 @@ pub struct RequestCtx {
     head_received: bool,
     /// Whether the current attempt goes through the resuming relay.
     via_relay: bool,
+    /// The current upstream's byte counter, looked up once per attempt, not per chunk.
+    upstream_bytes: Option<prometheus::IntCounter>,
     /// When the current upstream attempt began.
     upstream_started: Option<Instant>,
     /// Why the request could not be served, for the error response.
@@ -134,6 +136,7 @@ impl ProxyHttp for EdgeProxy {
             target: None,
             head_received: false,
             via_relay: false,
+            upstream_bytes: None,
             upstream_started: None,
             failure: None,
         }
@@ -168,8 +171,16 @@ impl ProxyHttp for EdgeProxy {
 
     async fn upstream_peer(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
         if ctx.plan.is_none() {
-            let key = self.cache_key_callback(session, ctx)?;
-            ctx.plan = Some(self.upstreams.plan(key.primary_key_str().unwrap_or_default()));
+            // pingora has built the key already when the cache is on; only bypassed
+            // requests (other methods) need it made here.
+            let plan = match session.cache.maybe_cache_key() {
+                Some(key) => self.upstreams.plan(key.primary_key_str().unwrap_or_default()),
+                None => {
+                    let key = self.cache_key_callback(session, ctx)?;
+                    self.upstreams.plan(key.primary_key_str().unwrap_or_default())
+                }
+            };
+            ctx.plan = Some(plan);
         }
         let plan = ctx.plan.as_deref().unwrap_or_default();
         if plan.is_empty() {
@@ -181,10 +192,9 @@ impl ProxyHttp for EdgeProxy {
         ctx.target = Some(target);
         ctx.head_received = false;
         ctx.upstream_started = Some(Instant::now());
-        self.metrics
-            .upstream_requests
-            .with_label_values(&self.labels(target))
-            .inc();
+        let labels = self.labels(target);
+        self.metrics.upstream_requests.with_label_values(&labels).inc();
+        ctx.upstream_bytes = Some(self.metrics.upstream_bytes.with_label_values(&labels));
         ctx.via_relay =
             self.relay.is_some() && matches!(session.req_header().method, Method::GET | Method::HEAD);
         let mut peer = match &self.relay {
@@ -280,11 +290,8 @@ impl ProxyHttp for EdgeProxy {
         _end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<Option<Duration>> {
-        if let (Some(target), Some(b)) = (ctx.target, body.as_ref()) {
-            self.metrics
-                .upstream_bytes
-                .with_label_values(&self.labels(target))
-                .inc_by(b.len() as u64);
+        if let (Some(counter), Some(b)) = (&ctx.upstream_bytes, body.as_ref()) {
+            counter.inc_by(b.len() as u64);
         }
         Ok(None)
     }

@@ -575,9 +575,12 @@ impl Validate for EdgeConfig {
 
 /// Whether `s` is an HTTP token (RFC 9110 section 5.6.2), as `Via` and `CDN-Loop` need.
 pub fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !s.is_empty() && s.bytes().all(is_tchar)
+}
+
+/// Whether `b` may appear in an HTTP token.
+pub fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 #[cfg(test)]
