@@ -297,6 +297,8 @@ impl ProxyHttp for EdgeProxy {
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
+        // The status follows pingora's default hook (which offers no helper to call); only the
+        // body, which says what failed, and `Connection: close` are ours.
         let code = match e.etype() {
             ErrorType::HTTPStatus(code) => *code,
             _ => match e.esource() {
