@@ -26,6 +26,7 @@ mod revalidation;
 mod server;
 mod store;
 mod tls_certs;
+mod token_gate;
 mod upstreams;
 
 pub use server::{Edge, EdgeError, Role};

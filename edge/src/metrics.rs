@@ -44,6 +44,8 @@ pub struct EdgeMetrics {
     pub upstream_up: IntGaugeVec,
     /// Requests refused as loops or as too many hops.
     pub loops_refused: IntCounter,
+    /// Player requests refused for their playback token, by reason.
+    pub token_rejections: IntCounterVec,
     /// Responses continued from another upstream after one failed mid-body.
     pub resumed: IntCounter,
     /// Responses cut because no upstream could continue them.
@@ -152,6 +154,13 @@ impl EdgeMetrics {
                 name("loops_refused_total"),
                 "Requests refused because they had passed through this node or too many nodes",
             )?,
+            token_rejections: IntCounterVec::new(
+                Opts::new(
+                    name("token_rejections_total"),
+                    "Player requests refused for their playback token, by reason",
+                ),
+                &["reason"],
+            )?,
             resumed: IntCounter::new(
                 name("upstream_resumed_total"),
                 "Responses continued from another upstream (Range request) after one failed mid-body",
@@ -204,7 +213,7 @@ impl EdgeMetrics {
                 "Health probes answered on /.strata/health (not in the request counts or access log)",
             )?,
         };
-        let collectors: [Box<dyn Collector>; 25] = [
+        let collectors: [Box<dyn Collector>; 26] = [
             Box::new(metrics.requests.clone()),
             Box::new(metrics.response_bytes.clone()),
             Box::new(metrics.duration.clone()),
@@ -220,6 +229,7 @@ impl EdgeMetrics {
             Box::new(metrics.upstream_bytes.clone()),
             Box::new(metrics.upstream_up.clone()),
             Box::new(metrics.loops_refused.clone()),
+            Box::new(metrics.token_rejections.clone()),
             Box::new(metrics.resumed.clone()),
             Box::new(metrics.resume_failures.clone()),
             Box::new(metrics.protocol_requests.clone()),
@@ -233,6 +243,10 @@ impl EdgeMetrics {
         ];
         for c in collectors {
             registry.register(c)?;
+        }
+        for r in strata_contracts::token::Rejection::ALL {
+            // Every reason shows from the start, at 0, so a rate over it is defined.
+            metrics.token_rejections.with_label_values(&[r.reason()]);
         }
         Ok(metrics)
     }

@@ -13,6 +13,7 @@ use crate::relay::{self, RELAY_HEADER};
 use crate::request_directives::RequestDirectives;
 use crate::revalidation;
 use crate::store::FoyerStore;
+use crate::token_gate::TokenGate;
 use crate::upstreams::Upstreams;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -66,6 +67,8 @@ pub struct EdgeProxy {
     pub(crate) metrics: EdgeMetrics,
     /// Whether request `no-cache`/`max-age`/`min-fresh`/`no-store` are honoured.
     pub(crate) honor_request_cache_control: bool,
+    /// Playback-token check on player requests, when enforced.
+    pub(crate) tokens: Option<Arc<TokenGate>>,
 }
 
 /// Per-request state.
@@ -150,6 +153,18 @@ impl ProxyHttp for EdgeProxy {
             respond_text(session, 200, "ok").await?;
             return Ok(true);
         }
+        if let Some(gate) = &self.tokens
+            && let Err(rejection) = gate.check_now(req.uri.path(), req.uri.query())
+        {
+            self.metrics
+                .token_rejections
+                .with_label_values(&[rejection.reason()])
+                .inc();
+            let text = format!("{}: {rejection}", rejection.reason());
+            respond_text(session, rejection.status(), &text).await?;
+            return Ok(true);
+        }
+        let req = session.req_header();
         let cdn_loop = req
             .headers
             .get_all(CDN_LOOP)

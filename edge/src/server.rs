@@ -11,6 +11,7 @@ use crate::proxy::{EdgeProxy, UpstreamSettings};
 use crate::relay::Relay;
 use crate::store::{FoyerStore, StoreSettings};
 use crate::tls_certs::{CertFiles, CertStore};
+use crate::token_gate::TokenGate;
 use crate::upstreams::Upstreams;
 use async_trait::async_trait;
 use pingora::apps::HttpServerOptions;
@@ -155,6 +156,9 @@ impl Edge {
         } else {
             config.node_id.clone()
         };
+        let tokens = TokenGate::from_config(&config.token)
+            .map_err(|e| EdgeError::Config(format!("token.keys: {e}")))?
+            .map(Arc::new);
         let lock: &'static CacheKeyLockImpl = Box::leak(Box::new(FillAwareLock::new(
             self.store,
             Duration::from_millis(config.collapse.wait_timeout_ms),
@@ -176,6 +180,7 @@ impl Edge {
             metrics: self.metrics.clone(),
             honor_request_cache_control: config.cache.honor_request_cache_control,
             alt_svc: None,
+            tokens: tokens.clone(),
             timing_allow_origin: (!config.timing_allow_origin.is_empty())
                 .then(|| config.timing_allow_origin.clone()),
         };

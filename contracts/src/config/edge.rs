@@ -68,6 +68,30 @@ pub struct EdgeConfig {
     pub upstream_timeouts: UpstreamTimeouts,
     /// Request collapsing.
     pub collapse: CollapseConfig,
+    /// Playback tokens on player requests.
+    pub token: TokenConfig,
+}
+
+/// Whether player requests must carry a playback token, and the keys that verify it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenConfig {
+    /// Refuse requests without a valid token (401/403 with a reason).
+    pub enforce: bool,
+    /// The keys accepted, by id; the control plane signs with one of them.
+    pub keys: Vec<crate::token::TokenKey>,
+    /// Path prefixes served without a token (for example public artwork).
+    pub exempt_paths: Vec<String>,
+}
+
+impl Default for TokenConfig {
+    fn default() -> Self {
+        Self {
+            enforce: false,
+            keys: Vec::new(),
+            exempt_paths: Vec::new(),
+        }
+    }
 }
 
 /// A certificate chosen by SNI.
@@ -297,6 +321,7 @@ impl Default for EdgeConfig {
             cache_key: CacheKeyConfig::default(),
             upstream_timeouts: UpstreamTimeouts::default(),
             collapse: CollapseConfig::default(),
+            token: TokenConfig::default(),
         }
     }
 }
@@ -557,6 +582,21 @@ impl Validate for EdgeConfig {
             if v == 0 {
                 return Err(FieldError::new(field, "must be at least 1"));
             }
+        }
+        if let Err(e) = crate::token::validate_keys(&self.token.keys) {
+            return Err(FieldError::new("token.keys", e.to_string()));
+        }
+        if self.token.enforce && self.token.keys.is_empty() {
+            return Err(FieldError::new(
+                "token.keys",
+                "at least one key is required when token.enforce is true",
+            ));
+        }
+        if let Some(bad) = self.token.exempt_paths.iter().find(|p| !p.starts_with('/')) {
+            return Err(FieldError::new(
+                "token.exempt_paths",
+                format!("`{bad}` must start with /"),
+            ));
         }
         for (field, list) in [
             ("cache_key.ignore_params", &self.cache_key.ignore_params),
