@@ -6,6 +6,7 @@
 //! exist, header values that must parse).
 
 mod cache_control;
+pub mod control_plane;
 pub mod edge;
 pub mod midtier;
 pub mod origin;
