@@ -39,6 +39,12 @@ pub enum Command {
     /// Serve edges as their parent cache and origin shield: the edge's cache engine in front
     /// of one or more origins, collapsing the misses of many edges into one origin fetch.
     Midtier(MidtierArgs),
+    /// Serve the control plane: catalog, accounts and sign-in, playback authorization
+    /// (entitlement, country, blackouts), per-play manifests with tokenized segment URLs.
+    ControlPlane(ControlPlaneArgs),
+    /// Catalog tools that talk to a running control plane's admin API.
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
     /// Make the sample title (a synthetic 3-rendition H.264/AAC CMAF ladder, HLS + DASH)
     /// with ffmpeg.
     SampleContent(SampleContentArgs),
@@ -96,6 +102,61 @@ pub struct OriginArgs {
     /// Allow a plain-http S3 endpoint (sets `storage.s3.allow_http`).
     #[arg(long, requires = "s3_bucket")]
     pub s3_allow_http: bool,
+}
+
+/// `strata control-plane`.
+#[derive(Args, Debug, Clone)]
+pub struct ControlPlaneArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// API listener address (overrides `listen`).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Admin listener address for /metrics and /healthz (overrides `admin_listen`).
+    #[arg(long, value_name = "ADDR")]
+    pub admin_listen: Option<SocketAddr>,
+    /// Database URL: sqlite://FILE or postgres://... (overrides `database`).
+    #[arg(long, value_name = "URL", env = "STRATA_CONTROL_PLANE_DATABASE")]
+    pub database: Option<String>,
+    /// Directory for the SQLite file and a generated token key (overrides `data_dir`).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// CDN base URL that segment URLs point at (overrides `cdn_url`).
+    #[arg(long, value_name = "URL")]
+    pub cdn_url: Option<String>,
+    /// Where packaged manifests are read (overrides `origin_url`).
+    #[arg(long, value_name = "URL")]
+    pub origin_url: Option<String>,
+    /// MaxMind GeoLite2 database for client countries (overrides `geoip_db`).
+    #[arg(long, value_name = "FILE")]
+    pub geoip_db: Option<PathBuf>,
+}
+
+/// `strata catalog ...`.
+#[derive(Subcommand, Debug, Clone)]
+pub enum CatalogCommand {
+    /// Create or replace every title of a catalog file (JSON, `{"version": 1, "titles": [...]}`)
+    /// in one transaction: all or none.
+    Import(CatalogImportArgs),
+}
+
+/// `strata catalog import`.
+#[derive(Args, Debug, Clone)]
+pub struct CatalogImportArgs {
+    /// The catalog file.
+    #[arg(value_name = "FILE.json")]
+    pub file: PathBuf,
+    /// The control plane's API URL.
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8090")]
+    pub url: String,
+    /// The admin bearer credential.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "STRATA_CONTROL_PLANE_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    pub admin_token: String,
 }
 
 /// `strata sample-content`.

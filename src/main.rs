@@ -4,7 +4,9 @@
 //! each role's wiring (config, listeners, admin, shutdown) lives in its own module.
 
 mod admin;
+mod catalog;
 mod cli;
+mod control_plane_role;
 mod demo;
 mod edge_role;
 mod fetch_bench;
@@ -25,6 +27,8 @@ fn main() -> ExitCode {
         cli::Command::Origin(args) => origin_role::main(args),
         cli::Command::Edge(args) => edge_role::main(args),
         cli::Command::Midtier(args) => midtier_role::main(args),
+        cli::Command::ControlPlane(args) => control_plane_role::main(args),
+        cli::Command::Catalog(cli::CatalogCommand::Import(args)) => catalog::import(args),
         cli::Command::SampleContent(args) => demo::sample_content(args),
         cli::Command::Demo(args) => demo::main(args),
         cli::Command::FetchBench(args) => fetch_bench::main(args),

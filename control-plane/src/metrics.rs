@@ -1,0 +1,57 @@
+//! The control plane's Prometheus metrics, `strata_control_plane_*`.
+
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+
+/// Every metric the control plane keeps.
+#[derive(Clone)]
+pub struct Metrics {
+    /// Requests by route template and status.
+    pub requests: IntCounterVec,
+    /// Request durations by route template.
+    pub duration: HistogramVec,
+    /// Playback starts by outcome: `allowed` or the refusal reason.
+    pub playback: IntCounterVec,
+    /// Sign-ins by outcome: `ok`, `bad_credentials`.
+    pub signins: IntCounterVec,
+}
+
+impl Metrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn register(registry: &Registry) -> Result<Metrics, prometheus::Error> {
+        let m = Metrics {
+            requests: IntCounterVec::new(
+                Opts::new(
+                    "strata_control_plane_requests_total",
+                    "API requests, by route and status",
+                ),
+                &["route", "status"],
+            )?,
+            duration: HistogramVec::new(
+                HistogramOpts::new(
+                    "strata_control_plane_request_duration_seconds",
+                    "API request durations, by route",
+                )
+                .buckets(vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5,
+                ]),
+                &["route"],
+            )?,
+            playback: IntCounterVec::new(
+                Opts::new(
+                    "strata_control_plane_playback_total",
+                    "Playback starts, by outcome (allowed, or the refusal reason)",
+                ),
+                &["outcome"],
+            )?,
+            signins: IntCounterVec::new(
+                Opts::new("strata_control_plane_signins_total", "Sign-ins, by outcome"),
+                &["outcome"],
+            )?,
+        };
+        registry.register(Box::new(m.requests.clone()))?;
+        registry.register(Box::new(m.duration.clone()))?;
+        registry.register(Box::new(m.playback.clone()))?;
+        registry.register(Box::new(m.signins.clone()))?;
+        Ok(m)
+    }
+}
