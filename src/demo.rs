@@ -5,12 +5,14 @@
 //! directory and is made on first run.
 
 use crate::cli::{DemoArgs, SampleContentArgs};
-use crate::{edge_role, origin_role, shutdown};
+use crate::{api_client, control_plane_role, edge_role, origin_role, shutdown};
 use anyhow::Context;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
-use strata_contracts::config::edge::{CacheConfig, EdgeConfig, ParentConfig};
+use strata_contracts::api::control_plane::{NewAccount, PlaybackResponse, SignInResponse, Title};
+use strata_contracts::config::control_plane::ControlPlaneConfig;
+use strata_contracts::config::edge::{CacheConfig, EdgeConfig, ParentConfig, TokenConfig};
 use strata_contracts::config::origin::OriginConfig;
 use strata_edge::Role;
 use strata_origin::packaging::{self, SampleTitle};
@@ -18,6 +20,28 @@ use tokio_util::sync::CancellationToken;
 
 /// Length of the demo's sample title, seconds.
 const DEMO_TITLE_SECS: u32 = 30;
+
+/// The demo's viewer account.
+const DEMO_EMAIL: &str = "demo@strata.test";
+const DEMO_PASSWORD: &str = "demo-password";
+
+/// The sample title as the demo's catalog lists it.
+fn sample_title() -> Title {
+    Title {
+        id: packaging::SAMPLE_TITLE.into(),
+        name: "Strata Sample".into(),
+        synopsis: "A synthetic test pattern with a tone, packaged as a three-rung CMAF ladder.".into(),
+        genres: vec!["Documentary".into()],
+        cast: vec!["Test Card".into()],
+        year: 2026,
+        runtime_min: 1,
+        artwork: String::new(),
+        hls: format!("/{}/master.m3u8", packaging::SAMPLE_TITLE),
+        dash: format!("/{}/manifest.mpd", packaging::SAMPLE_TITLE),
+        renditions: packaging::sample_renditions(),
+        licensing: Default::default(),
+    }
+}
 
 /// Runs `strata sample-content`.
 pub fn sample_content(args: SampleContentArgs) -> anyhow::Result<ExitCode> {
@@ -90,6 +114,27 @@ pub fn main(args: DemoArgs) -> anyhow::Result<ExitCode> {
     // Edge 1 also serves HTTPS and HTTP/3, with a self-signed certificate kept in the data
     // directory (so a browser told to trust it keeps trusting it across runs).
     let tls = DemoCertificate::load_or_make(&args.data_dir.join("tls"))?;
+    // Edges serve only requests that carry a playback token from the control plane.
+    let cp_dir = args.data_dir.join("control-plane");
+    let token_key = strata_control_plane::load_or_make_key(&cp_dir)?;
+    for edge in &mut edges {
+        edge.token = TokenConfig {
+            enforce: true,
+            keys: vec![token_key.clone()],
+            exempt_paths: Vec::new(),
+        };
+    }
+    let admin_token = format!("demo-admin-{}", std::process::id());
+    let control_plane = ControlPlaneConfig {
+        listen: port(10)?,
+        admin_listen: port(1010)?,
+        data_dir: cp_dir,
+        admin_token: admin_token.clone(),
+        cdn_url: format!("http://{}", edges[0].listen),
+        origin_url: format!("http://{}", origin.listen),
+        token_keys: vec![token_key],
+        ..ControlPlaneConfig::default()
+    };
     edges[0].tls_listen = Some(port(4)?);
     edges[0].tls_cert = tls.cert.clone();
     edges[0].tls_key = tls.key.clone();
@@ -100,6 +145,24 @@ pub fn main(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .context("starting the origin (is another demo running? pick other ports with --port-base)")?;
     let origin_admin = admin.local_addr();
     let origin_task = runtime.spawn(origin_role::serve(server, admin, shutdown.clone()));
+    let cp_task = runtime.block_on(async {
+        let (cp, admin) = control_plane_role::bind(&control_plane)
+            .await
+            .context("starting the control plane")?;
+        cp.import_titles(&[sample_title()]).await?;
+        cp.ensure_account(&NewAccount {
+            email: DEMO_EMAIL.into(),
+            password: DEMO_PASSWORD.into(),
+            tier: "premium".into(),
+            profiles: vec!["Demo".into()],
+        })
+        .await?;
+        anyhow::Ok(tokio::spawn(control_plane_role::serve(
+            cp,
+            admin,
+            shutdown.clone(),
+        )))
+    })?;
 
     // Each cache node blocks the thread that runs it (pingora has its own runtimes).
     let mut threads = vec![spawn_cache_node(midtier.clone(), Role::Midtier, &shutdown)];
@@ -111,18 +174,52 @@ pub fn main(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let up = [&midtier, &edges[0], &edges[1]]
         .iter()
         .all(|c| wait_for(c.listen, Duration::from_secs(30)));
-    if up {
+    let play = if up {
+        runtime
+            .block_on(start_play(&format!("http://{}", control_plane.listen)))
+            .map_err(|e| eprintln!("error: starting the demo's play: {e:#}"))
+            .ok()
+    } else {
+        None
+    };
+    let up = up && play.is_some();
+    if let Some(play) = &play {
+        let cp = format!("http://{}", control_plane.listen);
         println!();
+        println!("Strata demo is running: control plane, origin -> mid-tier -> two edges.");
         println!(
-            "Strata demo is running: origin -> mid-tier -> two edges. Open these in any HLS or DASH player:"
+            "A play of the sample title for {DEMO_EMAIL} (valid until {}); open in any HLS or DASH player:",
+            serde_json::to_string(&play.expires)?.trim_matches('"')
         );
+        println!(
+            "  HLS master playlist  {}",
+            play.hls_url.as_deref().unwrap_or_default()
+        );
+        println!(
+            "  DASH MPD             {}",
+            play.dash_url.as_deref().unwrap_or_default()
+        );
+        println!("Its segments come from edge 1 with the play's token; edges refuse requests without one.");
+        println!("Start another play (password {DEMO_PASSWORD}):");
+        println!(
+            "  curl -s -d '{{\"email\":\"{DEMO_EMAIL}\",\"password\":\"{DEMO_PASSWORD}\"}}' {cp}/v1/sessions"
+        );
+        println!(
+            "  curl -s -H 'Authorization: Bearer SESSION' -d '{{\"title\":\"sample\",\"device\":\"web\"}}' {cp}/v1/playback"
+        );
+        println!("  catalog              {cp}/v1/titles  (admin credential: {admin_token})");
+        let token = &play.token;
         for (i, edge) in edges.iter().enumerate() {
             let base = format!("http://{}", edge.listen);
-            println!("  edge {} HLS master playlist  {base}/sample/master.m3u8", i + 1);
-            println!("  edge {} DASH MPD             {base}/sample/manifest.mpd", i + 1);
+            println!(
+                "  edge {} segment        {base}/sample/seg-0-00001.m4s?token={token}",
+                i + 1
+            );
         }
         if let Some(https) = edges[0].tls_listen {
-            println!("  edge 1 HTTPS (HTTP/1.1, HTTP/2, HTTP/3)  https://{https}/sample/master.m3u8");
+            println!(
+                "  edge 1 HTTPS (HTTP/1.1, HTTP/2, HTTP/3)  https://{https}/sample/seg-0-00001.m4s?token={token}"
+            );
             println!(
                 "  Its certificate is self-signed ({}). To play over HTTP/3 in Chromium, start it with",
                 tls.cert.display()
@@ -134,16 +231,17 @@ pub fn main(args: DemoArgs) -> anyhow::Result<ExitCode> {
         }
         println!("Operator endpoints:");
         for (name, admin) in [
+            ("control plane", control_plane.admin_listen),
             ("edge 1", edges[0].admin_listen),
             ("edge 2", edges[1].admin_listen),
             ("midtier", midtier.admin_listen),
             ("origin", origin_admin),
         ] {
-            println!("  {:<20} http://{admin}/metrics", format!("{name} metrics"));
-            println!("  {:<20} http://{admin}/healthz", format!("{name} health"));
+            println!("  {:<22} http://{admin}/metrics", format!("{name} metrics"));
+            println!("  {:<22} http://{admin}/healthz", format!("{name} health"));
         }
         println!(
-            "  origin (no cache)    http://{}/sample/master.m3u8",
+            "  origin (no cache)      http://{}/sample/master.m3u8",
             origin.listen
         );
         println!("Content: {}. Press Ctrl-C to stop.", content.display());
@@ -160,12 +258,29 @@ pub fn main(args: DemoArgs) -> anyhow::Result<ExitCode> {
         }
     }
     runtime.block_on(origin_task).context("origin task")??;
+    runtime.block_on(cp_task).context("control plane task")??;
     if let Some(e) = failure {
         return Err(e);
     }
-    anyhow::ensure!(up, "a cache node did not start listening");
+    anyhow::ensure!(up, "the demo did not come up (see the errors above)");
     eprintln!("demo stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Signs the demo account in and starts a play of the sample title, over the real API.
+async fn start_play(cp: &str) -> anyhow::Result<PlaybackResponse> {
+    let session: SignInResponse = api_client::post_json(
+        &format!("{cp}/v1/sessions"),
+        None,
+        &serde_json::json!({"email": DEMO_EMAIL, "password": DEMO_PASSWORD}),
+    )
+    .await?;
+    api_client::post_json(
+        &format!("{cp}/v1/playback"),
+        Some(&session.session),
+        &serde_json::json!({"title": packaging::SAMPLE_TITLE, "device": "tv"}),
+    )
+    .await
 }
 
 /// Runs a cache node on its own thread; a node that fails takes the demo down with it.

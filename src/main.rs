@@ -4,6 +4,7 @@
 //! each role's wiring (config, listeners, admin, shutdown) lives in its own module.
 
 mod admin;
+mod api_client;
 mod catalog;
 mod cli;
 mod control_plane_role;

@@ -132,3 +132,75 @@ async fn hls_js_plays_the_sample_title_over_http3_from_the_edge() {
     let h3 = protocols.get("h3").and_then(|n| n.as_u64()).unwrap_or(0);
     assert!(h3 >= 5 && protocols.len() == 1, "protocols seen: {state}");
 }
+
+#[tokio::test]
+async fn hls_js_and_dash_js_play_a_play_started_at_the_control_plane() {
+    use support::control_plane::{ADMIN, Api, start_cdn, start_control_plane, title};
+    if !browser_available() {
+        return;
+    }
+    // The edge enforces playback tokens: every segment request must carry the play's.
+    let cdn = start_cdn();
+    let data = tempfile::tempdir().unwrap();
+    let cp = start_control_plane(&cdn, "", data.path());
+    let api = Api {
+        base: cp.url(""),
+        client: support::http1(),
+    };
+    let put = api
+        .send(
+            reqwest::Method::PUT,
+            "/v1/admin/titles/sample",
+            Some(ADMIN),
+            None,
+            Some(title("sample", serde_json::json!({}))),
+        )
+        .await;
+    assert_eq!(put.0, 200, "{put:?}");
+    let made = api
+        .send(
+            reqwest::Method::POST,
+            "/v1/admin/accounts",
+            Some(ADMIN),
+            None,
+            Some(serde_json::json!({"email": "viewer@example.com", "password": "long enough", "tier": "basic"})),
+        )
+        .await;
+    assert_eq!(made.0, 201, "{made:?}");
+    let session = api.sign_in("viewer@example.com", "long enough").await;
+    for (player, field) in [("hls", "hls_url"), ("dash", "dash_url")] {
+        let (status, play) = api.play(&session, "81.2.69.160", "sample", "web").await;
+        assert_eq!(status, 200, "{play}");
+        let state = play_with(player, play[field].as_str().unwrap(), &[]);
+        assert_eq!(state["ok"], true, "{player} did not play: {state}");
+        assert!(state["currentTime"].as_f64().unwrap() > 2.0, "{player}: {state}");
+        assert!(
+            state["errors"].as_array().unwrap().is_empty(),
+            "{player}: {state}"
+        );
+        // The basic tier stops at 540p, whatever the player's bandwidth estimate.
+        assert!(state["height"].as_u64().unwrap_or(0) <= 540, "{player}: {state}");
+    }
+    let edge_metrics = cdn.edge.admin_url("/metrics");
+    let mut refused = 0.0;
+    for r in [
+        "missing",
+        "malformed",
+        "bad_signature",
+        "expired",
+        "wrong_path",
+        "unknown_key",
+    ] {
+        refused += metric(
+            &edge_metrics,
+            &format!("strata_edge_token_rejections_total{{reason=\"{r}\"}}"),
+        )
+        .await;
+    }
+    assert_eq!(
+        refused, 0.0,
+        "a player request reached the edge without a valid token"
+    );
+    let served = metric(&edge_metrics, "strata_edge_requests_total{cache_status=\"miss\"}").await;
+    assert!(served >= 4.0, "segments did not come from the edge: {served}");
+}

@@ -13,42 +13,15 @@
 mod support;
 
 use reqwest::StatusCode;
-use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
+use serde_json::json;
 use std::process::Command;
-use strata_contracts::token::TokenKey;
-use support::{
-    ServerProcess, base_url, http1, metric, run_strata, sample_content_root, sha256, start_edge, start_origin,
-};
+use support::control_plane::{ADMIN, ALWAYS, Api, start_cdn, start_control_plane, title};
+use support::{http1, metric, run_strata, sha256};
 
 /// Addresses the real GeoLite2 (2018) database places in these countries.
 const GB: &str = "81.2.69.160";
 const NL: &str = "193.0.6.139";
 const US: &str = "8.8.8.8";
-
-const ADMIN: &str = "admin-credential-for-tests";
-
-fn key() -> TokenKey {
-    TokenKey {
-        id: "k1".into(),
-        secret: "control-plane-test-secret-0123456789".into(),
-    }
-}
-
-fn geolite2() -> PathBuf {
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "from _maxminddb_geolite2 import geolite2_database; print(geolite2_database())",
-        ])
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "the GeoLite2 database is missing: run .ci/install-deps test (pip install maxminddb-geolite2==2018.703)"
-    );
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-}
 
 /// A database of this run's own on the PostgreSQL server, dropped at the end.
 struct PgDatabase {
@@ -110,159 +83,6 @@ fn rand_suffix() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .subsec_nanos() as u64
-}
-
-struct Cdn {
-    _origin: ServerProcess,
-    edge: ServerProcess,
-    origin_url: String,
-    content: PathBuf,
-    _cache: tempfile::TempDir,
-    _edge_dir: tempfile::TempDir,
-}
-
-/// An origin with the sample title and an edge in front of it that enforces tokens.
-fn start_cdn() -> Cdn {
-    let content = sample_content_root();
-    let origin = start_origin(&content);
-    let edge_dir = tempfile::tempdir().unwrap();
-    let config = edge_dir.path().join("edge.toml");
-    let k = key();
-    std::fs::write(
-        &config,
-        format!(
-            "[token]\nenforce = true\n[[token.keys]]\nid = \"{}\"\nsecret = \"{}\"\n",
-            k.id, k.secret
-        ),
-    )
-    .unwrap();
-    let cache = tempfile::tempdir().unwrap();
-    let edge = start_edge(
-        &base_url(&origin),
-        cache.path(),
-        &["--config", config.to_str().unwrap()],
-        &[],
-    );
-    Cdn {
-        origin_url: base_url(&origin),
-        _origin: origin,
-        edge,
-        content,
-        _cache: cache,
-        _edge_dir: edge_dir,
-    }
-}
-
-fn start_control_plane(cdn: &Cdn, database: &str, data_dir: &Path) -> ServerProcess {
-    let k = key();
-    let config = data_dir.join("control-plane.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nadmin_token = \"{ADMIN}\"\n\
-             client_ip_header = \"x-forwarded-for\"\n\
-             [[token_keys]]\nid = \"{}\"\nsecret = \"{}\"\n",
-            k.id, k.secret
-        ),
-    )
-    .unwrap();
-    let geo = geolite2();
-    let cdn_url = cdn.edge.url("");
-    let mut args = vec![
-        "--config",
-        config.to_str().unwrap(),
-        "--data-dir",
-        data_dir.to_str().unwrap(),
-        "--cdn-url",
-        &cdn_url,
-        "--origin-url",
-        &cdn.origin_url,
-        "--geoip-db",
-        geo.to_str().unwrap(),
-    ];
-    if !database.is_empty() {
-        args.extend(["--database", database]);
-    }
-    ServerProcess::start("control-plane", &args, &[])
-}
-
-fn title(id: &str, licensing: Value) -> Value {
-    json!({
-        "id": id,
-        "name": format!("The {id} title"),
-        "synopsis": "A synthetic test pattern with a tone.",
-        "genres": ["Documentary"],
-        "cast": ["Test Card"],
-        "year": 2026,
-        "runtime_min": 1,
-        "hls": "/sample/master.m3u8",
-        "dash": "/sample/manifest.mpd",
-        "renditions": [
-            {"id": "0", "codec": "avc1.4d401e", "width": 640, "height": 360, "bitrate": 800000},
-            {"id": "1", "codec": "avc1.4d401f", "width": 960, "height": 540, "bitrate": 1600000},
-            {"id": "2", "codec": "avc1.4d401f", "width": 1280, "height": 720, "bitrate": 3000000},
-            {"id": "3", "codec": "mp4a.40.2", "bitrate": 128000}
-        ],
-        "licensing": licensing,
-    })
-}
-
-const ALWAYS: (&str, &str) = ("2020-01-01T00:00:00Z", "2100-01-01T00:00:00Z");
-
-struct Api {
-    base: String,
-    client: reqwest::Client,
-}
-
-impl Api {
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        auth: Option<&str>,
-        xff: Option<&str>,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut req = self.client.request(method, format!("{}{path}", self.base));
-        if let Some(a) = auth {
-            req = req.bearer_auth(a);
-        }
-        if let Some(ip) = xff {
-            req = req.header("x-forwarded-for", ip);
-        }
-        if let Some(b) = body {
-            req = req.header("content-type", "application/json").body(b.to_string());
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status();
-        let text = resp.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-    }
-
-    async fn play(&self, session: &str, ip: &str, title: &str, device: &str) -> (StatusCode, Value) {
-        self.send(
-            reqwest::Method::POST,
-            "/v1/playback",
-            Some(session),
-            Some(ip),
-            Some(json!({"title": title, "device": device})),
-        )
-        .await
-    }
-
-    async fn sign_in(&self, email: &str, password: &str) -> String {
-        let (status, body) = self
-            .send(
-                reqwest::Method::POST,
-                "/v1/sessions",
-                None,
-                None,
-                Some(json!({"email": email, "password": password})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        body["session"].as_str().unwrap().to_string()
-    }
 }
 
 /// Fetches `url` and returns (status, body bytes).

@@ -1,6 +1,7 @@
 //! `strata demo`: on an empty data directory it makes the sample title with ffmpeg, starts
-//! every role on loopback (origin, a mid-tier, two edges in front of it), prints edge URLs
-//! that serve a playable title, and stops on Ctrl-C.
+//! every role on loopback (control plane, origin, a mid-tier, two edges in front of it),
+//! starts a play through the control plane and prints its URLs, whose segments come from
+//! the token-enforcing edges, and stops on Ctrl-C.
 
 mod support;
 
@@ -16,7 +17,7 @@ async fn demo_prints_working_urls_and_stops_cleanly_on_ctrl_c() {
     let port = loop {
         let p = free_port();
         let free = |q: u16| std::net::TcpListener::bind(("127.0.0.1", q)).is_ok();
-        if p < 60000 && (1..5).chain(1000..1004).all(|o| free(p + o)) {
+        if p < 60000 && (1..5).chain(1000..1004).chain([10, 1010]).all(|o| free(p + o)) {
             break p;
         }
     };
@@ -59,35 +60,48 @@ async fn demo_prints_working_urls_and_stops_cleanly_on_ctrl_c() {
             .unwrap_or_else(|| panic!("{label} missing"));
         line.split_whitespace().last().unwrap().to_string()
     };
-    let master = url_of("edge 1 HLS master playlist");
-    let mpd = url_of("edge 1 DASH MPD");
+    let master = url_of("HLS master playlist");
+    let mpd = url_of("DASH MPD");
     let health = url_of("origin health");
     let edge_health = url_of("edge 1 health");
-    let second_edge = url_of("edge 2 HLS master playlist");
+    let cp_health = url_of("control plane health");
     let midtier_health = url_of("midtier health");
-    // Players are pointed at the edge, which sits in front of the origin.
-    assert_eq!(
-        master,
-        format!("http://127.0.0.1:{}/sample/master.m3u8", port + 1)
+    // The play was started through the control plane; its manifests live there.
+    assert!(
+        master.starts_with(&format!("http://127.0.0.1:{}/v1/plays/", port + 10)),
+        "{master}"
     );
 
     let c = http1();
     let playlist = c.get(&master).send().await.unwrap();
     assert_eq!(playlist.status(), 200);
     let text = playlist.text().await.unwrap();
-    assert!(text.contains("#EXT-X-STREAM-INF"), "{text}");
-    // Follow the playlist the way a player does: a rendition, its init and first segment.
-    let media_uri = text.lines().find(|l| l.ends_with(".m3u8")).unwrap();
-    let base = master.rsplit_once('/').unwrap().0;
+    let parsed = m3u8_rs::parse_master_playlist_res(text.as_bytes()).unwrap();
+    assert_eq!(
+        parsed.variants.len(),
+        3,
+        "the demo account is premium, on a TV: {text}"
+    );
+    // Follow the playlist the way a player does: a rendition, then its first segment, which
+    // points at edge 1 and carries the play's token.
     let media = c
-        .get(format!("{base}/{media_uri}"))
+        .get(&parsed.variants[0].uri)
         .send()
         .await
         .unwrap()
         .text()
         .await
         .unwrap();
-    let seg = media.lines().find(|l| l.ends_with(".m4s")).unwrap();
+    let media = m3u8_rs::parse_media_playlist_res(media.as_bytes()).unwrap();
+    let seg_url = media.segments[0].uri.clone();
+    let edge1 = format!("http://127.0.0.1:{}/sample/", port + 1);
+    assert!(
+        seg_url.starts_with(&edge1) && seg_url.contains("?token=v1."),
+        "{seg_url}"
+    );
+    let (seg_path, token) = seg_url[edge1.len() - "/sample/".len()..]
+        .split_once("?token=")
+        .unwrap();
     // RFC 9211: each cache on the way appends its member, the edge's last.
     let statuses = |r: &reqwest::Response| -> Vec<String> {
         r.headers()
@@ -96,7 +110,7 @@ async fn demo_prints_working_urls_and_stops_cleanly_on_ctrl_c() {
             .map(|v| v.to_str().unwrap().to_string())
             .collect()
     };
-    let r = c.get(format!("{base}/{seg}")).send().await.unwrap();
+    let r = c.get(&seg_url).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let first = statuses(&r);
     assert!(
@@ -105,11 +119,21 @@ async fn demo_prints_working_urls_and_stops_cleanly_on_ctrl_c() {
     );
     assert!(first[1].starts_with("strata-edge; fwd=miss"), "{first:?}");
     assert!(r.bytes().await.unwrap().len() > 1000);
-    let again = c.get(format!("{base}/{seg}")).send().await.unwrap();
+    let again = c.get(&seg_url).send().await.unwrap();
     assert!(statuses(&again).last().unwrap().starts_with("strata-edge; hit"));
+    // Without the token, or with it altered, the edge refuses.
+    let bare = format!("http://127.0.0.1:{}{seg_path}", port + 1);
+    assert_eq!(c.get(&bare).send().await.unwrap().status(), 401);
+    let altered = format!("{bare}?token={}", token.replacen("v1.", "v1.e", 1));
+    assert_eq!(c.get(&altered).send().await.unwrap().status(), 401);
+    let printed = url_of("edge 2 segment");
+    assert!(printed.contains(&format!("?token={token}")), "{printed}");
     // The second edge shares the mid-tier: its miss is the mid-tier's hit.
-    let other_base = second_edge.rsplit_once('/').unwrap().0;
-    let other = c.get(format!("{other_base}/{seg}")).send().await.unwrap();
+    let other = c
+        .get(format!("http://127.0.0.1:{}{seg_path}?token={token}", port + 3))
+        .send()
+        .await
+        .unwrap();
     let other_statuses = statuses(&other);
     assert!(
         other_statuses[0].starts_with("strata-midtier; hit"),
@@ -120,28 +144,27 @@ async fn demo_prints_working_urls_and_stops_cleanly_on_ctrl_c() {
         "{other_statuses:?}"
     );
     assert_eq!(c.get(&midtier_health).send().await.unwrap().status(), 200);
-    // Edge 1's HTTPS URL serves over HTTP/3 too (aioquic, from PyPI), from the same cache.
+    // Edge 1's HTTPS port serves over HTTP/3 too (aioquic, from PyPI), from the same cache.
     let https = url_of("edge 1 HTTPS");
-    assert_eq!(
-        https,
-        format!("https://127.0.0.1:{}/sample/master.m3u8", port + 4)
+    assert!(
+        https.starts_with(&format!("https://127.0.0.1:{}/sample/", port + 4)),
+        "{https}"
     );
-    let https_base = https.rsplit_once('/').unwrap().0;
-    let h3 = support::h3_get(&[format!("{https_base}/{seg}")]);
+    let h3 = support::h3_get(&[format!("https://127.0.0.1:{}{seg_path}?token={token}", port + 4)]);
     assert_eq!(h3[0]["status"], 200, "{h3:?}");
     let via_h3 = h3[0]["headers"]["cache-status"].as_str().unwrap();
-    assert!(
-        via_h3.ends_with("strata-edge; hit") || via_h3.contains("strata-edge; hit"),
-        "{via_h3}"
-    );
+    assert!(via_h3.contains("strata-edge; hit"), "{via_h3}");
     assert!(
         lines
             .iter()
             .any(|l| l.contains("--ignore-certificate-errors-spki-list="))
     );
-    assert_eq!(c.get(&mpd).send().await.unwrap().status(), 200);
-    assert_eq!(c.get(&health).send().await.unwrap().status(), 200);
-    assert_eq!(c.get(&edge_health).send().await.unwrap().status(), 200);
+    let mpd = c.get(&mpd).send().await.unwrap();
+    assert_eq!(mpd.status(), 200);
+    assert!(mpd.text().await.unwrap().contains(&format!("?token={token}")));
+    for url in [&health, &edge_health, &cp_health] {
+        assert_eq!(c.get(url).send().await.unwrap().status(), 200, "{url}");
+    }
 
     let ok = Command::new("kill")
         .args(["-INT", &child.id().to_string()])

@@ -3,6 +3,7 @@
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use serde::{Deserialize, Serialize};
+use strata_contracts::api::control_plane::{Account, Profile};
 use strata_contracts::token::{KeyRing, Rejection, TokenKey, TokenKind, seal};
 
 /// The shortest password accepted.
@@ -58,6 +59,28 @@ pub fn verify_session(ring: &KeyRing, token: &str, now: i64) -> Result<String, R
         return Err(Rejection::Expired);
     }
     Ok(claims.sub)
+}
+
+/// A new account (fresh ids) for `email`, with one profile per name, or one named after the
+/// email's local part when there are none.
+pub fn new_account(email: &str, tier: &str, profile_names: &[String]) -> Account {
+    let names = if profile_names.is_empty() {
+        vec![email.split('@').next().unwrap_or("viewer").to_string()]
+    } else {
+        profile_names.to_vec()
+    };
+    Account {
+        id: random_id(),
+        email: email.to_string(),
+        tier: tier.to_string(),
+        profiles: names
+            .into_iter()
+            .map(|name| Profile {
+                id: random_id(),
+                name,
+            })
+            .collect(),
+    }
 }
 
 /// A random id: 128 bits as 32 hex digits.

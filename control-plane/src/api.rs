@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use strata_contracts::api::control_plane::{
     Account, ApiError, CATALOG_VERSION, CatalogFile, ImportResult, NewAccount, PlaybackRequest,
-    PlaybackResponse, Profile, Refusal, SignInRequest, SignInResponse, Timestamp, Title, TitleList,
+    PlaybackResponse, Refusal, SignInRequest, SignInResponse, Timestamp, Title, TitleList,
 };
 use strata_contracts::config::control_plane::ControlPlaneConfig;
 use strata_contracts::token::{KeyRing, PlaybackClaims, TokenKey, sign_playback};
@@ -397,23 +397,7 @@ async fn create_account(
             new.tier
         )));
     }
-    let names = if new.profiles.is_empty() {
-        vec![email.split('@').next().unwrap_or("viewer").to_string()]
-    } else {
-        new.profiles.clone()
-    };
-    let account = Account {
-        id: random_id(),
-        email,
-        tier: new.tier,
-        profiles: names
-            .into_iter()
-            .map(|name| Profile {
-                id: random_id(),
-                name,
-            })
-            .collect(),
-    };
+    let account = accounts::new_account(&email, &new.tier, &new.profiles);
     // argon2 is deliberately slow; keep it off the async workers.
     let password = new.password;
     let password_hash = tokio::task::spawn_blocking(move || hash_password(&password))

@@ -107,7 +107,7 @@ impl ControlPlane {
         };
         let store = Store::open(&url).await?;
         let keys = if config.token_keys.is_empty() {
-            vec![generated_key(&config.data_dir)?]
+            vec![load_or_make_key(&config.data_dir)?]
         } else {
             config.token_keys.clone()
         };
@@ -168,6 +168,37 @@ impl ControlPlane {
             .expect("a bound listener has an address")
     }
 
+    /// Creates or replaces titles (as `POST /v1/admin/catalog` does, without the HTTP).
+    pub async fn import_titles(
+        &self,
+        titles: &[strata_contracts::api::control_plane::Title],
+    ) -> Result<(), ControlPlaneError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        Ok(self.app.store.put_titles(titles, now).await?)
+    }
+
+    /// Creates an account unless one with its email exists; returns whether it was created.
+    pub async fn ensure_account(
+        &self,
+        new: &strata_contracts::api::control_plane::NewAccount,
+    ) -> Result<bool, ControlPlaneError> {
+        if self.app.store.account_by_email(&new.email).await?.is_some() {
+            return Ok(false);
+        }
+        let account = accounts::new_account(&new.email, &new.tier, &new.profiles);
+        let record = store::AccountRecord {
+            account,
+            password_hash: accounts::hash_password(&new.password),
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        self.app.store.create_account(&record, now).await?;
+        Ok(true)
+    }
+
     /// The health check for `/healthz`.
     pub fn health(&self) -> HealthCheck {
         HealthCheck {
@@ -191,7 +222,7 @@ impl ControlPlane {
 /// The signing key kept in `dir/token-key.json`, made on first start. A single box needs no
 /// key in its config; a fleet (several control planes, or edges that verify) configures
 /// `token_keys` instead, since every party must hold the same secret.
-fn generated_key(dir: &Path) -> Result<TokenKey, ControlPlaneError> {
+pub fn load_or_make_key(dir: &Path) -> Result<TokenKey, ControlPlaneError> {
     let path = dir.join("token-key.json");
     let err = |error: String| ControlPlaneError::Key {
         path: path.display().to_string(),

@@ -36,6 +36,37 @@ const LADDER: [Rung; 3] = [
     },
 ];
 
+/// The renditions the sample title has, as the catalog lists them: the video ladder (ids are
+/// the DASH representation ids ffmpeg gives them) and the AAC audio.
+pub fn sample_renditions() -> Vec<strata_contracts::api::control_plane::Rendition> {
+    use strata_contracts::api::control_plane::Rendition;
+    let mut out: Vec<Rendition> = LADDER
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Rendition {
+            id: i.to_string(),
+            // H.264 Main; level 3.0 fits 360p, 3.1 the taller rungs.
+            codec: if r.height <= 360 {
+                "avc1.4d401e"
+            } else {
+                "avc1.4d401f"
+            }
+            .into(),
+            width: r.width,
+            height: r.height,
+            bitrate: u64::from(r.kbps) * 1000,
+        })
+        .collect();
+    out.push(Rendition {
+        id: LADDER.len().to_string(),
+        codec: "mp4a.40.2".into(),
+        width: 0,
+        height: 0,
+        bitrate: 128_000,
+    });
+    out
+}
+
 /// Segment duration, seconds.
 const SEGMENT_SECS: u32 = 2;
 

@@ -2,6 +2,7 @@
 //! the sample title (made once per build with the real ffmpeg), and small clients.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod control_plane;
 pub mod raw_http;
 pub mod script_origin;
 
