@@ -221,6 +221,42 @@ async fn scenario(database: &str) {
     let (status, _) = api.send(M::GET, "/v1/titles/x", None, None, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
+    // ---- discovery: search with a typo, facets, and a deleted title gone at once ----
+    let (status, body) = api.send(M::GET, "/v1/search?q=smaple", None, None, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["results"][0]["id"], "sample", "{body}");
+    let (_, body) = api
+        .send(
+            M::GET,
+            "/v1/search?q=title&genre=Documentary&year=2026&limit=2",
+            None,
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(body["total"], 5, "{body}");
+    assert_eq!(body["results"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        body["facets"]["genres"][0],
+        json!({"value": "Documentary", "count": 5})
+    );
+    assert_eq!(body["stale"], false);
+    let (_, body) = api.send(M::GET, "/v1/search?q=renamed", None, None, None).await;
+    assert_eq!(body["total"], 0, "a deleted title must not be found: {body}");
+    let (status, body) = api
+        .send(
+            M::GET,
+            &format!("/v1/search?q={}", "x".repeat(300)),
+            None,
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("bad_request"))
+    );
+
     // ---- accounts and sign-in ----
     for (email, tier) in [("alice@example.com", "basic"), ("bob@example.com", "premium")] {
         let (status, body) = api
@@ -478,6 +514,19 @@ async fn scenario(database: &str) {
     let (_, play) = api.play(&bob, NL, "sample", "tv").await;
     assert_eq!(play["max_height"], 2160);
 
+    // ---- browse rows: new, trending (the sample was played most), genres ----
+    let (status, body) = api.send(M::GET, "/v1/browse?limit=3", None, None, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let rows = body["rows"].as_array().unwrap();
+    let row = |id: &str| {
+        rows.iter()
+            .find(|r| r["id"] == id)
+            .unwrap_or_else(|| panic!("no row {id}: {body}"))
+    };
+    assert_eq!(row("new")["titles"].as_array().unwrap().len(), 3);
+    assert_eq!(row("trending")["titles"][0]["id"], "sample", "{body}");
+    assert_eq!(row("genre:Documentary")["titles"].as_array().unwrap().len(), 3);
+
     // Unknown plays are named as such.
     let (status, body) = api
         .send(M::GET, "/v1/plays/0123/master.m3u8", None, None, None)
@@ -501,6 +550,74 @@ async fn the_control_plane_on_postgresql() {
         return;
     };
     scenario(&database.url()).await;
+}
+
+#[tokio::test]
+async fn two_control_planes_share_one_postgresql() {
+    let Some(database) = postgres_database() else {
+        return;
+    };
+    let cdn = start_cdn();
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = start_control_plane(&cdn, &database.url(), dir_a.path());
+    let b = start_control_plane(&cdn, &database.url(), dir_b.path());
+    let (api_a, api_b) = (
+        Api {
+            base: a.url(""),
+            client: http1(),
+        },
+        Api {
+            base: b.url(""),
+            client: http1(),
+        },
+    );
+    let (status, _) = api_a
+        .send(
+            reqwest::Method::POST,
+            "/v1/admin/accounts",
+            Some(ADMIN),
+            None,
+            Some(json!({"email": "dan@example.com", "password": "long enough", "tier": "premium"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let mut t = title("shared", json!({}));
+    t["name"] = json!("Harbour Lights");
+    let (status, _) = api_a
+        .send(
+            reqwest::Method::PUT,
+            "/v1/admin/titles/shared",
+            Some(ADMIN),
+            None,
+            Some(t),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // B signs the account in and plays the title A created: one database, one key.
+    let session = api_b.sign_in("dan@example.com", "long enough").await;
+    let (status, play) = api_b.play(&session, NL, "shared", "tv").await;
+    assert_eq!(status, StatusCode::OK, "{play}");
+    // B's search index notices A's change on its next refresh (search_refresh_secs = 1).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, body) = api_b
+            .send(
+                reqwest::Method::GET,
+                "/v1/search?q=harbor+lihgts",
+                None,
+                None,
+                None,
+            )
+            .await;
+        if body["results"][0]["id"] == "shared" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "B never indexed A's title: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@ use crate::geo::{self, GeoDb};
 use crate::manifest::{self, ManifestError, PlayUrls};
 use crate::metrics::Metrics;
 use crate::packaged::Packaged;
+use crate::search::{MAX_QUERY_CHARS, SearchIndex, SearchQuery};
 use crate::store::{AccountRecord, Play, Store, StoreError};
 use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -23,8 +24,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use strata_contracts::api::control_plane::{
-    Account, ApiError, CATALOG_VERSION, CatalogFile, ImportResult, NewAccount, PlaybackRequest,
-    PlaybackResponse, Refusal, SignInRequest, SignInResponse, Timestamp, Title, TitleList,
+    Account, ApiError, BrowseResponse, BrowseRow, CATALOG_VERSION, CatalogFile, ImportResult, NewAccount,
+    PlaybackRequest, PlaybackResponse, Refusal, SearchResponse, SignInRequest, SignInResponse, Timestamp,
+    Title, TitleList, TitleSummary,
 };
 use strata_contracts::config::control_plane::ControlPlaneConfig;
 use strata_contracts::token::{KeyRing, PlaybackClaims, TokenKey, sign_playback};
@@ -41,6 +43,18 @@ pub(crate) struct App {
     pub packaged: Packaged,
     pub metrics: Metrics,
     pub admin_token: String,
+    pub search: SearchIndex,
+}
+
+impl App {
+    /// Applies a catalog change to the search index; a failure is logged and counted, and
+    /// the periodic refresh rebuilds.
+    fn reindex(&self, upserts: &[Title], removals: &[&str]) {
+        if let Err(e) = self.search.apply(upserts, removals) {
+            self.metrics.search_index_failures.inc();
+            tracing::error!("{e}; the last good index serves until the next refresh");
+        }
+    }
 }
 
 type Shared = Arc<App>;
@@ -50,6 +64,8 @@ pub(crate) fn router(app: Shared) -> Router {
     Router::new()
         .route("/v1/titles", get(list_titles))
         .route("/v1/titles/{id}", get(get_title))
+        .route("/v1/search", get(search))
+        .route("/v1/browse", get(browse))
         .route("/v1/sessions", post(sign_in))
         .route("/v1/playback", post(playback))
         .route("/v1/plays/{play}/master.m3u8", get(hls_master))
@@ -324,6 +340,7 @@ async fn put_title(
     }
     check_title(&title, &app.config).map_err(Failure::bad_request)?;
     app.store.put_titles(std::slice::from_ref(&title), now()).await?;
+    app.reindex(std::slice::from_ref(&title), &[]);
     Ok(Json(title))
 }
 
@@ -334,6 +351,7 @@ async fn delete_title(
 ) -> ApiResult<StatusCode> {
     require_admin(&app, &headers)?;
     if app.store.delete_title(&id).await? {
+        app.reindex(&[], &[id.as_str()]);
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(Failure::refusal(
@@ -367,9 +385,97 @@ async fn import_catalog(
         }
     }
     app.store.put_titles(&file.titles, now()).await?;
+    app.reindex(&file.titles, &[]);
     Ok(Json(ImportResult {
         imported: file.titles.len() as u64,
     }))
+}
+
+// ---- discovery ----
+
+#[derive(Deserialize)]
+struct SearchParams {
+    #[serde(default)]
+    q: String,
+    genre: Option<String>,
+    year: Option<u32>,
+    #[serde(default = "default_search_limit")]
+    limit: usize,
+}
+
+fn default_search_limit() -> usize {
+    20
+}
+
+async fn search(State(app): State<Shared>, Query(p): Query<SearchParams>) -> ApiResult<Json<SearchResponse>> {
+    if p.q.chars().count() > MAX_QUERY_CHARS {
+        return Err(Failure::bad_request(format!(
+            "q: at most {MAX_QUERY_CHARS} characters"
+        )));
+    }
+    if !(1..=100).contains(&p.limit) {
+        return Err(Failure::bad_request("limit must be 1-100"));
+    }
+    let query = SearchQuery {
+        text: p.q,
+        genre: p.genre.filter(|g| !g.is_empty()),
+        year: p.year,
+        limit: p.limit,
+    };
+    app.search.search(&query).map(Json).map_err(|e| {
+        tracing::error!("{e}");
+        Failure::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "search_unavailable",
+            e.to_string(),
+        )
+    })
+}
+
+#[derive(Deserialize)]
+struct BrowseParams {
+    #[serde(default = "default_row_limit")]
+    limit: i64,
+}
+
+fn default_row_limit() -> i64 {
+    20
+}
+
+/// Genre rows on the browse page.
+const GENRE_ROWS: i64 = 8;
+/// The trending row counts plays over this long.
+const TRENDING_WINDOW_SECS: i64 = 7 * 86_400;
+
+async fn browse(State(app): State<Shared>, Query(p): Query<BrowseParams>) -> ApiResult<Json<BrowseResponse>> {
+    if !(1..=100).contains(&p.limit) {
+        return Err(Failure::bad_request("limit must be 1-100"));
+    }
+    let summaries = |titles: Vec<Title>| titles.iter().map(TitleSummary::from).collect();
+    let mut rows = vec![
+        BrowseRow {
+            id: "new".into(),
+            name: "New".into(),
+            titles: summaries(app.store.newest_titles(p.limit).await?),
+        },
+        BrowseRow {
+            id: "trending".into(),
+            name: "Trending".into(),
+            titles: summaries(
+                app.store
+                    .trending_titles(now() - TRENDING_WINDOW_SECS, p.limit)
+                    .await?,
+            ),
+        },
+    ];
+    for genre in app.store.top_genres(GENRE_ROWS).await? {
+        rows.push(BrowseRow {
+            id: format!("genre:{genre}"),
+            titles: summaries(app.store.titles_in_genre(&genre, p.limit).await?),
+            name: genre,
+        });
+    }
+    Ok(Json(BrowseResponse { rows }))
 }
 
 // ---- accounts ----

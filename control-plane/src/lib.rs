@@ -15,6 +15,7 @@ mod geo;
 mod manifest;
 mod metrics;
 mod packaged;
+mod search;
 mod store;
 
 pub use store::{Backend, Store, StoreError};
@@ -62,6 +63,9 @@ pub enum ControlPlaneError {
         /// Why.
         error: String,
     },
+    /// The search index could not be built.
+    #[error("{0}")]
+    Search(String),
     /// Metrics could not be registered.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
@@ -137,7 +141,13 @@ impl ControlPlane {
         } else {
             config.public_url()
         };
+        let search = search::SearchIndex::new().map_err(|e| ControlPlaneError::Search(e.to_string()))?;
+        let indexed = search
+            .rebuild(store.all_titles().await.map_err(|e| e.to_string()))
+            .map_err(|e| ControlPlaneError::Search(e.to_string()))?;
+        tracing::info!(titles = indexed, "search index built");
         let app = App {
+            search,
             config: config.clone(),
             public_url,
             store,
@@ -208,6 +218,7 @@ impl ControlPlane {
 
     /// Serves until `shutdown`, then finishes the requests in flight.
     pub async fn serve(self, shutdown: CancellationToken) -> Result<(), ControlPlaneError> {
+        tokio::spawn(refresh_search(Arc::clone(&self.app), shutdown.clone()));
         let router = api::router(self.app);
         axum::serve(
             self.listener,
@@ -216,6 +227,41 @@ impl ControlPlane {
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
         .map_err(ControlPlaneError::Serve)
+    }
+}
+
+/// Rebuilds the search index when the catalog changed behind this process's back (another
+/// control plane on the same database) or when an earlier update failed.
+async fn refresh_search(app: Arc<App>, shutdown: CancellationToken) {
+    let every = Duration::from_secs(app.config.search_refresh_secs);
+    let mut seen = app.store.catalog_version().await.ok();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let version = match app.store.catalog_version().await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!("search refresh: {e}");
+                continue;
+            }
+        };
+        if seen == Some(version) && !app.search.is_stale() {
+            continue;
+        }
+        let titles = app.store.all_titles().await.map_err(|e| e.to_string());
+        app.metrics.search_rebuilds.inc();
+        match app.search.rebuild(titles) {
+            Ok(n) => {
+                tracing::info!(titles = n, "search index rebuilt");
+                seen = Some(version);
+            }
+            Err(e) => {
+                app.metrics.search_index_failures.inc();
+                tracing::error!("{e}; the last good index keeps serving");
+            }
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! The control plane's Prometheus metrics, `strata_control_plane_*`.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
 
 /// Every metric the control plane keeps.
 #[derive(Clone)]
@@ -13,6 +13,10 @@ pub struct Metrics {
     pub playback: IntCounterVec,
     /// Sign-ins by outcome: `ok`, `bad_credentials`.
     pub signins: IntCounterVec,
+    /// Search index updates or rebuilds that failed.
+    pub search_index_failures: IntCounter,
+    /// Search index rebuilds from the database.
+    pub search_rebuilds: IntCounter,
 }
 
 impl Metrics {
@@ -47,7 +51,17 @@ impl Metrics {
                 Opts::new("strata_control_plane_signins_total", "Sign-ins, by outcome"),
                 &["outcome"],
             )?,
+            search_index_failures: IntCounter::new(
+                "strata_control_plane_search_index_failures_total",
+                "Search index updates or rebuilds that failed (the last good index kept serving)",
+            )?,
+            search_rebuilds: IntCounter::new(
+                "strata_control_plane_search_rebuilds_total",
+                "Search index rebuilds from the database",
+            )?,
         };
+        registry.register(Box::new(m.search_index_failures.clone()))?;
+        registry.register(Box::new(m.search_rebuilds.clone()))?;
         registry.register(Box::new(m.requests.clone()))?;
         registry.register(Box::new(m.duration.clone()))?;
         registry.register(Box::new(m.playback.clone()))?;

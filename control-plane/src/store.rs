@@ -227,6 +227,72 @@ impl Store {
         Ok((titles, total.max(0) as u64))
     }
 
+    /// Every title, for building the search index.
+    pub async fn all_titles(&self) -> Result<Vec<Title>, StoreError> {
+        let rows = sqlx::query("SELECT id, body FROM titles ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(decode_title).collect()
+    }
+
+    /// Changes whenever the catalog does (count and latest update): how a control plane
+    /// notices changes made by another one on the same database.
+    pub async fn catalog_version(&self) -> Result<(i64, i64), StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n, MAX(updated_at) AS latest FROM titles")
+            .fetch_one(&self.pool)
+            .await?;
+        let latest: Option<i64> = row.try_get("latest")?;
+        Ok((row.try_get("n")?, latest.unwrap_or(0)))
+    }
+
+    /// The newest titles: latest year first, then most recently added.
+    pub async fn newest_titles(&self, limit: i64) -> Result<Vec<Title>, StoreError> {
+        let rows =
+            sqlx::query("SELECT id, body FROM titles ORDER BY year DESC, created_at DESC, id LIMIT $1")
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(decode_title).collect()
+    }
+
+    /// The most played titles since `since` (Unix seconds).
+    pub async fn trending_titles(&self, since: i64, limit: i64) -> Result<Vec<Title>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT t.id, t.body FROM titles t JOIN              (SELECT title_id, COUNT(*) AS n FROM plays WHERE started_at >= $1 GROUP BY title_id) p              ON p.title_id = t.id ORDER BY p.n DESC, t.id LIMIT $2",
+        )
+        .bind(since)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(decode_title).collect()
+    }
+
+    /// The genres with the most titles.
+    pub async fn top_genres(&self, limit: i64) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT genre, COUNT(*) AS n FROM title_genres GROUP BY genre ORDER BY n DESC, genre LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get("genre"))
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    /// Titles of one genre, newest first.
+    pub async fn titles_in_genre(&self, genre: &str, limit: i64) -> Result<Vec<Title>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT t.id, t.body FROM titles t JOIN title_genres g ON g.title_id = t.id              WHERE g.genre = $1 ORDER BY t.year DESC, t.id LIMIT $2",
+        )
+        .bind(genre)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(decode_title).collect()
+    }
+
     /// Creates an account with its profiles.
     pub async fn create_account(&self, record: &AccountRecord, now: i64) -> Result<(), StoreError> {
         let a = &record.account;

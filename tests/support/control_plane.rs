@@ -84,7 +84,7 @@ pub fn start_control_plane(cdn: &Cdn, database: &str, data_dir: &Path) -> Server
     std::fs::write(
         &config,
         format!(
-            "listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nadmin_token = \"{ADMIN}\"\n\
+            "listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nadmin_token = \"{ADMIN}\"\nsearch_refresh_secs = 1\n\
              client_ip_header = \"x-forwarded-for\"\n\
              [[token_keys]]\nid = \"{}\"\nsecret = \"{}\"\n",
             k.id, k.secret

@@ -7,6 +7,8 @@
 //! - `GET /v1/plays/{play}/master.m3u8`, `.../hls/{media}.m3u8`, `.../manifest.mpd`: the
 //!   play's manifests, renditions filtered and segment URLs tokenized
 //! - `GET /v1/titles`, `GET /v1/titles/{id}`: the catalog
+//! - `GET /v1/search?q=...&genre=...&year=...&limit=N` answers [`SearchResponse`]
+//! - `GET /v1/browse?limit=N` answers [`BrowseResponse`]: rows by genre, new, trending
 //!
 //! Operators (`Authorization: Bearer <admin_token>`):
 //! - `PUT /v1/admin/titles/{id}` with a [`Title`], `DELETE /v1/admin/titles/{id}`
@@ -157,6 +159,82 @@ pub struct TitleList {
     pub titles: Vec<Title>,
     /// Titles in the whole catalog.
     pub total: u64,
+}
+
+/// What discovery shows of a title.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TitleSummary {
+    /// Id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Release year.
+    pub year: u32,
+    /// Genres.
+    pub genres: Vec<String>,
+    /// Artwork URL.
+    pub artwork: String,
+}
+
+impl From<&Title> for TitleSummary {
+    fn from(t: &Title) -> Self {
+        TitleSummary {
+            id: t.id.clone(),
+            name: t.name.clone(),
+            year: t.year,
+            genres: t.genres.clone(),
+            artwork: t.artwork.clone(),
+        }
+    }
+}
+
+/// One value of a facet and how many matching titles have it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FacetCount {
+    /// The value (a genre, or a year as text).
+    pub value: String,
+    /// Matching titles with it.
+    pub count: u64,
+}
+
+/// Search results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchResponse {
+    /// Titles matching, best first.
+    pub results: Vec<TitleSummary>,
+    /// How many titles match in all.
+    pub total: u64,
+    /// Genre and year counts over every match, for narrowing down.
+    pub facets: SearchFacets,
+    /// True while the index lags the catalog (a rebuild failed; the last good index serves).
+    pub stale: bool,
+}
+
+/// Facet counts of a search.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchFacets {
+    /// By genre, most first.
+    pub genres: Vec<FacetCount>,
+    /// By year, most first.
+    pub years: Vec<FacetCount>,
+}
+
+/// One row of the browse page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrowseRow {
+    /// `new`, `trending` or `genre:<name>`.
+    pub id: String,
+    /// Heading to show.
+    pub name: String,
+    /// Titles in the row's order.
+    pub titles: Vec<TitleSummary>,
+}
+
+/// The browse page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrowseResponse {
+    /// Rows: new, trending (plays in the last 7 days), then one per genre.
+    pub rows: Vec<BrowseRow>,
 }
 
 /// An account to create.

@@ -43,6 +43,8 @@ pub struct ControlPlaneConfig {
     pub playback_token_ttl_secs: u64,
     /// Lifetime of sign-in sessions, seconds.
     pub session_ttl_secs: u64,
+    /// How often the search index checks the database for changes made elsewhere, seconds.
+    pub search_refresh_secs: u64,
     /// Signing keys; the first signs. Empty: a key generated once and kept in `data_dir`.
     pub token_keys: Vec<TokenKey>,
     /// Subscription tiers.
@@ -82,6 +84,7 @@ impl Default for ControlPlaneConfig {
             client_ip_header: String::new(),
             playback_token_ttl_secs: 21_600,
             session_ttl_secs: 2_592_000,
+            search_refresh_secs: 10,
             token_keys: Vec::new(),
             tiers: vec![
                 ceiling("basic", 540),
@@ -147,6 +150,9 @@ impl Validate for ControlPlaneConfig {
         }
         if self.playback_token_ttl_secs == 0 {
             return Err(FieldError::new("playback_token_ttl_secs", "must be at least 1"));
+        }
+        if self.search_refresh_secs == 0 {
+            return Err(FieldError::new("search_refresh_secs", "must be at least 1"));
         }
         if self.session_ttl_secs == 0 {
             return Err(FieldError::new("session_ttl_secs", "must be at least 1"));
