@@ -53,6 +53,10 @@ pub enum Command {
     /// Fetch URLs as fast as possible over HTTP/1.1, HTTP/2 or HTTP/3 for a bounded time and
     /// report requests/s, Gbit/s and latency percentiles (a protocol benchmark, not players).
     FetchBench(FetchBenchArgs),
+    /// The control plane's light path under concurrent load: imports a synthetic catalog,
+    /// then times playback start, search (with typos) and browse; prints req/s and latency
+    /// percentiles per phase.
+    CpBench(CpBenchArgs),
     /// Synthetic HLS viewers against a CDN in real time: a player model with ABR and a buffer
     /// per viewer, Zipf title popularity; reports QoE (startup, rebuffering, bitrate,
     /// switches) and request figures.
@@ -263,6 +267,37 @@ pub struct MidtierArgs {
         hide_env_values = true
     )]
     pub admin_token: Option<String>,
+}
+
+/// `strata cp-bench`.
+#[derive(Args, Debug, Clone)]
+pub struct CpBenchArgs {
+    /// The control plane's API URL.
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8090")]
+    pub url: String,
+    /// Its admin credential (to import the catalog and make the bench account).
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "STRATA_CONTROL_PLANE_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    pub admin_token: String,
+    /// Titles in the synthetic catalog (ids bench-0 ... bench-N; imported, replacing earlier ones).
+    #[arg(long, default_value_t = 5000)]
+    pub titles: usize,
+    /// Concurrent clients in each phase.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// Seconds per phase (1-600).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub duration: u64,
+    /// Seed of the catalog and the request mix.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Print the report as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `strata fetch-bench`.

@@ -8,6 +8,7 @@ mod api_client;
 mod catalog;
 mod cli;
 mod control_plane_role;
+mod cp_bench;
 mod demo;
 mod edge_role;
 mod fetch_bench;
@@ -32,6 +33,7 @@ fn main() -> ExitCode {
         cli::Command::Catalog(cli::CatalogCommand::Import(args)) => catalog::import(args),
         cli::Command::SampleContent(args) => demo::sample_content(args),
         cli::Command::Demo(args) => demo::main(args),
+        cli::Command::CpBench(args) => cp_bench::main(args),
         cli::Command::FetchBench(args) => fetch_bench::main(args),
         cli::Command::Loadgen(args) => loadgen::main(args),
     };

@@ -44,7 +44,13 @@ pub(crate) struct App {
     pub metrics: Metrics,
     pub admin_token: String,
     pub search: SearchIndex,
+    /// The browse page as last computed, with when and for which row length: the same for
+    /// every viewer, so it is computed at most once per [`BROWSE_KEEP`].
+    pub browse: tokio::sync::Mutex<Option<(Instant, i64, BrowseResponse)>>,
 }
+
+/// How long a computed browse page is served before it is computed again.
+pub(crate) const BROWSE_KEEP: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl App {
     /// Applies a catalog change to the search index; a failure is logged and counted, and
@@ -451,6 +457,21 @@ async fn browse(State(app): State<Shared>, Query(p): Query<BrowseParams>) -> Api
     if !(1..=100).contains(&p.limit) {
         return Err(Failure::bad_request("limit must be 1-100"));
     }
+    // One computation at a time: viewers arriving meanwhile wait for it, then share it.
+    let mut kept = app.browse.lock().await;
+    if let Some((at, limit, page)) = kept.as_ref()
+        && *limit == p.limit
+        && at.elapsed() < BROWSE_KEEP
+    {
+        return Ok(Json(page.clone()));
+    }
+    let page = browse_page(&app, p.limit).await?;
+    *kept = Some((Instant::now(), p.limit, page.clone()));
+    Ok(Json(page))
+}
+
+async fn browse_page(app: &App, limit: i64) -> ApiResult<BrowseResponse> {
+    let p = BrowseParams { limit };
     let summaries = |titles: Vec<Title>| titles.iter().map(TitleSummary::from).collect();
     let mut rows = vec![
         BrowseRow {
@@ -475,7 +496,7 @@ async fn browse(State(app): State<Shared>, Query(p): Query<BrowseParams>) -> Api
             name: genre,
         });
     }
-    Ok(Json(BrowseResponse { rows }))
+    Ok(BrowseResponse { rows })
 }
 
 // ---- accounts ----

@@ -6,6 +6,7 @@
 //! - `geo`: the client's country from a MaxMind database
 //! - `packaged` + `manifest`: per-play HLS and DASH manifests from the packaged ones,
 //!   renditions filtered and segment URLs tokenized for the edge
+//! - `search`: the tantivy index behind `/v1/search`
 //! - `api`: the axum routes; `metrics`: `strata_control_plane_*`
 
 mod accounts;
@@ -148,6 +149,7 @@ impl ControlPlane {
         tracing::info!(titles = indexed, "search index built");
         let app = App {
             search,
+            browse: tokio::sync::Mutex::new(None),
             config: config.clone(),
             public_url,
             store,

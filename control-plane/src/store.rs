@@ -33,11 +33,18 @@ pub enum StoreError {
 }
 
 /// The schema's migrations, embedded, in order.
-const MIGRATIONS: [(i64, &str, &str); 1] = [(
-    1,
-    "catalog accounts plays",
-    include_str!("../migrations/0001_catalog_accounts_plays.sql"),
-)];
+const MIGRATIONS: [(i64, &str, &str); 2] = [
+    (
+        1,
+        "catalog accounts plays",
+        include_str!("../migrations/0001_catalog_accounts_plays.sql"),
+    ),
+    (
+        2,
+        "discovery indexes",
+        include_str!("../migrations/0002_discovery_indexes.sql"),
+    ),
+];
 
 /// Which database is behind the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
