@@ -496,8 +496,8 @@ async fn scenario(database: &str) {
         sha256(&std::fs::read(cdn.content.join("sample/seg-1-00003.m4s")).unwrap())
     );
 
-    // ---- a premium play on a TV gets every rendition; on a phone, 720p at most ----
-    for (device, want) in [("tv", vec![360, 540, 720]), ("phone", vec![360, 540, 720])] {
+    // ---- a premium play on a TV gets every rendition; on a watch (a 360p class), one ----
+    for (device, want) in [("tv", vec![360, 540, 720]), ("watch", vec![360])] {
         let (status, play) = api.play(&bob, NL, "sample", device).await;
         assert_eq!(status, StatusCode::OK, "{play}");
         let (_, master) = fetch(play["hls_url"].as_str().unwrap()).await;
@@ -513,6 +513,29 @@ async fn scenario(database: &str) {
     assert_eq!(play["max_height"], 720);
     let (_, play) = api.play(&bob, NL, "sample", "tv").await;
     assert_eq!(play["max_height"], 2160);
+    let (_, play) = api.play(&bob, NL, "sample", "watch").await;
+    let (_, mpd) = fetch(play["dash_url"].as_str().unwrap()).await;
+    let mpd = dash_mpd_core::parse(std::str::from_utf8(&mpd).unwrap()).unwrap();
+    let heights: Vec<u64> = mpd.periods[0].adaptations[0]
+        .representations
+        .iter()
+        .map(|r| r.height.unwrap())
+        .collect();
+    assert_eq!(heights, [360], "device filtering in the MPD too");
+    // A profile that is not the account's is refused.
+    let (status, body) = api
+        .send(
+            M::POST,
+            "/v1/playback",
+            Some(&bob),
+            Some(NL),
+            Some(json!({"title": "sample", "device": "tv", "profile": "someone-elses"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("unknown_profile"))
+    );
 
     // ---- browse rows: new, trending (the sample was played most), genres ----
     let (status, body) = api.send(M::GET, "/v1/browse?limit=3", None, None, None).await;

@@ -77,7 +77,8 @@ pub fn start_cdn() -> Cdn {
     }
 }
 
-/// `strata control-plane` on `database` (empty: SQLite in `data_dir`) for `cdn`.
+/// `strata control-plane` on `database` (empty: SQLite in `data_dir`) for `cdn`, with the
+/// default device classes and a `watch` class capped at 360p.
 pub fn start_control_plane(cdn: &Cdn, database: &str, data_dir: &Path) -> ServerProcess {
     let k = key();
     let config = data_dir.join("control-plane.toml");
@@ -86,7 +87,9 @@ pub fn start_control_plane(cdn: &Cdn, database: &str, data_dir: &Path) -> Server
         format!(
             "listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nadmin_token = \"{ADMIN}\"\nsearch_refresh_secs = 1\n\
              client_ip_header = \"x-forwarded-for\"\n\
-             [[token_keys]]\nid = \"{}\"\nsecret = \"{}\"\n",
+             [[token_keys]]\nid = \"{}\"\nsecret = \"{}\"\n\
+             [[devices]]\nname = \"phone\"\nmax_height = 720\n[[devices]]\nname = \"web\"\nmax_height = 1080\n\
+             [[devices]]\nname = \"tv\"\nmax_height = 2160\n[[devices]]\nname = \"watch\"\nmax_height = 360\n",
             k.id, k.secret
         ),
     )
