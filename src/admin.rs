@@ -27,6 +27,41 @@ pub enum Health {
 /// A role's health check.
 pub type HealthCheck = Arc<dyn Fn() -> BoxFuture<'static, Health> + Send + Sync>;
 
+/// A health check from a role's own probe: `Ok` is healthy, `Err(reason)` unhealthy.
+pub fn health_check<P, F>(probe: P) -> HealthCheck
+where
+    P: Fn() -> F + Send + Sync + 'static,
+    F: std::future::Future<Output = Result<(), String>> + Send + 'static,
+{
+    Arc::new(move || {
+        let checked = probe();
+        Box::pin(async move {
+            match checked.await {
+                Ok(()) => Health::Ok,
+                Err(reason) => Health::Unhealthy(reason),
+            }
+        })
+    })
+}
+
+/// Serves `admin` beside a role's own server future until both have finished (the role
+/// returns once `shutdown` fired and it drained).
+pub async fn serve_beside<E>(
+    admin: Admin,
+    shutdown: CancellationToken,
+    role: impl std::future::Future<Output = Result<(), E>>,
+) -> anyhow::Result<()>
+where
+    anyhow::Error: From<E>,
+{
+    let admin_task = tokio::spawn(admin.serve(shutdown));
+    role.await?;
+    admin_task
+        .await
+        .map_err(|e| anyhow::anyhow!("admin listener task: {e}"))??;
+    Ok(())
+}
+
 #[derive(Clone)]
 struct AdminState {
     role: &'static str,

@@ -1,12 +1,11 @@
 //! `strata control-plane`: config and flags in, API and admin listeners up, drain on signal.
 
-use crate::admin::{Admin, Health, HealthCheck};
+use crate::admin::{Admin, health_check, serve_beside};
 use crate::cli::ControlPlaneArgs;
 use crate::role_config::{self, Settled};
 use crate::shutdown;
 use anyhow::Context;
 use std::process::ExitCode;
-use std::sync::Arc;
 use strata_contracts::config::control_plane::{ControlPlaneConfig, DEFAULT_TOML};
 use strata_control_plane::ControlPlane;
 use tokio_util::sync::CancellationToken;
@@ -31,14 +30,14 @@ pub async fn bind(config: &ControlPlaneConfig) -> anyhow::Result<(ControlPlane, 
     let registry = prometheus::Registry::new();
     let cp = ControlPlane::bind(config, &registry).await?;
     let health = cp.health();
-    let check: HealthCheck = Arc::new(move || {
+    let check = health_check(move || {
         let health = health.clone();
-        Box::pin(async move {
-            match health.check().await {
-                Ok(()) => Health::Ok,
-                Err(reason) => Health::Unhealthy(format!("database: {reason}")),
-            }
-        })
+        async move {
+            health
+                .check()
+                .await
+                .map_err(|reason| format!("database: {reason}"))
+        }
     });
     let admin = Admin::bind(
         config.admin_listen,
@@ -53,10 +52,7 @@ pub async fn bind(config: &ControlPlaneConfig) -> anyhow::Result<(ControlPlane, 
 
 /// Serves both listeners until `shutdown`.
 pub async fn serve(cp: ControlPlane, admin: Admin, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let admin_task = tokio::spawn(admin.serve(shutdown.clone()));
-    cp.serve(shutdown).await?;
-    admin_task.await.context("admin listener task")??;
-    Ok(())
+    serve_beside(admin, shutdown.clone(), cp.serve(shutdown)).await
 }
 
 fn apply_flags(config: &mut ControlPlaneConfig, args: &ControlPlaneArgs) -> bool {

@@ -1,12 +1,11 @@
 //! `strata origin`: config and flags in, origin and admin listeners up, drain on signal.
 
-use crate::admin::{Admin, Health, HealthCheck};
+use crate::admin::{Admin, health_check, serve_beside};
 use crate::cli::OriginArgs;
 use crate::role_config::{self, Settled};
 use crate::shutdown;
 use anyhow::Context;
 use std::process::ExitCode;
-use std::sync::Arc;
 use strata_contracts::config::origin::{Backend, DEFAULT_TOML, OriginConfig};
 use strata_origin::OriginServer;
 use tokio_util::sync::CancellationToken;
@@ -36,14 +35,9 @@ pub async fn bind(config: &OriginConfig) -> anyhow::Result<(OriginServer, Admin)
     let registry = prometheus::Registry::new();
     let origin = OriginServer::bind(config, &registry).await?;
     let health = origin.health();
-    let check: HealthCheck = Arc::new(move || {
+    let check = health_check(move || {
         let health = health.clone();
-        Box::pin(async move {
-            match health.check().await {
-                Ok(()) => Health::Ok,
-                Err(reason) => Health::Unhealthy(reason),
-            }
-        })
+        async move { health.check().await }
     });
     let admin = Admin::bind(
         config.admin_listen,
@@ -58,10 +52,7 @@ pub async fn bind(config: &OriginConfig) -> anyhow::Result<(OriginServer, Admin)
 
 /// Serves both listeners until `shutdown`, then waits for the origin to drain.
 pub async fn serve(origin: OriginServer, admin: Admin, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let admin_task = tokio::spawn(admin.serve(shutdown.clone()));
-    origin.serve(shutdown).await?;
-    admin_task.await.context("admin listener task")??;
-    Ok(())
+    serve_beside(admin, shutdown.clone(), origin.serve(shutdown)).await
 }
 
 fn apply_flags(config: &mut OriginConfig, args: &OriginArgs) -> bool {
