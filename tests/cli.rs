@@ -240,3 +240,59 @@ fn the_three_tier_example_configs_are_valid() {
     );
     assert!(err.is_empty() || err.contains("storage.root"), "{err}");
 }
+
+#[test]
+fn the_control_plane_prints_its_defaults_and_names_bad_fields() {
+    let (status, text, _) = run_strata(&["control-plane", "--print-default-config"], &[]);
+    assert!(status.success());
+    assert!(
+        text.contains("listen = \"127.0.0.1:8090\"") && text.contains("[[tiers]]"),
+        "{text}"
+    );
+    let (status, _, err) = run_strata(
+        &["control-plane", "--cdn-url", "edge:8081", "--check-config"],
+        &[],
+    );
+    assert_eq!(status.code(), Some(2));
+    assert!(err.contains("field `cdn_url`"), "{err}");
+    let (status, _, err) = run_strata(
+        &["control-plane", "--database", "mysql://x", "--check-config"],
+        &[],
+    );
+    assert_eq!(status.code(), Some(2));
+    assert!(err.contains("field `database`"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cp.toml");
+    std::fs::write(&file, "[[token_keys]]\nid = \"k\"\nsecret = \"too short\"\n").unwrap();
+    let (status, _, err) = run_strata(
+        &[
+            "control-plane",
+            "--config",
+            file.to_str().unwrap(),
+            "--check-config",
+        ],
+        &[],
+    );
+    assert_eq!(status.code(), Some(2));
+    assert!(
+        err.contains("field `token_keys`") && err.contains("shorter than 32"),
+        "{err}"
+    );
+    // A catalog file with a bad field is named before anything is sent.
+    let catalog = dir.path().join("catalog.json");
+    std::fs::write(&catalog, r#"{"version": 1, "titles": [{"id": "a", "name": 5}]}"#).unwrap();
+    let (status, _, err) = run_strata(
+        &[
+            "catalog",
+            "import",
+            catalog.to_str().unwrap(),
+            "--admin-token",
+            "x",
+            "--url",
+            "http://127.0.0.1:9",
+        ],
+        &[],
+    );
+    assert!(!status.success());
+    assert!(err.contains("titles[0].name"), "{err}");
+}
