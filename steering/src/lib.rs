@@ -1,2 +1,8 @@
-//! Steering: edge and multi-CDN selection per client, HLS/DASH Content Steering manifests,
-//! and pre-warm orchestration across the fleet. Not built yet: the steering issue builds it.
+//! Strata's steering: which edge (or external CDN) serves each viewer.
+//!
+//! - `fleet`: registered edges, heartbeats, health polls, rotation (a pure state machine)
+//! - `decide`: the per-viewer decision: prefix, then nearest cluster, a home edge per title,
+//!   overload spill, external CDNs (pure)
+
+pub mod decide;
+pub mod fleet;

@@ -3,3 +3,4 @@
 
 pub mod control_plane;
 pub mod edge;
+pub mod steering;

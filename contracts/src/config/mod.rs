@@ -10,6 +10,7 @@ pub mod control_plane;
 pub mod edge;
 pub mod midtier;
 pub mod origin;
+pub mod steering;
 
 pub use cache_control::validate_cache_control;
 
