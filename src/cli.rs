@@ -42,6 +42,10 @@ pub enum Command {
     /// Serve the control plane: catalog, accounts and sign-in, playback authorization
     /// (entitlement, country, blackouts), per-play manifests with tokenized segment URLs.
     ControlPlane(ControlPlaneArgs),
+    /// Serve steering: the fleet view (edge registration, heartbeats, health polls) and the
+    /// choice of edge or external CDN per viewer, as Content Steering manifests, 302
+    /// redirects and a JSON decision API.
+    Steering(SteeringArgs),
     /// Catalog tools that talk to a running control plane's admin API.
     #[command(subcommand)]
     Catalog(CatalogCommand),
@@ -134,6 +138,28 @@ pub struct ControlPlaneArgs {
     /// MaxMind GeoLite2 database for client countries (overrides `geoip_db`).
     #[arg(long, value_name = "FILE")]
     pub geoip_db: Option<PathBuf>,
+}
+
+/// `strata steering`.
+#[derive(Args, Debug, Clone)]
+pub struct SteeringArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// API listener address (overrides `listen`).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Admin listener address for /metrics and /healthz (overrides `admin_listen`).
+    #[arg(long, value_name = "ADDR")]
+    pub admin_listen: Option<SocketAddr>,
+    /// Directory of the fleet store (overrides `data_dir`).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// GeoLite2-City database for client locations (overrides `geoip_db`).
+    #[arg(long, value_name = "FILE")]
+    pub geoip_db: Option<PathBuf>,
+    /// Print the credential of edge ID (signed with the first of `edge_keys`) and exit.
+    #[arg(long, value_name = "ID")]
+    pub issue_credential: Option<String>,
 }
 
 /// `strata catalog ...`.

@@ -68,6 +68,7 @@ pub fn run(
         .await?;
         anyhow::Ok((edge, admin))
     })?;
+    edge.link_to_steering(admin.local_addr(), shutdown.clone());
     let admin_task = support.spawn(admin.serve(shutdown.clone()));
     let store = edge.store();
     edge.serve(shutdown.clone())?;

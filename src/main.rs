@@ -18,6 +18,7 @@ mod midtier_role;
 mod origin_role;
 mod role_config;
 mod shutdown;
+mod steering_role;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -30,6 +31,7 @@ fn main() -> ExitCode {
         cli::Command::Edge(args) => edge_role::main(args),
         cli::Command::Midtier(args) => midtier_role::main(args),
         cli::Command::ControlPlane(args) => control_plane_role::main(args),
+        cli::Command::Steering(args) => steering_role::main(args),
         cli::Command::Catalog(cli::CatalogCommand::Import(args)) => catalog::import(args),
         cli::Command::SampleContent(args) => demo::sample_content(args),
         cli::Command::Demo(args) => demo::main(args),

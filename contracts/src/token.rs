@@ -33,6 +33,8 @@ pub enum TokenKind {
     Playback,
     /// A signed-in account's session at the control plane.
     Session,
+    /// An edge's credential towards steering (claims: [`EdgeClaims`]).
+    Edge,
 }
 
 impl TokenKind {
@@ -40,6 +42,7 @@ impl TokenKind {
         match self {
             TokenKind::Playback => "playback",
             TokenKind::Session => "session",
+            TokenKind::Edge => "edge",
         }
     }
 }
@@ -79,6 +82,25 @@ pub struct PlaybackClaims {
     /// The playback session it belongs to, for logs and telemetry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+}
+
+/// The claims of an edge credential: which edge holds it. No expiry: a credential is
+/// withdrawn by retiring the key that signed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EdgeClaims {
+    /// Id of the key that signed it.
+    pub kid: String,
+    /// The edge's id.
+    pub sub: String,
+}
+
+/// Issues the credential of edge `edge_id`.
+pub fn sign_edge(key: &TokenKey, edge_id: &str) -> String {
+    let claims = EdgeClaims {
+        kid: key.id.clone(),
+        sub: edge_id.to_string(),
+    };
+    seal(key, TokenKind::Edge, &claims)
 }
 
 /// Why a token was refused; each has a stable machine-readable reason.
@@ -320,6 +342,12 @@ pub fn path_covered(prefix: &str, path: &str) -> bool {
             .is_some_and(|rest| rest.starts_with('/'))
 }
 
+/// Compares two secrets without an early exit, so response time does not leak how much of
+/// a guess matched.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// The value of the token query parameter in a query string, if present.
 pub fn token_in_query(query: Option<&str>) -> Option<&str> {
     query?.split('&').find_map(|pair| match pair.split_once('=') {
@@ -469,6 +497,13 @@ mod test {
             validate_keys(&[key("a"), key("a")]),
             Err(KeyError::Duplicate("a".into()))
         );
+    }
+
+    #[test]
+    fn secrets_compare_whole() {
+        assert!(same_secret("abc", "abc"));
+        assert!(!same_secret("abc", "abd"));
+        assert!(!same_secret("abc", "abcd"));
     }
 
     #[test]

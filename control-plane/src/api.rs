@@ -29,7 +29,7 @@ use strata_contracts::api::control_plane::{
     Title, TitleList, TitleSummary,
 };
 use strata_contracts::config::control_plane::ControlPlaneConfig;
-use strata_contracts::token::{KeyRing, PlaybackClaims, TokenKey, sign_playback};
+use strata_contracts::token::{KeyRing, PlaybackClaims, TokenKey, same_secret, sign_playback};
 use tower_http::cors::{Any, CorsLayer};
 
 /// Everything the handlers share.
@@ -184,11 +184,6 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .ok()?
         .strip_prefix("Bearer ")
         .map(str::trim)
-}
-
-/// Compares without an early exit, so response time does not leak how much matched.
-fn same_secret(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn require_admin(app: &App, headers: &HeaderMap) -> ApiResult<()> {
@@ -877,12 +872,5 @@ mod test {
         );
         assert_eq!(token_prefix(&title("/a/master.m3u8", "/b/manifest.mpd")), "/");
         assert_eq!(token_prefix(&title("", "/d/x.mpd")), "/d/");
-    }
-
-    #[test]
-    fn secrets_compare_whole() {
-        assert!(same_secret("abc", "abc"));
-        assert!(!same_secret("abc", "abd"));
-        assert!(!same_secret("abc", "abcd"));
     }
 }

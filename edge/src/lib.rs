@@ -24,6 +24,7 @@ mod request_directives;
 mod resume;
 mod revalidation;
 mod server;
+mod steering_link;
 mod store;
 mod tls_certs;
 mod token_gate;

@@ -151,11 +151,7 @@ impl Edge {
         } else {
             None
         };
-        let node_id = if config.node_id.is_empty() {
-            hop::default_node_id(&hop::hostname(), config.listen)
-        } else {
-            config.node_id.clone()
-        };
+        let node_id = self.node_id();
         let tokens = TokenGate::from_config(&config.token)
             .map_err(|e| EdgeError::Config(format!("token.keys: {e}")))?
             .map(Arc::new);
@@ -330,6 +326,60 @@ impl Edge {
             } else {
                 Err(reasons.join("; "))
             }
+        }
+    }
+
+    /// Starts registering with steering and sending heartbeats, when `[steering] url` is set;
+    /// `admin` is the bound admin address (its `/healthz` is what steering polls).
+    pub fn link_to_steering(&self, admin: std::net::SocketAddr, shutdown: CancellationToken) {
+        let st = &self.config.steering;
+        if st.url.is_empty() {
+            return;
+        }
+        let node_id = self.node_id();
+        let credential =
+            std::env::var("STRATA_EDGE_STEERING_CREDENTIAL").unwrap_or_else(|_| st.credential.clone());
+        let registration = strata_contracts::api::steering::EdgeRegistration {
+            version: strata_contracts::api::steering::EDGE_PROTOCOL_VERSION,
+            edge_id: node_id.clone(),
+            cluster: if st.cluster.is_empty() {
+                node_id
+            } else {
+                st.cluster.clone()
+            },
+            lat: st.lat,
+            lon: st.lon,
+            prefixes: st.prefixes.clone(),
+            url: if st.public_url.is_empty() {
+                format!("http://{}", self.config.listen)
+            } else {
+                st.public_url.trim_end_matches('/').to_string()
+            },
+            https_url: self.config.tls_listen.map(|a| format!("https://{a}")),
+            health_url: format!("http://{admin}/healthz"),
+            capacity_bytes: self.store.capacity_bytes(),
+        };
+        crate::steering_link::spawn(
+            crate::steering_link::LinkSettings {
+                url: st.url.clone(),
+                credential,
+                registration,
+                every: Duration::from_millis(st.heartbeat_ms),
+                capacity_rps: st.capacity_rps,
+            },
+            self.metrics.clone(),
+            self.store,
+            &self.support,
+            shutdown,
+        );
+    }
+
+    /// This node's id: `node_id`, or one made from the host name and `listen`.
+    pub fn node_id(&self) -> String {
+        if self.config.node_id.is_empty() {
+            hop::default_node_id(&hop::hostname(), self.config.listen)
+        } else {
+            self.config.node_id.clone()
         }
     }
 

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 pub const DEFAULT_TOML: &str = include_str!("../../../configs/edge.toml");
 
 /// Everything `strata edge` needs to run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EdgeConfig {
     /// Config format version.
@@ -70,6 +70,49 @@ pub struct EdgeConfig {
     pub collapse: CollapseConfig,
     /// Playback tokens on player requests.
     pub token: TokenConfig,
+    /// Registration and heartbeats to steering.
+    pub steering: SteeringLink,
+}
+
+/// How this edge tells steering about itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SteeringLink {
+    /// Steering's base URL; empty: the edge does not register.
+    pub url: String,
+    /// This edge's credential (`strata steering --issue-credential <node_id>`).
+    pub credential: String,
+    /// The cluster (site) the edge belongs to; empty: its node id.
+    pub cluster: String,
+    /// Latitude of the site, degrees.
+    pub lat: f64,
+    /// Longitude of the site, degrees.
+    pub lon: f64,
+    /// Client prefixes this edge's cluster serves (CIDR).
+    pub prefixes: Vec<String>,
+    /// The URL players use for this edge; empty: `http://<listen>`.
+    pub public_url: String,
+    /// Heartbeat interval, milliseconds.
+    pub heartbeat_ms: u64,
+    /// Requests per second the edge is sized for; its reported load is the recent rate over
+    /// this. 0: load is always reported as 0.
+    pub capacity_rps: u64,
+}
+
+impl Default for SteeringLink {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            credential: String::new(),
+            cluster: String::new(),
+            lat: 0.0,
+            lon: 0.0,
+            prefixes: Vec::new(),
+            public_url: String::new(),
+            heartbeat_ms: 2000,
+            capacity_rps: 0,
+        }
+    }
 }
 
 /// Whether player requests must carry a playback token, and the keys that verify it.
@@ -322,6 +365,7 @@ impl Default for EdgeConfig {
             upstream_timeouts: UpstreamTimeouts::default(),
             collapse: CollapseConfig::default(),
             token: TokenConfig::default(),
+            steering: SteeringLink::default(),
         }
     }
 }
@@ -581,6 +625,45 @@ impl Validate for EdgeConfig {
         ] {
             if v == 0 {
                 return Err(FieldError::new(field, "must be at least 1"));
+            }
+        }
+        let st = &self.steering;
+        if !st.url.is_empty() {
+            if !st.url.starts_with("http://") && !st.url.starts_with("https://") {
+                return Err(FieldError::new(
+                    "steering.url",
+                    "must start with http:// or https://",
+                ));
+            }
+            if st.credential.is_empty() && std::env::var("STRATA_EDGE_STEERING_CREDENTIAL").is_err() {
+                return Err(FieldError::new(
+                    "steering.credential",
+                    "is required when steering.url is set (strata steering --issue-credential <node_id>)",
+                ));
+            }
+            if !(-90.0..=90.0).contains(&st.lat) || !(-180.0..=180.0).contains(&st.lon) {
+                return Err(FieldError::new(
+                    "steering.lat",
+                    "latitude -90..90, longitude -180..180",
+                ));
+            }
+            if st.heartbeat_ms == 0 {
+                return Err(FieldError::new("steering.heartbeat_ms", "must be at least 1"));
+            }
+            if !st.public_url.is_empty()
+                && !st.public_url.starts_with("http://")
+                && !st.public_url.starts_with("https://")
+            {
+                return Err(FieldError::new(
+                    "steering.public_url",
+                    "must start with http:// or https://",
+                ));
+            }
+            if !st.cluster.is_empty() && !crate::config::steering::is_pathway_id(&st.cluster) {
+                return Err(FieldError::new(
+                    "steering.cluster",
+                    "1-64 characters of A-Z a-z 0-9 . _ -",
+                ));
             }
         }
         if let Err(e) = crate::token::validate_keys(&self.token.keys) {

@@ -88,6 +88,8 @@ pub struct FoyerStore {
     index: KeyIndex,
     /// The disk tier's health; `None` when the cache runs in memory only.
     disk: Option<DiskState>,
+    /// Configured size of both tiers, bytes.
+    capacity: u64,
 }
 
 impl FoyerStore {
@@ -156,7 +158,19 @@ impl FoyerStore {
             metrics,
             index,
             disk,
+            capacity: (settings.memory_bytes + settings.disk.as_ref().map_or(0, |(_, size)| *size)) as u64,
         })
+    }
+
+    /// Configured size of both tiers, bytes.
+    pub fn capacity_bytes(&self) -> u64 {
+        self.capacity
+    }
+
+    /// Capacity not taken by stored objects (bodies as indexed; an estimate, since an object
+    /// may be held in both tiers).
+    pub fn free_bytes(&self) -> u64 {
+        self.capacity.saturating_sub(self.inventory("/", 0).bytes)
     }
 
     /// Probes the disk every `every` on `spawner`, taking it out of service on failure.

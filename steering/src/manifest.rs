@@ -1,0 +1,178 @@
+//! Content Steering manifests from a decision. The control plane's manifests name one
+//! pathway, `strata` (its `cdn_url`); every pathway here is a clone of it with the host
+//! replaced, so a player can move between our edges and external CDNs without a new manifest.
+
+use strata_contracts::api::steering::{Decision, PathwayClone, SteeringManifest, UriReplacement};
+
+/// The pathway id the control plane's manifests carry (`PATHWAY-ID`, `serviceLocation`).
+pub const BASE_PATHWAY: &str = "strata";
+
+/// Which player family asks: they read `HOST` differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Player {
+    /// hls.js and HLS players: `HOST` replaces the URL's host and port.
+    Hls,
+    /// dash.js: `HOST` is written with its scheme, or the port is lost on replacement.
+    Dash,
+}
+
+impl Player {
+    /// From the request: an explicit `player=hls|dash`, else the `_HLS_`/`_DASH_` parameters
+    /// players add, else HLS.
+    pub fn from_query(query: &[(String, String)]) -> Player {
+        let has = |k: &str| query.iter().any(|(name, _)| name == k);
+        match query.iter().find(|(k, _)| k == "player").map(|(_, v)| v.as_str()) {
+            Some("dash") => Player::Dash,
+            Some("hls") => Player::Hls,
+            _ if has("_DASH_pathway") || has("_DASH_throughput") => Player::Dash,
+            _ => Player::Hls,
+        }
+    }
+
+    /// The query value for [`Player::from_query`].
+    pub fn name(self) -> &'static str {
+        match self {
+            Player::Hls => "hls",
+            Player::Dash => "dash",
+        }
+    }
+}
+
+/// `host[:port]` of an `http(s)://host[:port]/...` URL.
+fn authority(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.split(['/', '?']).next().unwrap_or(rest)
+}
+
+/// `scheme://host[:port]` of a URL.
+fn origin(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, _)) => format!("{scheme}://{}", authority(url)),
+        None => authority(url).to_string(),
+    }
+}
+
+/// The manifest for a decision: priority in the decision's order, each pathway a clone of
+/// [`BASE_PATHWAY`] whose host is the pathway's, and the base pathway last (the manifest's
+/// own URLs) so the list is never empty.
+pub fn steering_manifest(
+    decision: &Decision,
+    player: Player,
+    ttl: u64,
+    reload_uri: String,
+) -> SteeringManifest {
+    let mut priority: Vec<String> = decision.pathways.iter().map(|p| p.id.clone()).collect();
+    priority.push(BASE_PATHWAY.to_string());
+    let clones = decision
+        .pathways
+        .iter()
+        .map(|p| PathwayClone {
+            base_id: BASE_PATHWAY.into(),
+            id: p.id.clone(),
+            uri_replacement: UriReplacement {
+                host: match player {
+                    Player::Hls => authority(&p.url).to_string(),
+                    Player::Dash => origin(&p.url),
+                },
+            },
+        })
+        .collect();
+    SteeringManifest {
+        version: 1,
+        ttl,
+        reload_uri,
+        pathway_priority: priority,
+        pathway_clones: clones,
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use strata_contracts::api::steering::Pathway;
+
+    fn decision() -> Decision {
+        Decision {
+            client: "192.0.2.1".into(),
+            matched_by: "nearest".into(),
+            pathways: vec![
+                Pathway {
+                    id: "edge-a".into(),
+                    url: "http://127.0.0.2:8081".into(),
+                    kind: "edge".into(),
+                    cluster: Some("lon".into()),
+                },
+                Pathway {
+                    id: "cdn-b".into(),
+                    url: "https://cdn-b.example/base".into(),
+                    kind: "cdn".into(),
+                    cluster: None,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn the_manifest_has_the_spec_fields_and_clones_every_pathway() {
+        let m = steering_manifest(
+            &decision(),
+            Player::Hls,
+            30,
+            "http://steer/v1/steering/s?title=t".into(),
+        );
+        let json = serde_json::to_value(&m).unwrap();
+        assert_eq!(json["VERSION"], 1);
+        assert_eq!(json["TTL"], 30);
+        assert_eq!(json["RELOAD-URI"], "http://steer/v1/steering/s?title=t");
+        assert_eq!(
+            json["PATHWAY-PRIORITY"],
+            serde_json::json!(["edge-a", "cdn-b", "strata"])
+        );
+        assert_eq!(
+            json["PATHWAY-CLONES"][0],
+            serde_json::json!({"BASE-ID": "strata", "ID": "edge-a", "URI-REPLACEMENT": {"HOST": "127.0.0.2:8081"}})
+        );
+        assert_eq!(
+            json["PATHWAY-CLONES"][1]["URI-REPLACEMENT"]["HOST"],
+            "cdn-b.example"
+        );
+        let dash = steering_manifest(&decision(), Player::Dash, 30, String::new());
+        assert_eq!(
+            dash.pathway_clones[0].uri_replacement.host,
+            "http://127.0.0.2:8081"
+        );
+        assert_eq!(
+            dash.pathway_clones[1].uri_replacement.host,
+            "https://cdn-b.example"
+        );
+    }
+
+    #[test]
+    fn an_empty_decision_still_names_a_pathway() {
+        let d = Decision {
+            client: "x".into(),
+            matched_by: "none".into(),
+            pathways: vec![],
+        };
+        let m = steering_manifest(&d, Player::Hls, 5, String::new());
+        assert_eq!(m.pathway_priority, ["strata"]);
+        assert!(serde_json::to_value(&m).unwrap().get("PATHWAY-CLONES").is_none());
+    }
+
+    #[test]
+    fn the_player_is_told_by_its_parameters() {
+        let q = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            Player::from_query(&q(&[("_DASH_pathway", "\"a\"")])),
+            Player::Dash
+        );
+        assert_eq!(Player::from_query(&q(&[("_HLS_pathway", "a")])), Player::Hls);
+        assert_eq!(Player::from_query(&q(&[("player", "dash")])), Player::Dash);
+        assert_eq!(Player::from_query(&q(&[])), Player::Hls);
+    }
+}

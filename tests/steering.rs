@@ -1,0 +1,326 @@
+//! Steering as a real process with two real edges on their own loopback addresses, each
+//! registering and sending heartbeats: decisions by prefix and by the real GeoLite2
+//! database, Content Steering manifests, 302 routing, an edge lost and taken out of
+//! rotation, refused impersonation and unregistered heartbeats, a steering restart that
+//! keeps the fleet, and edges that keep serving while steering is down.
+
+mod support;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+use support::control_plane::geolite2;
+use support::{ServerProcess, base_url, free_port, http1, run_strata, start_cache_node, start_origin};
+
+const ADMIN: &str = "steering-admin-credential";
+const KEY: &str = "steering-edge-key-secret-0123456789abcdef";
+
+struct Setup {
+    dir: tempfile::TempDir,
+    config: String,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("steering.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{}\"\nadmin_listen = \"127.0.0.1:0\"\nadmin_token = \"{ADMIN}\"\n\
+             data_dir = \"{}\"\nheartbeat_timeout_ms = 1500\npoll_interval_ms = 300\nttl_secs = 5\n\
+             client_ip_header = \"x-forwarded-for\"\ngeoip_db = \"{}\"\n\
+             [[edge_keys]]\nid = \"k1\"\nsecret = \"{KEY}\"\n\
+             [[cdns]]\nname = \"cdn-b\"\nurl = \"http://127.0.0.9:9\"\n",
+            free_port(),
+            dir.path().join("data").display(),
+            geolite2().display()
+        ),
+    )
+    .unwrap();
+    Setup {
+        config: config.to_str().unwrap().to_string(),
+        dir,
+    }
+}
+
+fn start_steering(s: &Setup) -> ServerProcess {
+    ServerProcess::start("steering", &["--config", &s.config], &[])
+}
+
+fn credential(s: &Setup, edge_id: &str) -> String {
+    let (status, out, err) = run_strata(
+        &["steering", "--config", &s.config, "--issue-credential", edge_id],
+        &[],
+    );
+    assert!(status.success(), "{err}");
+    out.trim().to_string()
+}
+
+/// An edge on `ip` in `cluster` at (lat, lon), registering with steering.
+fn start_edge(
+    s: &Setup,
+    steering: &ServerProcess,
+    origin: &str,
+    ip: &str,
+    id: &str,
+    site: (f64, f64),
+    prefixes: &[&str],
+) -> (ServerProcess, tempfile::TempDir) {
+    let cache = tempfile::tempdir().unwrap();
+    let config = cache.path().join("edge.toml");
+    let cluster = id.split('-').next().unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "node_id = \"{id}\"\n[steering]\nurl = \"{}\"\ncredential = \"{}\"\ncluster = \"{cluster}\"\n\
+             lat = {}\nlon = {}\nprefixes = {}\nheartbeat_ms = 300\n",
+            steering.url(""),
+            credential(s, id),
+            site.0,
+            site.1,
+            serde_json::to_string(prefixes).unwrap()
+        ),
+    )
+    .unwrap();
+    let listen = format!("{ip}:{}", free_port());
+    let edge = start_cache_node(
+        "edge",
+        origin,
+        &cache.path().join("cache"),
+        &["--config", config.to_str().unwrap(), "--listen", &listen],
+        &[],
+    );
+    (edge, cache)
+}
+
+async fn get_json(url: &str, xff: Option<&str>) -> (StatusCode, Value) {
+    let mut req = http1().get(url).bearer_auth(ADMIN);
+    if let Some(ip) = xff {
+        req = req.header("x-forwarded-for", ip);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn wait_until(what: &str, mut ok: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !ok().await {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn in_rotation(steering: &ServerProcess) -> Vec<String> {
+    let (_, fleet) = get_json(&steering.url("/v1/admin/edges"), None).await;
+    fleet["edges"]
+        .as_array()
+        .map(|edges| {
+            edges
+                .iter()
+                .filter(|e| e["in_rotation"] == true)
+                .map(|e| e["registration"]["edge_id"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn first_pathway(decision: &Value) -> &str {
+    decision["pathways"][0]["id"].as_str().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn steering_follows_the_fleet_and_speaks_to_players() {
+    const FRANKFURT: (f64, f64) = (50.11, 8.68);
+    const NEW_YORK: (f64, f64) = (40.71, -74.0);
+    let content = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(content.path().join("sample")).unwrap();
+    std::fs::write(content.path().join("sample/seg-1.m4s"), vec![7u8; 50_000]).unwrap();
+    let origin = start_origin(content.path());
+    let s = setup();
+    let mut steering = start_steering(&s);
+    // An ISP's edge in Frankfurt serving the ISP's prefix 81.2.0.0/16, and one in New York.
+    let (fra, _fra_cache) = start_edge(
+        &s,
+        &steering,
+        &base_url(&origin),
+        "127.0.0.2",
+        "fra-1",
+        FRANKFURT,
+        &["81.2.0.0/16"],
+    );
+    let (nyc, _nyc_cache) = start_edge(
+        &s,
+        &steering,
+        &base_url(&origin),
+        "127.0.0.3",
+        "nyc-1",
+        NEW_YORK,
+        &[],
+    );
+    wait_until("both edges in rotation", async || {
+        in_rotation(&steering).await.len() == 2
+    })
+    .await;
+
+    // Decisions: the ISP's subscriber (GB address, inside the prefix) goes to Frankfurt; a
+    // US address to New York, the Netherlands to Frankfurt, both by the real GeoLite2 data.
+    let decide = |ip: &str| steering.url(&format!("/v1/decide?title=sample&ip={ip}"));
+    let (_, d) = get_json(&decide("81.2.69.160"), None).await;
+    assert_eq!(
+        (d["matched_by"].as_str(), first_pathway(&d)),
+        (Some("prefix"), "edge-fra-1"),
+        "{d}"
+    );
+    let (_, d) = get_json(&decide("8.8.8.8"), None).await;
+    assert_eq!(
+        (d["matched_by"].as_str(), first_pathway(&d)),
+        (Some("nearest"), "edge-nyc-1"),
+        "{d}"
+    );
+    let ids: Vec<&str> = d["pathways"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["edge-nyc-1", "edge-fra-1", "cdn-b"]);
+    let (_, d) = get_json(&decide("193.0.6.139"), None).await;
+    assert_eq!(first_pathway(&d), "edge-fra-1");
+
+    // A Content Steering manifest for a dash.js player in the US.
+    let (status, m) = get_json(
+        &steering.url("/v1/steering/play-1?title=sample&player=dash"),
+        Some("8.8.8.8"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(m["VERSION"], 1);
+    assert_eq!(m["TTL"], 5);
+    assert_eq!(
+        m["PATHWAY-PRIORITY"],
+        json!(["edge-nyc-1", "edge-fra-1", "cdn-b", "strata"])
+    );
+    let reload = m["RELOAD-URI"].as_str().unwrap();
+    assert!(
+        reload.starts_with(&steering.url("/v1/steering/play-1?"))
+            && reload.contains("title=sample")
+            && reload.contains("player=dash"),
+        "{reload}"
+    );
+    let clone = &m["PATHWAY-CLONES"][0];
+    assert_eq!(clone["BASE-ID"], "strata");
+    assert_eq!(clone["ID"], "edge-nyc-1");
+    assert_eq!(
+        clone["URI-REPLACEMENT"]["HOST"],
+        nyc.url("").trim_end_matches('/')
+    );
+
+    // 302 for players that do not speak steering; the query (a token, say) is kept.
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let resp = no_redirects
+        .get(steering.url("/v1/route/sample/seg-1.m4s?token=abc"))
+        .header("x-forwarded-for", "8.8.8.8")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FOUND);
+    let location = resp.headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(location, nyc.url("/sample/seg-1.m4s?token=abc"));
+    let followed = http1().get(&location).send().await.unwrap();
+    assert_eq!(followed.status(), StatusCode::OK);
+    assert_eq!(followed.bytes().await.unwrap().len(), 50_000);
+
+    // Bad edge messages change nothing and say why.
+    let hb = |id: &str| json!({"version": 1, "edge_id": id, "healthy": true, "load": 0.1});
+    let post = |path: &str, credential: Option<String>, body: Value| {
+        let mut req = http1().post(steering.url(path)).json(&body);
+        if let Some(c) = credential {
+            req = req.bearer_auth(c);
+        }
+        req.send()
+    };
+    let r = post("/v1/edges/heartbeat", Some(credential(&s, "fra-1")), hb("nyc-1"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "impersonation");
+    let r = post("/v1/edges/heartbeat", None, hb("nyc-1")).await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = post(
+        "/v1/edges/heartbeat",
+        Some("v1.forged.credential".into()),
+        hb("nyc-1"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = post("/v1/edges/heartbeat", Some(credential(&s, "ghost")), hb("ghost"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "unregistered");
+    let r = post(
+        "/v1/edges/heartbeat",
+        Some(credential(&s, "fra-1")),
+        json!({"version": 1, "edge_id": "fra-1", "load": "high"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let (status, _) = get_json(&steering.url("/v1/admin/edges"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let anonymous = http1().get(steering.url("/v1/admin/edges")).send().await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+
+    // The New York edge dies: out of rotation within the heartbeat timeout, and its viewers
+    // go to Frankfurt.
+    drop(nyc);
+    wait_until("nyc-1 out of rotation", async || {
+        in_rotation(&steering).await == ["fra-1"]
+    })
+    .await;
+    let (_, d) = get_json(&decide("8.8.8.8"), None).await;
+    assert_eq!(first_pathway(&d), "edge-fra-1", "{d}");
+    let (_, fleet) = get_json(&steering.url("/v1/admin/edges"), None).await;
+    let nyc_view = fleet["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["registration"]["edge_id"] == "nyc-1")
+        .unwrap();
+    assert!(
+        nyc_view["reason"].as_str().unwrap().contains("heartbeat")
+            || nyc_view["reason"].as_str().unwrap().contains("poll"),
+        "{nyc_view}"
+    );
+
+    // Steering stops: the edge serves on. Steering restarts: it knows its fleet at once.
+    steering.signal("TERM");
+    assert!(steering.wait_exit(Duration::from_secs(10)).success());
+    let served = http1().get(fra.url("/sample/seg-1.m4s")).send().await.unwrap();
+    assert_eq!(
+        served.status(),
+        StatusCode::OK,
+        "an edge must keep serving without steering"
+    );
+    let steering = start_steering(&s);
+    let (_, fleet) = get_json(&steering.url("/v1/admin/edges"), None).await;
+    let known: Vec<&str> = fleet["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["registration"]["edge_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(known, ["fra-1", "nyc-1"], "registrations survive a restart");
+    wait_until("fra-1 back in rotation after the restart", async || {
+        in_rotation(&steering).await == ["fra-1"]
+    })
+    .await;
+    let (_, d) = get_json(&steering.url("/v1/decide?title=sample&ip=8.8.8.8"), None).await;
+    assert_eq!(first_pathway(&d), "edge-fra-1");
+    drop(s.dir);
+}
