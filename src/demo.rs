@@ -5,15 +5,17 @@
 //! directory and is made on first run.
 
 use crate::cli::{DemoArgs, SampleContentArgs};
-use crate::{api_client, control_plane_role, edge_role, origin_role, shutdown};
+use crate::{api_client, control_plane_role, edge_role, origin_role, shutdown, steering_role};
 use anyhow::Context;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use strata_contracts::api::control_plane::{NewAccount, PlaybackResponse, SignInResponse, Title};
 use strata_contracts::config::control_plane::ControlPlaneConfig;
-use strata_contracts::config::edge::{CacheConfig, EdgeConfig, ParentConfig, TokenConfig};
+use strata_contracts::config::edge::{CacheConfig, EdgeConfig, ParentConfig, SteeringLink, TokenConfig};
 use strata_contracts::config::origin::OriginConfig;
+use strata_contracts::config::steering::SteeringConfig;
+use strata_contracts::token::sign_edge;
 use strata_edge::Role;
 use strata_origin::packaging::{self, SampleTitle};
 use tokio_util::sync::CancellationToken;
@@ -125,6 +127,30 @@ pub fn main(args: DemoArgs) -> anyhow::Result<ExitCode> {
         };
     }
     let admin_token = format!("demo-admin-{}", std::process::id());
+    // Steering: both edges register and send heartbeats, as two sites (London, Frankfurt).
+    let edge_key = strata_control_plane::load_or_make_key(&args.data_dir.join("steering"))?;
+    let steering = SteeringConfig {
+        listen: port(20)?,
+        admin_listen: port(1020)?,
+        data_dir: args.data_dir.join("steering"),
+        admin_token: admin_token.clone(),
+        edge_keys: vec![edge_key.clone()],
+        ..SteeringConfig::default()
+    };
+    for (edge, (cluster, lat, lon)) in edges
+        .iter_mut()
+        .zip([("london", 51.51, -0.13), ("frankfurt", 50.11, 8.68)])
+    {
+        edge.steering = SteeringLink {
+            url: format!("http://{}", steering.listen),
+            credential: sign_edge(&edge_key, &edge.node_id),
+            cluster: cluster.into(),
+            lat,
+            lon,
+            heartbeat_ms: 1000,
+            ..SteeringLink::default()
+        };
+    }
     let control_plane = ControlPlaneConfig {
         listen: port(10)?,
         admin_listen: port(1010)?,
@@ -145,6 +171,12 @@ pub fn main(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .context("starting the origin (is another demo running? pick other ports with --port-base)")?;
     let origin_admin = admin.local_addr();
     let origin_task = runtime.spawn(origin_role::serve(server, admin, shutdown.clone()));
+    let steering_task = runtime.block_on(async {
+        let (st, admin) = steering_role::bind(&steering)
+            .await
+            .context("starting steering")?;
+        anyhow::Ok(tokio::spawn(steering_role::serve(st, admin, shutdown.clone())))
+    })?;
     let cp_task = runtime.block_on(async {
         let (cp, admin) = control_plane_role::bind(&control_plane)
             .await
@@ -229,9 +261,21 @@ pub fn main(args: DemoArgs) -> anyhow::Result<ExitCode> {
                 tls.spki_sha256
             );
         }
+        let st = format!("http://{}", steering.listen);
+        println!("Steering (both edges register there; nearest site first, one home edge per title):");
+        println!(
+            "  steering manifest    {st}/v1/steering/{}?title=sample",
+            play.play
+        );
+        println!(
+            "  302 to the best edge {st}/v1/route/sample/seg-0-00001.m4s?token={}",
+            play.token
+        );
+        println!("  fleet                curl -H 'Authorization: Bearer {admin_token}' {st}/v1/admin/edges");
         println!("Operator endpoints:");
         for (name, admin) in [
             ("control plane", control_plane.admin_listen),
+            ("steering", steering.admin_listen),
             ("edge 1", edges[0].admin_listen),
             ("edge 2", edges[1].admin_listen),
             ("midtier", midtier.admin_listen),
@@ -259,6 +303,7 @@ pub fn main(args: DemoArgs) -> anyhow::Result<ExitCode> {
     }
     runtime.block_on(origin_task).context("origin task")??;
     runtime.block_on(cp_task).context("control plane task")??;
+    runtime.block_on(steering_task).context("steering task")??;
     if let Some(e) = failure {
         return Err(e);
     }

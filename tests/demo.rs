@@ -17,7 +17,12 @@ async fn demo_prints_working_urls_and_stops_cleanly_on_ctrl_c() {
     let port = loop {
         let p = free_port();
         let free = |q: u16| std::net::TcpListener::bind(("127.0.0.1", q)).is_ok();
-        if p < 60000 && (1..5).chain(1000..1004).chain([10, 1010]).all(|o| free(p + o)) {
+        if p < 60000
+            && (1..5)
+                .chain(1000..1004)
+                .chain([10, 1010, 20, 1020])
+                .all(|o| free(p + o))
+        {
             break p;
         }
     };
@@ -162,7 +167,34 @@ async fn demo_prints_working_urls_and_stops_cleanly_on_ctrl_c() {
     let mpd = c.get(&mpd).send().await.unwrap();
     assert_eq!(mpd.status(), 200);
     assert!(mpd.text().await.unwrap().contains(&format!("?token={token}")));
-    for url in [&health, &edge_health, &cp_health] {
+    // Both edges registered with steering, whose manifest for this play names them.
+    let steering_manifest = url_of("steering manifest");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let priority = loop {
+        let m: serde_json::Value = c
+            .get(&steering_manifest)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let p: Vec<String> = m["PATHWAY-PRIORITY"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
+        if p.len() == 3 || Instant::now() > deadline {
+            break p;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let mut edges: Vec<&str> = priority[..2].iter().map(String::as_str).collect();
+    edges.sort();
+    assert_eq!(edges, ["edge-demo-edge-1", "edge-demo-edge-2"], "{priority:?}");
+    assert_eq!(priority[2], "strata");
+    for url in [&health, &edge_health, &cp_health, &url_of("steering health")] {
         assert_eq!(c.get(url).send().await.unwrap().status(), 200, "{url}");
     }
 

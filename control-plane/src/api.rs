@@ -691,7 +691,7 @@ async fn start_play(
     Ok(PlaybackResponse {
         hls_url: (!title.hls.is_empty()).then(|| format!("{base}/master.m3u8")),
         dash_url: (!title.dash.is_empty()).then(|| format!("{base}/manifest.mpd")),
-        steering_url: steering_uri(app, &play_id),
+        steering_url: steering_uri(app, &play_id, &title.id, None),
         play: play_id,
         title: title.id,
         token,
@@ -701,12 +701,19 @@ async fn start_play(
     })
 }
 
-fn steering_uri(app: &App, play: &str) -> Option<String> {
+/// The play's steering URL: the session is the play, the title keys edge affinity, and the
+/// player family (`hls` or `dash`, when known) tells steering how to write host replacements.
+fn steering_uri(app: &App, play: &str, title: &str, player: Option<&str>) -> Option<String> {
     (!app.config.steering_url.is_empty()).then(|| {
-        format!(
-            "{}/v1/steering/{play}",
+        let mut uri = format!(
+            "{}/v1/steering/{play}?title={title}",
             app.config.steering_url.trim_end_matches('/')
-        )
+        );
+        if let Some(p) = player {
+            uri.push_str("&player=");
+            uri.push_str(p);
+        }
+        uri
     })
 }
 
@@ -779,7 +786,7 @@ async fn hls_master(State(app): State<Shared>, Path(play_id): Path<String>) -> A
     let text = packaged(&app, &title.hls).await?;
     let play_base = format!("{}/v1/plays/{play_id}", app.public_url);
     let cdn = cdn_dir(&app, &title.hls);
-    let steering = steering_uri(&app, &play_id);
+    let steering = steering_uri(&app, &play_id, &title.id, Some("hls"));
     let urls = PlayUrls {
         play_base: &play_base,
         cdn_dir: &cdn,
@@ -841,7 +848,7 @@ async fn dash_mpd(State(app): State<Shared>, Path(play_id): Path<String>) -> Api
         )
     })?;
     let cdn = cdn_dir(&app, &title.dash);
-    let steering = steering_uri(&app, &play_id);
+    let steering = steering_uri(&app, &play_id, &title.id, Some("dash"));
     let urls = PlayUrls {
         play_base: "",
         cdn_dir: &cdn,
