@@ -46,11 +46,13 @@ fn play(player: &str, url: &str) -> serde_json::Value {
     play_with(player, url, &[])
 }
 
-/// [`play`] with extra environment for `play.mjs` (HTTP/3: `H3_ORIGIN`, `H3_SPKI`).
+/// [`play`] with extra environment for `play.mjs` (HTTP/3: `H3_ORIGIN`, `H3_SPKI`); a
+/// `WATCH` entry sets how many seconds to watch (8 by default).
 fn play_with(player: &str, url: &str, envs: &[(&str, &str)]) -> serde_json::Value {
+    let watch = envs.iter().find(|(k, _)| *k == "WATCH").map_or("8", |(_, v)| *v);
     let out = Command::new("node")
         .arg(browser_dir().join("play.mjs"))
-        .args([player, url, "8"])
+        .args([player, url, watch])
         .envs(envs.iter().copied())
         .output()
         .expect("run node");
@@ -203,4 +205,161 @@ async fn hls_js_and_dash_js_play_a_play_started_at_the_control_plane() {
     );
     let served = metric(&edge_metrics, "strata_edge_requests_total{cache_status=\"miss\"}").await;
     assert!(served >= 4.0, "segments did not come from the edge: {served}");
+}
+
+#[tokio::test]
+async fn dash_js_follows_content_steering_away_from_a_dead_edge() {
+    use support::control_plane::{ADMIN as CP_ADMIN, Api, key, start_control_plane_with, title};
+    use support::steering::{ADMIN as ST_ADMIN, start_steered_edge, start_steering, steering_setup};
+    if !browser_available() {
+        return;
+    }
+    let origin = support::start_origin(&sample_content_root());
+    // Steering answers with a 1 s TTL; two token-enforcing edges of one site register there.
+    let s = steering_setup(1);
+    let steering = start_steering(&s);
+    let k = key();
+    let token_toml = format!(
+        "[token]\nenforce = true\n[[token.keys]]\nid = \"{}\"\nsecret = \"{}\"\n",
+        k.id, k.secret
+    );
+    let site = (50.0, 8.0);
+    let (a, _a_cache) = start_steered_edge(
+        &s,
+        &steering,
+        &base_url(&origin),
+        "127.0.0.2",
+        "site-a",
+        site,
+        &[],
+        &token_toml,
+    );
+    let (b, _b_cache) = start_steered_edge(
+        &s,
+        &steering,
+        &base_url(&origin),
+        "127.0.0.3",
+        "site-b",
+        site,
+        &[],
+        &token_toml,
+    );
+    let client = support::http1();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let fleet: serde_json::Value = client
+            .get(steering.url("/v1/admin/edges"))
+            .bearer_auth(ST_ADMIN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let up = fleet["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["in_rotation"] == true)
+            .count();
+        if up == 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "edges never came into rotation: {fleet}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // The title's home edge, and the other one.
+    let decision: serde_json::Value = client
+        .get(steering.url("/v1/decide?title=sample&ip=127.0.0.1"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (home, other) = if decision["pathways"][0]["id"] == "edge-site-a" {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    let home_host = home.data_addr.to_string();
+    let other_host = other.data_addr.to_string();
+
+    // The control plane's MPD names the base pathway at edge A and carries <ContentSteering>.
+    let data = tempfile::tempdir().unwrap();
+    let cp = start_control_plane_with(
+        &format!("http://{home_host}"),
+        &base_url(&origin),
+        "",
+        data.path(),
+        &format!("steering_url = \"{}\"", steering.url("")),
+    );
+    let api = Api {
+        base: cp.url(""),
+        client: support::http1(),
+    };
+    let put = api
+        .send(
+            reqwest::Method::PUT,
+            "/v1/admin/titles/sample",
+            Some(CP_ADMIN),
+            None,
+            Some(title("sample", serde_json::json!({}))),
+        )
+        .await;
+    assert_eq!(put.0, 200);
+    let made = api
+        .send(
+            reqwest::Method::POST,
+            "/v1/admin/accounts",
+            Some(CP_ADMIN),
+            None,
+            Some(serde_json::json!({"email": "steered@example.com", "password": "long enough", "tier": "premium"})),
+        )
+        .await;
+    assert_eq!(made.0, 201);
+    let session = api.sign_in("steered@example.com", "long enough").await;
+    let (status, play) = api.play(&session, "81.2.69.160", "sample", "web").await;
+    assert_eq!(status, 200, "{play}");
+    let mpd_url = play["dash_url"].as_str().unwrap().to_string();
+
+    // The home edge, which the MPD's own BaseURL names, dies; once steering has taken it out
+    // of rotation, dash.js plays: only steering's PATHWAY-CLONES can lead it to the other edge.
+    drop(home);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let d: serde_json::Value = client
+            .get(steering.url("/v1/decide?title=sample&ip=127.0.0.1"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if d["pathways"].as_array().unwrap().len() == 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the dead edge stayed in rotation: {d}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let state = tokio::task::spawn_blocking(move || play_with("dash", &mpd_url, &[]))
+        .await
+        .unwrap();
+    assert_eq!(state["ok"], true, "dash.js did not play: {state}");
+    let served_by = |host: &str| state["hosts"][host].as_u64().unwrap_or(0);
+    assert!(
+        served_by(&other_host) >= 4,
+        "dash.js did not follow steering to the other edge: {state}"
+    );
+    assert_eq!(served_by(&home_host), 0, "{state}");
+    assert!(
+        served_by(&steering.data_addr.to_string()) >= 1,
+        "steering was never asked: {state}"
+    );
 }

@@ -9,89 +9,8 @@ mod support;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-use support::control_plane::geolite2;
-use support::{ServerProcess, base_url, free_port, http1, run_strata, start_cache_node, start_origin};
-
-const ADMIN: &str = "steering-admin-credential";
-const KEY: &str = "steering-edge-key-secret-0123456789abcdef";
-
-struct Setup {
-    dir: tempfile::TempDir,
-    config: String,
-}
-
-fn setup() -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("steering.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen = \"127.0.0.1:{}\"\nadmin_listen = \"127.0.0.1:0\"\nadmin_token = \"{ADMIN}\"\n\
-             data_dir = \"{}\"\nheartbeat_timeout_ms = 1500\npoll_interval_ms = 300\nttl_secs = 5\n\
-             client_ip_header = \"x-forwarded-for\"\ngeoip_db = \"{}\"\n\
-             [[edge_keys]]\nid = \"k1\"\nsecret = \"{KEY}\"\n\
-             [[cdns]]\nname = \"cdn-b\"\nurl = \"http://127.0.0.9:9\"\n",
-            free_port(),
-            dir.path().join("data").display(),
-            geolite2().display()
-        ),
-    )
-    .unwrap();
-    Setup {
-        config: config.to_str().unwrap().to_string(),
-        dir,
-    }
-}
-
-fn start_steering(s: &Setup) -> ServerProcess {
-    ServerProcess::start("steering", &["--config", &s.config], &[])
-}
-
-fn credential(s: &Setup, edge_id: &str) -> String {
-    let (status, out, err) = run_strata(
-        &["steering", "--config", &s.config, "--issue-credential", edge_id],
-        &[],
-    );
-    assert!(status.success(), "{err}");
-    out.trim().to_string()
-}
-
-/// An edge on `ip` in `cluster` at (lat, lon), registering with steering.
-fn start_edge(
-    s: &Setup,
-    steering: &ServerProcess,
-    origin: &str,
-    ip: &str,
-    id: &str,
-    site: (f64, f64),
-    prefixes: &[&str],
-) -> (ServerProcess, tempfile::TempDir) {
-    let cache = tempfile::tempdir().unwrap();
-    let config = cache.path().join("edge.toml");
-    let cluster = id.split('-').next().unwrap();
-    std::fs::write(
-        &config,
-        format!(
-            "node_id = \"{id}\"\n[steering]\nurl = \"{}\"\ncredential = \"{}\"\ncluster = \"{cluster}\"\n\
-             lat = {}\nlon = {}\nprefixes = {}\nheartbeat_ms = 300\n",
-            steering.url(""),
-            credential(s, id),
-            site.0,
-            site.1,
-            serde_json::to_string(prefixes).unwrap()
-        ),
-    )
-    .unwrap();
-    let listen = format!("{ip}:{}", free_port());
-    let edge = start_cache_node(
-        "edge",
-        origin,
-        &cache.path().join("cache"),
-        &["--config", config.to_str().unwrap(), "--listen", &listen],
-        &[],
-    );
-    (edge, cache)
-}
+use support::steering::{ADMIN, credential, start_steered_edge, start_steering, steering_setup};
+use support::{ServerProcess, base_url, http1, start_origin};
 
 async fn get_json(url: &str, xff: Option<&str>) -> (StatusCode, Value) {
     let mut req = http1().get(url).bearer_auth(ADMIN);
@@ -137,10 +56,10 @@ async fn steering_follows_the_fleet_and_speaks_to_players() {
     std::fs::create_dir_all(content.path().join("sample")).unwrap();
     std::fs::write(content.path().join("sample/seg-1.m4s"), vec![7u8; 50_000]).unwrap();
     let origin = start_origin(content.path());
-    let s = setup();
+    let s = steering_setup(5);
     let mut steering = start_steering(&s);
     // An ISP's edge in Frankfurt serving the ISP's prefix 81.2.0.0/16, and one in New York.
-    let (fra, _fra_cache) = start_edge(
+    let (fra, _fra_cache) = start_steered_edge(
         &s,
         &steering,
         &base_url(&origin),
@@ -148,8 +67,9 @@ async fn steering_follows_the_fleet_and_speaks_to_players() {
         "fra-1",
         FRANKFURT,
         &["81.2.0.0/16"],
+        "",
     );
-    let (nyc, _nyc_cache) = start_edge(
+    let (nyc, _nyc_cache) = start_steered_edge(
         &s,
         &steering,
         &base_url(&origin),
@@ -157,6 +77,7 @@ async fn steering_follows_the_fleet_and_speaks_to_players() {
         "nyc-1",
         NEW_YORK,
         &[],
+        "",
     );
     wait_until("both edges in rotation", async || {
         in_rotation(&steering).await.len() == 2

@@ -6,7 +6,8 @@
 // With H3_ORIGIN=host:port and H3_SPKI=<base64 SHA-256 of the certificate's SPKI> in the
 // environment, Chromium is made to speak HTTP/3 to that origin (and to trust that one
 // certificate), and the result also counts the protocols the media requests used
-// (`protocols`, from the Resource Timing API's nextHopProtocol).
+// (`protocols`, from the Resource Timing API's nextHopProtocol). `hosts` counts the
+// requests made to each host:port (to see which edges a steered player used).
 // The page is served by Playwright itself as http://localhost:9 (nothing listens there), so
 // every content request is cross-origin and CORS is exercised as for a real player site.
 // localhost keeps the page a secure context, which Chromium's Local Network Access requires
@@ -77,7 +78,12 @@ try {
   });
   const tab = await ctx.newPage();
   let mediaRequests = 0;
-  tab.on('request', r => { if (r.url().startsWith(new URL(manifest).origin)) mediaRequests++; });
+  const hosts = {};
+  tab.on('request', r => {
+    if (r.url().startsWith(new URL(manifest).origin)) mediaRequests++;
+    const host = new URL(r.url()).host;
+    hosts[host] = (hosts[host] || 0) + 1;
+  });
   await tab.route('http://localhost:9/**', route => {
     const url = new URL(route.request().url());
     if (url.pathname === '/player.js') {
@@ -89,7 +95,7 @@ try {
   await tab.waitForTimeout(Number(watch) * 1000);
   const state = await tab.evaluate(() => window.state());
   const ok = state.currentTime > MIN_SECONDS && state.errors.length === 0 && state.width > 0;
-  console.log(JSON.stringify({ ok, ...state, mediaRequests }));
+  console.log(JSON.stringify({ ok, ...state, mediaRequests, hosts }));
   process.exitCode = ok ? 0 : 1;
 } finally {
   if (ctx) await ctx.close();

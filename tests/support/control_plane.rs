@@ -80,12 +80,24 @@ pub fn start_cdn() -> Cdn {
 /// `strata control-plane` on `database` (empty: SQLite in `data_dir`) for `cdn`, with the
 /// default device classes and a `watch` class capped at 360p.
 pub fn start_control_plane(cdn: &Cdn, database: &str, data_dir: &Path) -> ServerProcess {
+    start_control_plane_with(&cdn.edge.url(""), &cdn.origin_url, database, data_dir, "")
+}
+
+/// [`start_control_plane`] with segment URLs at `cdn_url`, manifests read from `origin_url`,
+/// and `extra_toml` at the top of its config (for example `steering_url = "..."`).
+pub fn start_control_plane_with(
+    cdn_url: &str,
+    origin_url: &str,
+    database: &str,
+    data_dir: &Path,
+    extra_toml: &str,
+) -> ServerProcess {
     let k = key();
     let config = data_dir.join("control-plane.toml");
     std::fs::write(
         &config,
         format!(
-            "listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nadmin_token = \"{ADMIN}\"\nsearch_refresh_secs = 1\n\
+            "{extra_toml}\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nadmin_token = \"{ADMIN}\"\nsearch_refresh_secs = 1\n\
              client_ip_header = \"x-forwarded-for\"\n\
              [[token_keys]]\nid = \"{}\"\nsecret = \"{}\"\n\
              [[devices]]\nname = \"phone\"\nmax_height = 720\n[[devices]]\nname = \"web\"\nmax_height = 1080\n\
@@ -95,16 +107,15 @@ pub fn start_control_plane(cdn: &Cdn, database: &str, data_dir: &Path) -> Server
     )
     .unwrap();
     let geo = geolite2();
-    let cdn_url = cdn.edge.url("");
     let mut args = vec![
         "--config",
         config.to_str().unwrap(),
         "--data-dir",
         data_dir.to_str().unwrap(),
         "--cdn-url",
-        &cdn_url,
+        cdn_url,
         "--origin-url",
-        &cdn.origin_url,
+        origin_url,
         "--geoip-db",
         geo.to_str().unwrap(),
     ];

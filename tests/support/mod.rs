@@ -5,6 +5,7 @@
 pub mod control_plane;
 pub mod raw_http;
 pub mod script_origin;
+pub mod steering;
 
 use sha2::{Digest, Sha256};
 use std::io::{BufRead, BufReader};
