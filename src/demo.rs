@@ -158,6 +158,9 @@ pub fn main(args: DemoArgs) -> anyhow::Result<ExitCode> {
         admin_token: admin_token.clone(),
         cdn_url: format!("http://{}", edges[0].listen),
         origin_url: format!("http://{}", origin.listen),
+        // Manifests carry the steering tag: players that speak Content Steering move between
+        // the edges as steering says; others stay on edge 1.
+        steering_url: format!("http://{}", steering.listen),
         token_keys: vec![token_key],
         ..ControlPlaneConfig::default()
     };

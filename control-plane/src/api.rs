@@ -28,6 +28,7 @@ use strata_contracts::api::control_plane::{
     PlaybackRequest, PlaybackResponse, Refusal, SearchResponse, SignInRequest, SignInResponse, Timestamp,
     Title, TitleList, TitleSummary,
 };
+use strata_contracts::api::steering::CDN_PARAM;
 use strata_contracts::config::control_plane::ControlPlaneConfig;
 use strata_contracts::token::{KeyRing, PlaybackClaims, TokenKey, same_secret, sign_playback};
 use tower_http::cors::{Any, CorsLayer};
@@ -797,10 +798,43 @@ async fn hls_master(State(app): State<Shared>, Path(play_id): Path<String>) -> A
     Ok(manifest_response("application/vnd.apple.mpegurl", body))
 }
 
+/// The CDN base a steered HLS player names on a media playlist request (`cdn=`, from the
+/// pathway clone's `PARAMS`), if it is an `http(s)://host[:port]` whose host may be named.
+fn steered_cdn(app: &App, query: &[(String, String)]) -> ApiResult<Option<String>> {
+    let Some((_, cdn)) = query.iter().find(|(k, _)| k == CDN_PARAM) else {
+        return Ok(None);
+    };
+    let refuse = || {
+        Failure::new(
+            StatusCode::FORBIDDEN,
+            "pathway_not_allowed",
+            format!("{cdn:?} is not a CDN this service may point plays at"),
+        )
+    };
+    let rest = cdn
+        .strip_prefix("http://")
+        .or_else(|| cdn.strip_prefix("https://"))
+        .ok_or_else(refuse)?;
+    if rest.is_empty() || rest.contains(['/', '?', '#', '@']) {
+        return Err(refuse());
+    }
+    let host = if rest.starts_with('[') {
+        rest.split_once(']').map_or(rest, |(h, _)| &h[1..])
+    } else {
+        rest.rsplit_once(':').map_or(rest, |(h, _)| h)
+    };
+    if !app.config.pathway_host_allowed(host) {
+        return Err(refuse());
+    }
+    Ok(Some(cdn.clone()))
+}
+
 async fn hls_media(
     State(app): State<Shared>,
     Path((play_id, media)): Path<(String, String)>,
+    Query(query): Query<Vec<(String, String)>>,
 ) -> ApiResult<Response> {
+    let steered = steered_cdn(&app, &query)?;
     let (play, title) = live_play(&app, &play_id).await?;
     if title.hls.is_empty() {
         return Err(Failure::new(
@@ -819,7 +853,10 @@ async fn hls_media(
     }
     let path = format!("{}{media}", dir_of(&title.hls));
     let text = packaged(&app, &path).await?;
-    let cdn = cdn_dir(&app, &path);
+    let cdn = match &steered {
+        Some(base) => format!("{base}{}", dir_of(&path)),
+        None => cdn_dir(&app, &path),
+    };
     let urls = PlayUrls {
         play_base: "",
         cdn_dir: &cdn,

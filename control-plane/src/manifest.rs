@@ -58,6 +58,13 @@ pub fn hls_master(
         }
     }
     if let Some(steering) = urls.steering {
+        // Every variant on the base pathway, so that steering's clones of it find them.
+        for v in &mut master.variants {
+            v.other_attributes.get_or_insert_with(Default::default).insert(
+                "PATHWAY-ID".into(),
+                m3u8_rs::QuotedOrUnquoted::Quoted(PATHWAY.into()),
+            );
+        }
         master.unknown_tags.push(ExtTag {
             tag: "X-CONTENT-STEERING".into(),
             rest: Some(format!("SERVER-URI=\"{steering}\",PATHWAY-ID=\"{PATHWAY}\"")),
@@ -280,6 +287,11 @@ mod test {
         assert!(
             text.contains("#EXT-X-CONTENT-STEERING:SERVER-URI=\"http://steer.test/v1/steering/p1\",PATHWAY-ID=\"strata\""),
             "{text}"
+        );
+        assert_eq!(
+            text.matches("PATHWAY-ID=\"strata\"").count(),
+            1 + 3,
+            "the tag and every variant: {text}"
         );
     }
 

@@ -2,17 +2,20 @@
 //! pathway, `strata` (its `cdn_url`); every pathway here is a clone of it with the host
 //! replaced, so a player can move between our edges and external CDNs without a new manifest.
 
-use strata_contracts::api::steering::{Decision, PathwayClone, SteeringManifest, UriReplacement};
+use strata_contracts::api::steering::{CDN_PARAM, Decision, PathwayClone, SteeringManifest, UriReplacement};
 
 /// The pathway id the control plane's manifests carry (`PATHWAY-ID`, `serviceLocation`).
 pub const BASE_PATHWAY: &str = "strata";
 
-/// Which player family asks: they read `HOST` differently.
+/// Which player family asks: their manifests are addressed differently.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Player {
-    /// hls.js and HLS players: `HOST` replaces the URL's host and port.
+    /// HLS: the control plane serves the media playlists, so a clone keeps their host and
+    /// names its CDN in `PARAMS` (`cdn=<base URL>`), which the control plane writes into the
+    /// segment URLs. (hls.js's `HOST` would also replace only the host name, never the port.)
     Hls,
-    /// dash.js: `HOST` is written with its scheme, or the port is lost on replacement.
+    /// DASH: segment URLs hang off the MPD's `BaseURL` at the CDN, so a clone replaces the
+    /// host; dash.js keeps the port only when `HOST` carries the scheme and port.
     Dash,
 }
 
@@ -69,10 +72,14 @@ pub fn steering_manifest(
         .map(|p| PathwayClone {
             base_id: BASE_PATHWAY.into(),
             id: p.id.clone(),
-            uri_replacement: UriReplacement {
-                host: match player {
-                    Player::Hls => authority(&p.url).to_string(),
-                    Player::Dash => origin(&p.url),
+            uri_replacement: match player {
+                Player::Hls => UriReplacement {
+                    host: None,
+                    params: Some([(CDN_PARAM.to_string(), origin(&p.url))].into_iter().collect()),
+                },
+                Player::Dash => UriReplacement {
+                    host: Some(origin(&p.url)),
+                    params: None,
                 },
             },
         })
@@ -130,19 +137,20 @@ mod test {
         );
         assert_eq!(
             json["PATHWAY-CLONES"][0],
-            serde_json::json!({"BASE-ID": "strata", "ID": "edge-a", "URI-REPLACEMENT": {"HOST": "127.0.0.2:8081"}})
+            serde_json::json!({"BASE-ID": "strata", "ID": "edge-a", "URI-REPLACEMENT": {"PARAMS": {"cdn": "http://127.0.0.2:8081"}}})
         );
         assert_eq!(
-            json["PATHWAY-CLONES"][1]["URI-REPLACEMENT"]["HOST"],
-            "cdn-b.example"
+            json["PATHWAY-CLONES"][1]["URI-REPLACEMENT"]["PARAMS"]["cdn"],
+            "https://cdn-b.example"
         );
-        let dash = steering_manifest(&decision(), Player::Dash, 30, String::new());
+        let dash =
+            serde_json::to_value(steering_manifest(&decision(), Player::Dash, 30, String::new())).unwrap();
         assert_eq!(
-            dash.pathway_clones[0].uri_replacement.host,
-            "http://127.0.0.2:8081"
+            dash["PATHWAY-CLONES"][0]["URI-REPLACEMENT"],
+            serde_json::json!({"HOST": "http://127.0.0.2:8081"})
         );
         assert_eq!(
-            dash.pathway_clones[1].uri_replacement.host,
+            dash["PATHWAY-CLONES"][1]["URI-REPLACEMENT"]["HOST"],
             "https://cdn-b.example"
         );
     }

@@ -130,10 +130,17 @@ pub struct Decision {
 /// A URI replacement of a pathway clone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UriReplacement {
-    /// The host (and port) that replaces the base pathway's.
-    #[serde(rename = "HOST")]
-    pub host: String,
+    /// The host that replaces the base pathway's (dash.js: with scheme and port).
+    #[serde(rename = "HOST", skip_serializing_if = "Option::is_none", default)]
+    pub host: Option<String>,
+    /// Query parameters added to the clone's playlist URIs (HLS).
+    #[serde(rename = "PARAMS", skip_serializing_if = "Option::is_none", default)]
+    pub params: Option<std::collections::BTreeMap<String, String>>,
 }
+
+/// The query parameter through which an HLS pathway clone names its CDN base URL to the
+/// control plane's media playlists (`PARAMS` of the clone).
+pub const CDN_PARAM: &str = "cdn";
 
 /// A pathway made from another by replacing its host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

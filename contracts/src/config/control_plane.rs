@@ -35,6 +35,8 @@ pub struct ControlPlaneConfig {
     pub origin_url: String,
     /// Content steering server; empty for none.
     pub steering_url: String,
+    /// Hosts (or `*.suffix`) HLS pathway clones may name as a play's CDN, beside `cdn_url`'s.
+    pub pathway_hosts: Vec<String>,
     /// MaxMind database for client countries; empty: unknown.
     pub geoip_db: PathBuf,
     /// Header with the real client address behind a trusted proxy; empty: the peer address.
@@ -80,6 +82,7 @@ impl Default for ControlPlaneConfig {
             cdn_url: "http://127.0.0.1:8081".into(),
             origin_url: "http://127.0.0.1:8080".into(),
             steering_url: String::new(),
+            pathway_hosts: Vec::new(),
             geoip_db: PathBuf::new(),
             client_ip_header: String::new(),
             playback_token_ttl_secs: 21_600,
@@ -97,6 +100,29 @@ impl Default for ControlPlaneConfig {
 }
 
 impl ControlPlaneConfig {
+    /// Whether `host` (no port) may be named by an HLS pathway clone as a play's CDN.
+    pub fn pathway_host_allowed(&self, host: &str) -> bool {
+        let cdn_host = self
+            .cdn_url
+            .split_once("://")
+            .map_or("", |(_, rest)| rest)
+            .split(['/', '?'])
+            .next()
+            .unwrap_or("");
+        let cdn_host = cdn_host.rsplit_once(':').map_or(cdn_host, |(h, _)| h);
+        host.eq_ignore_ascii_case(cdn_host)
+            || self
+                .pathway_hosts
+                .iter()
+                .any(|allowed| match allowed.strip_prefix("*.") {
+                    Some(suffix) => host
+                        .len()
+                        .checked_sub(suffix.len() + 1)
+                        .is_some_and(|cut| host[cut..].eq_ignore_ascii_case(&format!(".{suffix}"))),
+                    None => host.eq_ignore_ascii_case(allowed),
+                })
+    }
+
     /// The URL players reach this service at.
     pub fn public_url(&self) -> String {
         if self.public_url.is_empty() {
@@ -131,6 +157,16 @@ impl Validate for ControlPlaneConfig {
         http_url("cdn_url", &self.cdn_url, true)?;
         http_url("origin_url", &self.origin_url, true)?;
         http_url("steering_url", &self.steering_url, false)?;
+        if let Some(bad) = self
+            .pathway_hosts
+            .iter()
+            .find(|h| h.is_empty() || h.contains(['/', ':', '?', '@', ' ']))
+        {
+            return Err(FieldError::new(
+                "pathway_hosts",
+                format!("`{bad}` must be a host name such as edge-1.example or *.edges.example"),
+            ));
+        }
         let db = &self.database;
         if !(db.is_empty()
             || db.starts_with("sqlite:")
@@ -224,5 +260,24 @@ mod test {
             bad(&|c| c.client_ip_header = "x forwarded".into()),
             "client_ip_header"
         );
+        assert_eq!(
+            bad(&|c| c.pathway_hosts = vec!["edge:8081".into()]),
+            "pathway_hosts"
+        );
+    }
+
+    #[test]
+    fn pathway_hosts_allow_the_cdn_and_listed_names_only() {
+        let c = ControlPlaneConfig {
+            cdn_url: "http://cdn.example:8081".into(),
+            pathway_hosts: vec!["edge-1.example".into(), "*.edges.example".into()],
+            ..ControlPlaneConfig::default()
+        };
+        assert!(c.pathway_host_allowed("cdn.example"));
+        assert!(c.pathway_host_allowed("EDGE-1.example"));
+        assert!(c.pathway_host_allowed("lon-3.edges.example"));
+        assert!(!c.pathway_host_allowed("edges.example"));
+        assert!(!c.pathway_host_allowed("evil-edges.example"));
+        assert!(!c.pathway_host_allowed("attacker.example"));
     }
 }
