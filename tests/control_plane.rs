@@ -437,6 +437,29 @@ async fn scenario(database: &str) {
     // The 720p playlist is not this play's, even asked for by name.
     let (status, _) = fetch(&media_url.replace("media_0.m3u8", "media_2.m3u8")).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    // A steered HLS player names its edge with `cdn=` (an allowed host: cdn_url's own); a
+    // host that is not allowed is refused, so a crafted URL cannot leak the token.
+    let (status, steered) = fetch(&format!("{media_url}?cdn=http://127.0.0.1:9")).await;
+    assert_eq!(status, StatusCode::OK);
+    let steered = m3u8_rs::parse_media_playlist_res(&steered).unwrap();
+    assert!(
+        steered.segments[0].uri.starts_with("http://127.0.0.1:9/sample/"),
+        "{}",
+        steered.segments[0].uri
+    );
+    let (status, body) = api
+        .send(
+            M::GET,
+            &format!("{}?cdn=http://attacker.example", &media_url[api.base.len()..]),
+            None,
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("pathway_not_allowed"))
+    );
     let (status, media) = fetch(media_url).await;
     assert_eq!(status, StatusCode::OK);
     let media = m3u8_rs::parse_media_playlist_res(&media).unwrap();
