@@ -1,5 +1,5 @@
-//! A small JSON client for Strata's own HTTP APIs (the control plane's admin and player
-//! endpoints), used by the CLI tools and the demo.
+//! A small JSON client for Strata's own HTTP APIs (the control plane's and steering's admin
+//! and player endpoints), used by the CLI tools and the demo.
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
@@ -19,7 +19,7 @@ pub async fn post_json<T: DeserializeOwned>(
     body: &impl Serialize,
 ) -> anyhow::Result<T> {
     let body = serde_json::to_vec(body).context("encoding the request")?;
-    post_raw(url, bearer, body).await
+    send(http::Method::POST, url, bearer, body).await
 }
 
 /// [`post_json`] with an already encoded body.
@@ -28,7 +28,29 @@ pub async fn post_raw<T: DeserializeOwned>(
     bearer: Option<&str>,
     body: Vec<u8>,
 ) -> anyhow::Result<T> {
-    let mut req = http::Request::post(url).header("content-type", "application/json");
+    send(http::Method::POST, url, bearer, body).await
+}
+
+/// GETs `url` and decodes a 2xx JSON answer.
+pub async fn get_json<T: DeserializeOwned>(url: &str, bearer: Option<&str>) -> anyhow::Result<T> {
+    send(http::Method::GET, url, bearer, Vec::new()).await
+}
+
+/// DELETEs `url` and decodes a 2xx JSON answer.
+pub async fn delete_json<T: DeserializeOwned>(url: &str, bearer: Option<&str>) -> anyhow::Result<T> {
+    send(http::Method::DELETE, url, bearer, Vec::new()).await
+}
+
+async fn send<T: DeserializeOwned>(
+    method: http::Method,
+    url: &str,
+    bearer: Option<&str>,
+    body: Vec<u8>,
+) -> anyhow::Result<T> {
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(url)
+        .header("content-type", "application/json");
     if let Some(token) = bearer {
         req = req.header("authorization", format!("Bearer {token}"));
     }

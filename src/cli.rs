@@ -46,6 +46,10 @@ pub enum Command {
     /// choice of edge or external CDN per viewer, as Content Steering manifests, 302
     /// redirects and a JSON decision API.
     Steering(SteeringArgs),
+    /// Pre-warm jobs on a running steering service: fill the edges of chosen clusters with
+    /// titles before a release, watch them, cancel them.
+    #[command(subcommand)]
+    Prewarm(PrewarmCommand),
     /// Catalog tools that talk to a running control plane's admin API.
     #[command(subcommand)]
     Catalog(CatalogCommand),
@@ -160,6 +164,83 @@ pub struct SteeringArgs {
     /// Print the credential of edge ID (signed with the first of `edge_keys`) and exit.
     #[arg(long, value_name = "ID")]
     pub issue_credential: Option<String>,
+}
+
+/// Where steering is and how to be let in.
+#[derive(Args, Debug, Clone)]
+pub struct SteeringAdmin {
+    /// Steering's API URL.
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8070")]
+    pub steering: String,
+    /// Steering's admin credential.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "STRATA_STEERING_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    pub admin_token: String,
+}
+
+/// `strata prewarm ...`.
+#[derive(Subcommand, Debug, Clone)]
+pub enum PrewarmCommand {
+    /// Start a job and follow it with a progress bar until it ends (or return at once with
+    /// --detach).
+    Start(PrewarmStartArgs),
+    /// List the jobs.
+    List(SteeringAdmin),
+    /// Follow a job until it ends.
+    Watch {
+        #[command(flatten)]
+        admin: SteeringAdmin,
+        /// The job's id.
+        id: String,
+    },
+    /// Cancel a job.
+    Cancel {
+        #[command(flatten)]
+        admin: SteeringAdmin,
+        /// The job's id.
+        id: String,
+    },
+}
+
+/// `strata prewarm start`.
+#[derive(Args, Debug, Clone)]
+pub struct PrewarmStartArgs {
+    #[command(flatten)]
+    pub admin: SteeringAdmin,
+    /// Packaged manifests to expand and fill (/title/master.m3u8, /title/manifest.mpd).
+    #[arg(value_name = "MANIFEST")]
+    pub manifests: Vec<String>,
+    /// Further object paths to fill as they are (repeatable).
+    #[arg(long = "path", value_name = "PATH")]
+    pub paths: Vec<String>,
+    /// Only the edges of this cluster (repeatable); default every cluster.
+    #[arg(long = "cluster", value_name = "NAME")]
+    pub clusters: Vec<String>,
+    /// Tallest video rendition to fill; 0 for all.
+    #[arg(long, default_value_t = 0)]
+    pub max_height: u32,
+    /// Bandwidth cap per edge, kbit/s; 0 for none.
+    #[arg(long, default_value_t = 0)]
+    pub bandwidth_kbps: u64,
+    /// Objects fetched at once per edge (1-64).
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: u32,
+    /// Share of each edge's cache the job may fill (0-1].
+    #[arg(long, default_value_t = 0.5)]
+    pub max_cache_share: f64,
+    /// Window start, RFC 3339 (default now).
+    #[arg(long, value_name = "TIME")]
+    pub start: Option<String>,
+    /// Window end, RFC 3339: what is not filled by then is left.
+    #[arg(long, value_name = "TIME")]
+    pub end: Option<String>,
+    /// Print the job and return without following it.
+    #[arg(long)]
+    pub detach: bool,
 }
 
 /// `strata catalog ...`.

@@ -16,6 +16,7 @@ mod loadgen;
 mod logging;
 mod midtier_role;
 mod origin_role;
+mod prewarm;
 mod role_config;
 mod shutdown;
 mod steering_role;
@@ -32,6 +33,7 @@ fn main() -> ExitCode {
         cli::Command::Midtier(args) => midtier_role::main(args),
         cli::Command::ControlPlane(args) => control_plane_role::main(args),
         cli::Command::Steering(args) => steering_role::main(args),
+        cli::Command::Prewarm(command) => prewarm::main(command),
         cli::Command::Catalog(cli::CatalogCommand::Import(args)) => catalog::import(args),
         cli::Command::SampleContent(args) => demo::sample_content(args),
         cli::Command::Demo(args) => demo::main(args),

@@ -14,6 +14,8 @@ pub struct KeyRules {
     pub ignore: Vec<String>,
     /// When non-empty, only these are kept.
     pub only: Vec<String>,
+    /// When set, the host of every key, instead of the request's.
+    pub host: Option<String>,
 }
 
 impl KeyRules {
@@ -31,7 +33,11 @@ impl KeyRules {
 /// The primary key for a request: lower-cased host without port, the path as sent, and the
 /// kept query parameters sorted by name (so their order in the URL does not matter).
 pub fn primary_key(host: &str, path: &str, query: Option<&str>, rules: &KeyRules) -> String {
-    let host = strip_port(host).to_ascii_lowercase();
+    let host = rules
+        .host
+        .as_deref()
+        .unwrap_or_else(|| strip_port(host))
+        .to_ascii_lowercase();
     let mut params: Vec<&str> = query
         .unwrap_or("")
         .split('&')
@@ -90,6 +96,7 @@ mod test {
         let ignore = KeyRules {
             ignore: vec!["session".into()],
             only: vec![],
+            host: None,
         };
         assert_eq!(
             key(Some("session=9&v=2"), &ignore),
@@ -98,11 +105,13 @@ mod test {
         let only = KeyRules {
             ignore: vec![],
             only: vec!["v".into()],
+            host: None,
         };
         assert_eq!(key(Some("x=1&v=2&y"), &only), "edge.example/t/seg-1.m4s?v=2");
         let only_token = KeyRules {
             ignore: vec![],
             only: vec!["token".into()],
+            host: None,
         };
         assert_eq!(
             key(Some("token=1"), &only_token),
@@ -119,5 +128,17 @@ mod test {
             primary_key("edge.example:80", "/a", None, &r)
         );
         assert_eq!(primary_key("[::1]:8081", "/a", None, &r), "[::1]/a");
+        let fixed = KeyRules {
+            host: Some("video.cdn.example".into()),
+            ..KeyRules::default()
+        };
+        assert_eq!(
+            primary_key("lon-1.edges.example:8081", "/a", None, &fixed),
+            "video.cdn.example/a"
+        );
+        assert_eq!(
+            primary_key("127.0.0.3", "/a", None, &fixed),
+            "video.cdn.example/a"
+        );
     }
 }

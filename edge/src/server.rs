@@ -119,6 +119,7 @@ impl Edge {
         KeyRules {
             ignore: self.config.cache_key.ignore_params.clone(),
             only: self.config.cache_key.only_params.clone(),
+            host: (!self.config.cache_key.host.is_empty()).then(|| self.config.cache_key.host.clone()),
         }
     }
 

@@ -20,7 +20,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 use strata_contracts::api::control_plane::ApiError;
-use strata_contracts::api::steering::{Decision, EdgeAck, EdgeRegistration, FleetView, Heartbeat};
+use strata_contracts::api::steering::{
+    Decision, EdgeAck, EdgeRegistration, FleetView, Heartbeat, PrewarmJob, PrewarmJobs, PrewarmRequest,
+};
 use strata_contracts::config::steering::SteeringConfig;
 use strata_contracts::token::{EdgeClaims, KeyRing, TokenKind, same_secret};
 
@@ -35,6 +37,8 @@ pub(crate) struct App {
     pub geo: Option<GeoDb>,
     pub metrics: Metrics,
     pub admin_token: String,
+    /// Pre-warm jobs by id.
+    pub jobs: parking_lot::Mutex<std::collections::HashMap<String, Arc<crate::prewarm::Job>>>,
 }
 
 type Shared = Arc<App>;
@@ -57,6 +61,8 @@ pub(crate) fn router(app: Shared) -> Router {
         .route("/v1/decide", get(decide_api))
         .route("/v1/admin/edges", get(fleet_view))
         .route("/v1/admin/edges/{id}", delete(forget_edge))
+        .route("/v1/admin/prewarm", post(create_prewarm).get(list_prewarm))
+        .route("/v1/admin/prewarm/{id}", get(get_prewarm).delete(cancel_prewarm))
         .fallback(|| async { failure(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .with_state(app)
 }
@@ -370,4 +376,105 @@ async fn forget_edge(State(app): State<Shared>, Path(id): Path<String>, headers:
         );
     }
     StatusCode::NO_CONTENT.into_response()
+}
+
+async fn create_prewarm(State(app): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    use crate::prewarm::{self, PrewarmError};
+    if let Err(resp) = require_admin(&app, &headers) {
+        return resp;
+    }
+    let request: PrewarmRequest = match parse_json(&body) {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    let expanded = match prewarm::check(&request) {
+        Ok(()) => prewarm::expand_request(&app.config.origin_url, &request).await,
+        Err(e) => Err(e),
+    };
+    let objects = match expanded {
+        Ok(o) => o,
+        Err(e) => {
+            let (status, reason) = match &e {
+                PrewarmError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+                PrewarmError::NotFound(_) => (StatusCode::NOT_FOUND, "unknown_manifest"),
+                PrewarmError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "bad_manifest"),
+                PrewarmError::Upstream(_) => (StatusCode::BAD_GATEWAY, "origin_unavailable"),
+            };
+            return failure(status, reason, e.to_string());
+        }
+    };
+    let id = format!("pw-{}-{:04x}", now_ms(), rand_u16());
+    if let Err(e) = app.store.insert_job(&id, &request, &objects, now_ms()).await {
+        return failure(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage_unavailable",
+            e.to_string(),
+        );
+    }
+    tracing::info!(job = %id, objects = objects.len(), "pre-warm job created");
+    let job = prewarm::start(
+        &app,
+        crate::store::StoredJob {
+            id,
+            request,
+            objects,
+            state: "waiting".into(),
+            message: None,
+        },
+    );
+    (StatusCode::ACCEPTED, Json(job.view())).into_response()
+}
+
+fn rand_u16() -> u16 {
+    (SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos())
+        % 65_536) as u16
+}
+
+async fn list_prewarm(State(app): State<Shared>, headers: HeaderMap) -> Response {
+    if let Err(resp) = require_admin(&app, &headers) {
+        return resp;
+    }
+    let mut jobs: Vec<PrewarmJob> = app.jobs.lock().values().map(|j| j.view()).collect();
+    jobs.sort_by(|a, b| b.id.cmp(&a.id));
+    Json(PrewarmJobs { jobs }).into_response()
+}
+
+async fn get_prewarm(State(app): State<Shared>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    if let Err(resp) = require_admin(&app, &headers) {
+        return resp;
+    }
+    let job = app.jobs.lock().get(&id).cloned();
+    match job {
+        Some(j) => Json(j.view()).into_response(),
+        None => failure(
+            StatusCode::NOT_FOUND,
+            "unknown_job",
+            format!("no pre-warm job {id:?}"),
+        ),
+    }
+}
+
+async fn cancel_prewarm(State(app): State<Shared>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    if let Err(resp) = require_admin(&app, &headers) {
+        return resp;
+    }
+    let job = app.jobs.lock().get(&id).cloned();
+    match job {
+        Some(j) if j.ended() => failure(
+            StatusCode::CONFLICT,
+            "ended",
+            format!("job {id} has already ended"),
+        ),
+        Some(j) => {
+            j.cancel();
+            (StatusCode::ACCEPTED, Json(j.view())).into_response()
+        }
+        None => failure(
+            StatusCode::NOT_FOUND,
+            "unknown_job",
+            format!("no pre-warm job {id:?}"),
+        ),
+    }
 }

@@ -9,10 +9,12 @@
 
 mod api;
 pub mod decide;
+pub mod expand;
 pub mod fleet;
 mod geo;
 pub mod manifest;
 mod metrics;
+mod prewarm;
 mod store;
 
 use api::{App, now_ms};
@@ -127,6 +129,7 @@ impl Steering {
             metrics: metrics::Metrics::register(registry)?,
             admin_token: std::env::var("STRATA_STEERING_ADMIN_TOKEN")
                 .unwrap_or_else(|_| config.admin_token.clone()),
+            jobs: parking_lot::Mutex::new(std::collections::HashMap::new()),
         };
         tracing::info!(addr = %local, edges = restored, "steering listening");
         Ok(Steering {
@@ -145,6 +148,13 @@ impl Steering {
     /// Serves until `shutdown`, polling edges and keeping the rotation gauge current.
     pub async fn serve(self, shutdown: CancellationToken) -> Result<(), SteeringError> {
         tokio::spawn(watch_fleet(Arc::clone(&self.app), shutdown.clone()));
+        // Jobs that were waiting or running when steering stopped go on where they were.
+        for job in self.app.store.jobs().await? {
+            if matches!(job.state.as_str(), "waiting" | "running") {
+                tracing::info!(job = %job.id, "resuming pre-warm job");
+            }
+            prewarm::start(&self.app, job);
+        }
         let router = api::router(self.app);
         axum::serve(
             self.listener,

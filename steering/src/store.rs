@@ -5,7 +5,7 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, Row, SqlSafeStr};
 use std::path::Path;
-use strata_contracts::api::steering::{EdgeRegistration, Heartbeat};
+use strata_contracts::api::steering::{EdgeRegistration, Heartbeat, PrewarmRequest};
 
 /// What the store could not do.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +21,20 @@ pub enum StoreError {
 /// A stored edge: registration, and last heartbeat with its time (Unix milliseconds).
 pub type StoredEdge = (EdgeRegistration, Option<(u64, Heartbeat)>);
 
+/// A stored pre-warm job.
+pub struct StoredJob {
+    /// Id.
+    pub id: String,
+    /// What was asked.
+    pub request: PrewarmRequest,
+    /// The expanded object paths.
+    pub objects: Vec<String>,
+    /// Its state when last saved.
+    pub state: String,
+    /// Its message.
+    pub message: Option<String>,
+}
+
 /// The fleet store.
 #[derive(Clone)]
 pub struct Store {
@@ -34,14 +48,14 @@ impl Store {
         let url = format!("sqlite://{}?mode=rwc", dir.join("steering.db").display());
         let pool = AnyPoolOptions::new().max_connections(2).connect(&url).await?;
         sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
-        let migration = Migration::new(
-            1,
-            "edges".into(),
-            MigrationType::Simple,
-            include_str!("../migrations/0001_edges.sql").into_sql_str(),
-            false,
-        );
-        Migrator::with_migrations(vec![migration]).run(&pool).await?;
+        let migrations = [
+            (1, "edges", include_str!("../migrations/0001_edges.sql")),
+            (2, "prewarm", include_str!("../migrations/0002_prewarm.sql")),
+        ]
+        .into_iter()
+        .map(|(v, d, sql)| Migration::new(v, d.into(), MigrationType::Simple, sql.into_sql_str(), false))
+        .collect();
+        Migrator::with_migrations(migrations).run(&pool).await?;
         Ok(Store { pool })
     }
 
@@ -77,6 +91,113 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Saves a new pre-warm job with its expanded objects.
+    pub async fn insert_job(
+        &self,
+        id: &str,
+        request: &PrewarmRequest,
+        objects: &[String],
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO prewarm_jobs (id, request, objects, state, message, created_at) VALUES ($1, $2, $3, 'waiting', NULL, $4)",
+        )
+        .bind(id)
+        .bind(serde_json::to_string(request).expect("requests serialize"))
+        .bind(serde_json::to_string(objects).expect("paths serialize"))
+        .bind(now_ms as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Sets a job's state and message.
+    pub async fn set_job_state(
+        &self,
+        id: &str,
+        state: &str,
+        message: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE prewarm_jobs SET state = $1, message = $2 WHERE id = $3")
+            .bind(state)
+            .bind(message)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records what happened to one object on one edge.
+    pub async fn record_object(
+        &self,
+        job: &str,
+        edge: &str,
+        path: &str,
+        outcome: &str,
+        bytes: u64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO prewarm_objects (job_id, edge_id, path, outcome, bytes) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (job_id, edge_id, path) DO UPDATE SET outcome = excluded.outcome, bytes = excluded.bytes",
+        )
+        .bind(job)
+        .bind(edge)
+        .bind(path)
+        .bind(outcome)
+        .bind(bytes as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Every job, oldest first: (id, request, objects, state, message).
+    pub async fn jobs(&self) -> Result<Vec<StoredJob>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, request, objects, state, message FROM prewarm_jobs ORDER BY created_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::new();
+        for r in rows {
+            let id: String = r.try_get("id")?;
+            let request: String = r.try_get("request")?;
+            let objects: String = r.try_get("objects")?;
+            let (Ok(request), Ok(objects)) = (serde_json::from_str(&request), serde_json::from_str(&objects))
+            else {
+                tracing::warn!(job = %id, "stored pre-warm job does not decode; skipped");
+                continue;
+            };
+            out.push(StoredJob {
+                id,
+                request,
+                objects,
+                state: r.try_get("state")?,
+                message: r.try_get("message")?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The recorded objects of a job: (edge, path, outcome, bytes).
+    pub async fn job_objects(&self, job: &str) -> Result<Vec<(String, String, String, u64)>, StoreError> {
+        let rows = sqlx::query("SELECT edge_id, path, outcome, bytes FROM prewarm_objects WHERE job_id = $1")
+            .bind(job)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let bytes: i64 = r.try_get("bytes")?;
+                Ok((
+                    r.try_get("edge_id")?,
+                    r.try_get("path")?,
+                    r.try_get("outcome")?,
+                    bytes.max(0) as u64,
+                ))
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
     }
 
     /// Every stored edge; rows that no longer decode are skipped with a warning.

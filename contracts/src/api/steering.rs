@@ -11,6 +11,9 @@
 //!
 //! Operators (`Authorization: Bearer <admin_token>`):
 //! - `GET /v1/admin/edges`: [`FleetView`]
+//! - `POST /v1/admin/prewarm` with a [`PrewarmRequest`]: `202` and the [`PrewarmJob`]
+//! - `GET /v1/admin/prewarm`: [`PrewarmJobs`]; `GET /v1/admin/prewarm/{id}`: one
+//! - `DELETE /v1/admin/prewarm/{id}`: cancel
 
 use serde::{Deserialize, Serialize};
 
@@ -175,4 +178,87 @@ pub struct SteeringManifest {
     /// Pathways made by host replacement from the manifest's own pathway.
     #[serde(rename = "PATHWAY-CLONES", skip_serializing_if = "Vec::is_empty", default)]
     pub pathway_clones: Vec<PathwayClone>,
+}
+
+/// A pre-warm job to create (`POST /v1/admin/prewarm`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrewarmRequest {
+    /// Packaged manifests to expand (`/title/master.m3u8`, `/title/manifest.mpd`): every
+    /// segment and init section of their renditions (at most `max_height` tall).
+    #[serde(default)]
+    pub manifests: Vec<String>,
+    /// Further object paths to fill as they are.
+    #[serde(default)]
+    pub paths: Vec<String>,
+    /// Clusters whose edges fill; empty: every cluster.
+    #[serde(default)]
+    pub clusters: Vec<String>,
+    /// Tallest video rendition to fill; 0: all.
+    #[serde(default)]
+    pub max_height: u32,
+    /// Fill window: not before this (RFC 3339); absent: now.
+    #[serde(default)]
+    pub start: Option<crate::api::control_plane::Timestamp>,
+    /// Fill window: what is not done by then is left (RFC 3339); absent: no end.
+    #[serde(default)]
+    pub end: Option<crate::api::control_plane::Timestamp>,
+    /// Bandwidth cap per edge, kbit/s; 0: none.
+    #[serde(default)]
+    pub bandwidth_kbps: u64,
+    /// Objects fetched at once per edge.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: u32,
+    /// Share of an edge's cache the job may fill (0-1]; the rest is left alone.
+    #[serde(default = "default_cache_share")]
+    pub max_cache_share: f64,
+}
+
+fn default_concurrency() -> u32 {
+    4
+}
+
+fn default_cache_share() -> f64 {
+    0.5
+}
+
+/// One edge's progress in a job.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EdgeProgress {
+    /// The edge.
+    pub edge_id: String,
+    /// Objects filled by this job.
+    pub done: u64,
+    /// Objects the edge already had.
+    pub skipped: u64,
+    /// Objects that failed.
+    pub failed: u64,
+    /// Objects left out: over the cache share, or after the window closed.
+    pub left: u64,
+    /// Body bytes moved to the edge.
+    pub bytes: u64,
+}
+
+/// A pre-warm job and where it stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PrewarmJob {
+    /// Job id.
+    pub id: String,
+    /// `waiting` (for its window), `running`, `done`, `cancelled`, `failed`.
+    pub state: String,
+    /// Why it failed, or a note on how it ended.
+    pub message: Option<String>,
+    /// The request.
+    pub request: PrewarmRequest,
+    /// Objects per edge.
+    pub objects: u64,
+    /// Progress per target edge.
+    pub edges: Vec<EdgeProgress>,
+}
+
+/// Every job, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PrewarmJobs {
+    /// The jobs.
+    pub jobs: Vec<PrewarmJob>,
 }

@@ -311,6 +311,9 @@ pub struct CacheKeyConfig {
     pub ignore_params: Vec<String>,
     /// When non-empty, only these query parameters are kept.
     pub only_params: Vec<String>,
+    /// The host every key is made with, whatever host the request named; empty: the
+    /// request's own host.
+    pub host: String,
 }
 
 /// Upstream timeouts, milliseconds.
@@ -679,6 +682,12 @@ impl Validate for EdgeConfig {
             return Err(FieldError::new(
                 "token.exempt_paths",
                 format!("`{bad}` must start with /"),
+            ));
+        }
+        if self.cache_key.host.contains(['/', ' ', '?', '#', '@']) {
+            return Err(FieldError::new(
+                "cache_key.host",
+                "must be a host name such as video.cdn.example",
             ));
         }
         for (field, list) in [

@@ -43,6 +43,10 @@ pub struct SteeringConfig {
     pub geoip_db: PathBuf,
     /// Header with the real client address behind a trusted proxy; empty: the peer.
     pub client_ip_header: String,
+    /// Where pre-warm jobs read packaged manifests.
+    pub origin_url: String,
+    /// Keys that sign pre-warm fetches' playback tokens; the first signs.
+    pub playback_keys: Vec<TokenKey>,
     /// External CDNs, after our clusters.
     pub cdns: Vec<CdnConfig>,
 }
@@ -84,6 +88,8 @@ impl Default for SteeringConfig {
             ttl_secs: 30,
             geoip_db: PathBuf::new(),
             client_ip_header: String::new(),
+            origin_url: "http://127.0.0.1:8080".into(),
+            playback_keys: Vec::new(),
             cdns: Vec::new(),
         }
     }
@@ -127,6 +133,13 @@ impl Validate for SteeringConfig {
             return Err(FieldError::new("data_dir", "is required"));
         }
         validate_keys(&self.edge_keys).map_err(|e| FieldError::new("edge_keys", e.to_string()))?;
+        validate_keys(&self.playback_keys).map_err(|e| FieldError::new("playback_keys", e.to_string()))?;
+        if !self.origin_url.starts_with("http://") && !self.origin_url.starts_with("https://") {
+            return Err(FieldError::new(
+                "origin_url",
+                "must start with http:// or https://",
+            ));
+        }
         if self.heartbeat_timeout_ms == 0 {
             return Err(FieldError::new("heartbeat_timeout_ms", "must be at least 1"));
         }
