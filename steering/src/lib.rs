@@ -4,6 +4,7 @@
 //! - `decide`: the per-viewer decision: prefix, then nearest cluster, a home edge per title,
 //!   overload spill, external CDNs (pure)
 //! - `manifest`: Content Steering manifests from a decision (pure)
+//! - `expand` (pure) and `prewarm`: pre-warm jobs, from manifests to filled edges
 //! - `store`: the fleet in SQLite, so a restart keeps it; `geo`: client locations
 //! - `api`: the axum routes; `metrics`: `strata_steering_*`
 
