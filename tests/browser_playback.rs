@@ -246,6 +246,7 @@ async fn steered_away_from_a_dead_edge(player: &str) {
         site,
         &[],
         &token_toml,
+        "",
     );
     let (b, _b_cache) = start_steered_edge(
         &s,
@@ -256,6 +257,7 @@ async fn steered_away_from_a_dead_edge(player: &str) {
         site,
         &[],
         &token_toml,
+        "",
     );
     let client = support::http1();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);

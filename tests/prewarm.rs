@@ -63,6 +63,7 @@ async fn fleet() -> Fleet {
             (51.5, -0.1),
             &[],
             &parent,
+            "",
         ),
         start_steered_edge(
             &setup,
@@ -73,6 +74,7 @@ async fn fleet() -> Fleet {
             (48.9, 2.3),
             &[],
             &parent,
+            "",
         ),
     ];
     let f = Fleet {
@@ -389,4 +391,34 @@ async fn bad_prewarm_requests_are_refused_with_a_reason() {
             .unwrap(),
     );
     assert_eq!(jobs["jobs"], json!([]), "refused requests made no job");
+}
+
+#[tokio::test]
+async fn a_job_stops_at_its_cache_share_and_at_the_end_of_its_window() {
+    let f = fleet().await;
+    // Each edge registered 320 MB (64 MB memory + 256 MB disk): a 1% share is 3.2 MB of the
+    // 14 MB DASH title, so most objects are left.
+    let (status, job) = f
+        .create(json!({"manifests": ["/sample/manifest.mpd"], "clusters": ["lon"], "max_cache_share": 0.01, "concurrency": 1}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    let job = f.wait_state(job["id"].as_str().unwrap(), &["done"]).await;
+    let edge = &job["edges"][0];
+    let bytes = edge["bytes"].as_u64().unwrap();
+    assert!(edge["left"].as_u64().unwrap() > 10, "{job}");
+    // One object may cross the line (it was started below it); the largest is under 1 MB.
+    assert!(bytes >= 3_200_000 && bytes < 3_200_000 + 1_000_000, "{job}");
+    assert!(job["message"].as_str().unwrap().contains("left out"), "{job}");
+
+    // A window that closes 1.5 s after the job starts, at 2000 kbit/s: the rest is left.
+    let end = std::time::SystemTime::now() + Duration::from_millis(1500);
+    let end = humantime::format_rfc3339_seconds(end + Duration::from_secs(1)).to_string();
+    let (status, job) = f
+        .create(json!({"manifests": ["/sample/manifest.mpd"], "clusters": ["par"], "bandwidth_kbps": 2000, "concurrency": 1, "end": end}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    let job = f.wait_state(job["id"].as_str().unwrap(), &["done"]).await;
+    let edge = &job["edges"][0];
+    assert!(edge["done"].as_u64().unwrap() > 0, "{job}");
+    assert!(edge["left"].as_u64().unwrap() > 0, "{job}");
 }

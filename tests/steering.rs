@@ -68,6 +68,7 @@ async fn steering_follows_the_fleet_and_speaks_to_players() {
         FRANKFURT,
         &["81.2.0.0/16"],
         "",
+        "",
     );
     let (nyc, _nyc_cache) = start_steered_edge(
         &s,
@@ -77,6 +78,7 @@ async fn steering_follows_the_fleet_and_speaks_to_players() {
         "nyc-1",
         NEW_YORK,
         &[],
+        "",
         "",
     );
     wait_until("both edges in rotation", async || {
@@ -244,4 +246,83 @@ async fn steering_follows_the_fleet_and_speaks_to_players() {
     let (_, d) = get_json(&steering.url("/v1/decide?title=sample&ip=8.8.8.8"), None).await;
     assert_eq!(first_pathway(&d), "edge-fra-1");
     drop(s.dir);
+}
+
+#[tokio::test]
+async fn an_overloaded_edge_spills_its_titles_and_gets_them_back() {
+    let content = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(content.path().join("hot")).unwrap();
+    std::fs::write(content.path().join("hot/seg-1.m4s"), vec![1u8; 1000]).unwrap();
+    let origin = start_origin(content.path());
+    let s = steering_setup(5);
+    let steering = start_steering(&s);
+    // Two edges of one site, each sized for 20 requests per second.
+    let site = (50.0, 8.0);
+    let capacity = "capacity_rps = 20";
+    let (one, _c1) = start_steered_edge(
+        &s,
+        &steering,
+        &base_url(&origin),
+        "127.0.0.2",
+        "site-1",
+        site,
+        &[],
+        "",
+        capacity,
+    );
+    let (two, _c2) = start_steered_edge(
+        &s,
+        &steering,
+        &base_url(&origin),
+        "127.0.0.3",
+        "site-2",
+        site,
+        &[],
+        "",
+        capacity,
+    );
+    wait_until("both edges in rotation", async || {
+        in_rotation(&steering).await.len() == 2
+    })
+    .await;
+    let decide = steering.url("/v1/decide?title=hot&ip=127.0.0.1");
+    let (_, d) = get_json(&decide, None).await;
+    let home = first_pathway(&d).to_string();
+    let (home_edge, other) = if home == "edge-site-1" {
+        (&one, "edge-site-2")
+    } else {
+        (&two, "edge-site-1")
+    };
+
+    // Viewers pile onto the home edge: about 100 requests per second, five times its size.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (stop, url) = (stop.clone(), home_edge.url("/hot/seg-1.m4s"));
+        tokio::spawn(async move {
+            let client = http1();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = client.get(&url).send().await;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    };
+    wait_until("the title spills to the other edge", async || {
+        let (_, d) = get_json(&decide, None).await;
+        first_pathway(&d) == other
+    })
+    .await;
+    let (_, d) = get_json(&decide, None).await;
+    assert_eq!(
+        d["pathways"].as_array().unwrap().last().unwrap()["id"],
+        home,
+        "an overloaded edge is the last resort: {d}"
+    );
+    // The crowd leaves: the title goes home.
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    load.await.unwrap();
+    wait_until("the title returns to its home edge", async || {
+        let (_, d) = get_json(&decide, None).await;
+        first_pathway(&d) == home
+    })
+    .await;
 }

@@ -56,8 +56,8 @@ pub fn credential(s: &SteeringSetup, edge_id: &str) -> String {
 }
 
 /// An edge on `ip` named `id` (its cluster is the part before the first `-`), at `site`,
-/// serving `prefixes`, registering with `steering` every 300 ms; `extra_toml` is added to
-/// its config file.
+/// serving `prefixes`, registering with `steering` every 300 ms; `extra_toml` is added at the
+/// top of its config file, `steering_toml` inside its `[steering]` section.
 #[allow(clippy::too_many_arguments)]
 pub fn start_steered_edge(
     s: &SteeringSetup,
@@ -68,6 +68,7 @@ pub fn start_steered_edge(
     site: (f64, f64),
     prefixes: &[&str],
     extra_toml: &str,
+    steering_toml: &str,
 ) -> (ServerProcess, tempfile::TempDir) {
     let cache = tempfile::tempdir().unwrap();
     let config = cache.path().join("edge.toml");
@@ -76,7 +77,7 @@ pub fn start_steered_edge(
         &config,
         format!(
             "node_id = \"{id}\"\n{extra_toml}\n[steering]\nurl = \"{}\"\ncredential = \"{}\"\ncluster = \"{cluster}\"\n\
-             lat = {}\nlon = {}\nprefixes = {}\nheartbeat_ms = 300\n",
+             lat = {}\nlon = {}\nprefixes = {}\nheartbeat_ms = 300\n{steering_toml}\n",
             steering.url(""),
             credential(s, id),
             site.0,
