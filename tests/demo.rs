@@ -99,12 +99,18 @@ async fn demo_prints_working_urls_and_stops_cleanly_on_ctrl_c() {
         .unwrap();
     let media = m3u8_rs::parse_media_playlist_res(media.as_bytes()).unwrap();
     let seg_url = media.segments[0].uri.clone();
-    let edge1 = format!("http://127.0.0.1:{}/sample/", port + 1);
+    // The control plane asked steering where the play starts: one of the two edges.
+    let (start_port, other_port) = if seg_url.starts_with(&format!("http://127.0.0.1:{}/", port + 1)) {
+        (port + 1, port + 3)
+    } else {
+        (port + 3, port + 1)
+    };
+    let start_edge = format!("http://127.0.0.1:{start_port}/sample/");
     assert!(
-        seg_url.starts_with(&edge1) && seg_url.contains("?token=v1."),
+        seg_url.starts_with(&start_edge) && seg_url.contains("?token=v1."),
         "{seg_url}"
     );
-    let (seg_path, token) = seg_url[edge1.len() - "/sample/".len()..]
+    let (seg_path, token) = seg_url[start_edge.len() - "/sample/".len()..]
         .split_once("?token=")
         .unwrap();
     // RFC 9211: each cache on the way appends its member, the edge's last.
@@ -127,7 +133,7 @@ async fn demo_prints_working_urls_and_stops_cleanly_on_ctrl_c() {
     let again = c.get(&seg_url).send().await.unwrap();
     assert!(statuses(&again).last().unwrap().starts_with("strata-edge; hit"));
     // Without the token, or with it altered, the edge refuses.
-    let bare = format!("http://127.0.0.1:{}{seg_path}", port + 1);
+    let bare = format!("http://127.0.0.1:{start_port}{seg_path}");
     assert_eq!(c.get(&bare).send().await.unwrap().status(), 401);
     let altered = format!("{bare}?token={}", token.replacen("v1.", "v1.e", 1));
     assert_eq!(c.get(&altered).send().await.unwrap().status(), 401);
@@ -135,7 +141,7 @@ async fn demo_prints_working_urls_and_stops_cleanly_on_ctrl_c() {
     assert!(printed.contains(&format!("?token={token}")), "{printed}");
     // The second edge shares the mid-tier: its miss is the mid-tier's hit.
     let other = c
-        .get(format!("http://127.0.0.1:{}{seg_path}?token={token}", port + 3))
+        .get(format!("http://127.0.0.1:{other_port}{seg_path}?token={token}"))
         .send()
         .await
         .unwrap();

@@ -326,3 +326,131 @@ async fn an_overloaded_edge_spills_its_titles_and_gets_them_back() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_control_plane_starts_each_play_on_steerings_choice_and_falls_back_without_it() {
+    use support::control_plane::{ADMIN as CP_ADMIN, Api, start_control_plane_with, title};
+    let origin = start_origin(&support::sample_content_root());
+    let s = steering_setup(5);
+    let mut steering = start_steering(&s);
+    let (fra, _c1) = start_steered_edge(
+        &s,
+        &steering,
+        &base_url(&origin),
+        "127.0.0.2",
+        "fra-1",
+        (50.11, 8.68),
+        &["81.2.0.0/16"],
+        "",
+        "",
+    );
+    let (nyc, _c2) = start_steered_edge(
+        &s,
+        &steering,
+        &base_url(&origin),
+        "127.0.0.3",
+        "nyc-1",
+        (40.71, -74.0),
+        &[],
+        "",
+        "",
+    );
+    wait_until("both edges in rotation", async || {
+        in_rotation(&steering).await.len() == 2
+    })
+    .await;
+    let data = tempfile::tempdir().unwrap();
+    let fallback = "http://127.0.0.9:9";
+    let cp = start_control_plane_with(
+        fallback,
+        &base_url(&origin),
+        "",
+        data.path(),
+        &format!(
+            "steering_url = \"{}\"\npathway_hosts = [\"127.0.0.2\", \"127.0.0.3\"]",
+            steering.url("")
+        ),
+    );
+    let api = Api {
+        base: cp.url(""),
+        client: http1(),
+    };
+    let put = api
+        .send(
+            reqwest::Method::PUT,
+            "/v1/admin/titles/sample",
+            Some(CP_ADMIN),
+            None,
+            Some(title("sample", json!({}))),
+        )
+        .await;
+    assert_eq!(put.0, StatusCode::OK);
+    let made = api
+        .send(
+            reqwest::Method::POST,
+            "/v1/admin/accounts",
+            Some(CP_ADMIN),
+            None,
+            Some(json!({"email": "eve@example.com", "password": "long enough", "tier": "premium"})),
+        )
+        .await;
+    assert_eq!(made.0, StatusCode::CREATED);
+    let session = api.sign_in("eve@example.com", "long enough").await;
+    // The ISP's subscriber starts in Frankfurt, a US viewer in New York; the play's own
+    // segment URLs point there (for players that ignore steering too).
+    for (ip, edge) in [("81.2.69.160", &fra), ("8.8.8.8", &nyc)] {
+        let (status, play) = api.play(&session, ip, "sample", "tv").await;
+        assert_eq!(status, StatusCode::OK, "{play}");
+        assert_eq!(play["cdn"], edge.url("").trim_end_matches('/'), "{ip}: {play}");
+        let master = http1()
+            .get(play["hls_url"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let master = m3u8_rs::parse_master_playlist_res(master.as_bytes()).unwrap();
+        let media = http1()
+            .get(&master.variants[0].uri)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let media = m3u8_rs::parse_media_playlist_res(media.as_bytes()).unwrap();
+        assert!(
+            media.segments[0].uri.starts_with(&edge.url("/sample/")),
+            "{}",
+            media.segments[0].uri
+        );
+        let mpd = http1()
+            .get(play["dash_url"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            mpd.contains(&format!(
+                "{}/sample/</BaseURL>",
+                edge.url("").trim_end_matches('/')
+            )),
+            "{mpd}"
+        );
+    }
+    // Steering away: plays still start, on cdn_url.
+    steering.signal("KILL");
+    let _ = steering.wait_exit(Duration::from_secs(5));
+    let (status, play) = api.play(&session, "8.8.8.8", "sample", "tv").await;
+    assert_eq!(status, StatusCode::OK, "{play}");
+    assert_eq!(play["cdn"], fallback);
+    let fallbacks = support::metric(
+        &cp.admin_url("/metrics"),
+        "strata_control_plane_steering_fallbacks_total",
+    )
+    .await;
+    assert_eq!(fallbacks, 1.0);
+}

@@ -45,6 +45,8 @@ pub(crate) struct App {
     pub metrics: Metrics,
     pub admin_token: String,
     pub search: SearchIndex,
+    /// Steering's decision API, when steering is configured.
+    pub steering: Option<crate::steering_client::SteeringClient>,
     /// The browse page as last computed, with when and for which row length: the same for
     /// every viewer, so it is computed at most once per [`BROWSE_KEEP`].
     pub browse: tokio::sync::Mutex<Option<(Instant, i64, BrowseResponse)>>,
@@ -630,10 +632,8 @@ async fn start_play(
         Some(p) => account.profiles.iter().find(|q| &q.id == p),
     }
     .ok_or_else(|| Failure::refusal(Refusal::UnknownProfile, "no such profile on this account"))?;
-    let country = app
-        .geo
-        .as_ref()
-        .and_then(|g| g.country(geo::client_ip(&app.config.client_ip_header, headers, peer)));
+    let client_ip = geo::client_ip(&app.config.client_ip_header, headers, peer);
+    let country = app.geo.as_ref().and_then(|g| g.country(client_ip));
     let viewer = Viewer {
         tier: &account.tier,
         device: &req.device,
@@ -662,6 +662,14 @@ async fn start_play(
             format!("no rendition of this title is at most {max_height} pixels tall"),
         ));
     }
+    let cdn = match &app.steering {
+        Some(steering) => steering.best_cdn(&title.id, client_ip).await.unwrap_or_else(|e| {
+            app.metrics.steering_fallbacks.inc();
+            tracing::warn!("{e}; the play starts on cdn_url");
+            String::new()
+        }),
+        None => String::new(),
+    };
     let play_id = random_id();
     let expires = now + app.config.playback_token_ttl_secs as i64;
     let token = sign_playback(
@@ -686,6 +694,7 @@ async fn start_play(
             token: token.clone(),
             started_at: now,
             expires_at: expires,
+            cdn: cdn.clone(),
         })
         .await?;
     let base = format!("{}/v1/plays/{play_id}", app.public_url);
@@ -693,6 +702,11 @@ async fn start_play(
         hls_url: (!title.hls.is_empty()).then(|| format!("{base}/master.m3u8")),
         dash_url: (!title.dash.is_empty()).then(|| format!("{base}/manifest.mpd")),
         steering_url: steering_uri(app, &play_id, &title.id, None),
+        cdn: if cdn.is_empty() {
+            app.config.cdn_url.trim_end_matches('/').to_string()
+        } else {
+            cdn
+        },
         play: play_id,
         title: title.id,
         token,
@@ -771,8 +785,15 @@ fn manifest_response(content_type: &'static str, body: String) -> Response {
         .into_response()
 }
 
-fn cdn_dir(app: &App, path: &str) -> String {
-    format!("{}{}", app.config.cdn_url.trim_end_matches('/'), dir_of(path))
+/// The CDN URL of `path`'s directory for a play: steering's choice at its start, else
+/// `cdn_url`.
+fn cdn_dir(app: &App, play: &Play, path: &str) -> String {
+    let base = if play.cdn.is_empty() {
+        app.config.cdn_url.as_str()
+    } else {
+        play.cdn.as_str()
+    };
+    format!("{}{}", base.trim_end_matches('/'), dir_of(path))
 }
 
 async fn hls_master(State(app): State<Shared>, Path(play_id): Path<String>) -> ApiResult<Response> {
@@ -786,7 +807,7 @@ async fn hls_master(State(app): State<Shared>, Path(play_id): Path<String>) -> A
     }
     let text = packaged(&app, &title.hls).await?;
     let play_base = format!("{}/v1/plays/{play_id}", app.public_url);
-    let cdn = cdn_dir(&app, &title.hls);
+    let cdn = cdn_dir(&app, &play, &title.hls);
     let steering = steering_uri(&app, &play_id, &title.id, Some("hls"));
     let urls = PlayUrls {
         play_base: &play_base,
@@ -855,7 +876,7 @@ async fn hls_media(
     let text = packaged(&app, &path).await?;
     let cdn = match &steered {
         Some(base) => format!("{base}{}", dir_of(&path)),
-        None => cdn_dir(&app, &path),
+        None => cdn_dir(&app, &play, &path),
     };
     let urls = PlayUrls {
         play_base: "",
@@ -884,7 +905,7 @@ async fn dash_mpd(State(app): State<Shared>, Path(play_id): Path<String>) -> Api
             "the packaged MPD is not UTF-8",
         )
     })?;
-    let cdn = cdn_dir(&app, &title.dash);
+    let cdn = cdn_dir(&app, &play, &title.dash);
     let steering = steering_uri(&app, &play_id, &title.id, Some("dash"));
     let urls = PlayUrls {
         play_base: "",

@@ -17,6 +17,7 @@ mod manifest;
 mod metrics;
 mod packaged;
 mod search;
+mod steering_client;
 mod store;
 
 pub use store::{Backend, Store, StoreError};
@@ -148,6 +149,8 @@ impl ControlPlane {
             .map_err(|e| ControlPlaneError::Search(e.to_string()))?;
         tracing::info!(titles = indexed, "search index built");
         let app = App {
+            steering: (!config.steering_url.is_empty())
+                .then(|| steering_client::SteeringClient::new(&config.steering_url)),
             search,
             browse: tokio::sync::Mutex::new(None),
             config: config.clone(),

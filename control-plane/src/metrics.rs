@@ -17,6 +17,8 @@ pub struct Metrics {
     pub search_index_failures: IntCounter,
     /// Search index rebuilds from the database.
     pub search_rebuilds: IntCounter,
+    /// Plays started on `cdn_url` because steering did not answer.
+    pub steering_fallbacks: IntCounter,
 }
 
 impl Metrics {
@@ -59,7 +61,12 @@ impl Metrics {
                 "strata_control_plane_search_rebuilds_total",
                 "Search index rebuilds from the database",
             )?,
+            steering_fallbacks: IntCounter::new(
+                "strata_control_plane_steering_fallbacks_total",
+                "Plays started on cdn_url because steering did not answer",
+            )?,
         };
+        registry.register(Box::new(m.steering_fallbacks.clone()))?;
         registry.register(Box::new(m.search_index_failures.clone()))?;
         registry.register(Box::new(m.search_rebuilds.clone()))?;
         registry.register(Box::new(m.requests.clone()))?;

@@ -33,7 +33,7 @@ pub enum StoreError {
 }
 
 /// The schema's migrations, embedded, in order.
-const MIGRATIONS: [(i64, &str, &str); 2] = [
+const MIGRATIONS: [(i64, &str, &str); 3] = [
     (
         1,
         "catalog accounts plays",
@@ -44,6 +44,7 @@ const MIGRATIONS: [(i64, &str, &str); 2] = [
         "discovery indexes",
         include_str!("../migrations/0002_discovery_indexes.sql"),
     ),
+    (3, "play cdn", include_str!("../migrations/0003_play_cdn.sql")),
 ];
 
 /// Which database is behind the pool.
@@ -87,6 +88,8 @@ pub struct Play {
     pub started_at: i64,
     /// Expiry, Unix seconds.
     pub expires_at: i64,
+    /// CDN base URL steering chose at the start; empty: the configured `cdn_url`.
+    pub cdn: String,
 }
 
 /// The database.
@@ -386,8 +389,8 @@ impl Store {
     /// Records a started play.
     pub async fn insert_play(&self, p: &Play) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO plays (id, title_id, account_id, profile_id, device, country, max_height, token, started_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            "INSERT INTO plays (id, title_id, account_id, profile_id, device, country, max_height, token, started_at, expires_at, cdn) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&p.id)
         .bind(&p.title_id)
@@ -399,6 +402,7 @@ impl Store {
         .bind(&p.token)
         .bind(p.started_at)
         .bind(p.expires_at)
+        .bind(&p.cdn)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -407,7 +411,7 @@ impl Store {
     /// A play by id.
     pub async fn play(&self, id: &str) -> Result<Option<Play>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, title_id, account_id, profile_id, device, country, max_height, token, started_at, expires_at \
+            "SELECT id, title_id, account_id, profile_id, device, country, max_height, token, started_at, expires_at, cdn \
              FROM plays WHERE id = $1",
         )
         .bind(id)
@@ -426,6 +430,7 @@ impl Store {
             token: r.try_get("token")?,
             started_at: r.try_get("started_at")?,
             expires_at: r.try_get("expires_at")?,
+            cdn: r.try_get("cdn")?,
         }))
     }
 }

@@ -321,6 +321,9 @@ pub struct PlaybackResponse {
     pub dash_url: Option<String>,
     /// Content steering URL, when steering is configured.
     pub steering_url: Option<String>,
+    /// Base URL of the CDN the play's segments start on (steering's choice when it is
+    /// configured and answers, else the configured CDN).
+    pub cdn: String,
     /// The playback token that segment URLs carry.
     pub token: String,
     /// When the token and manifests expire.
