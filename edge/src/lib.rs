@@ -10,7 +10,7 @@
 mod admin_api;
 pub mod cache_key;
 mod cache_status;
-mod cacheability;
+pub mod cacheability;
 mod collapse;
 mod dns;
 mod health;

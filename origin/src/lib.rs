@@ -5,13 +5,13 @@
 //! a CDN's upper tiers rely on: strong validators, conditional requests, single and
 //! multi-range responses, and `Cache-Control` per class of path. [`packaging`] makes content.
 
-mod conditional;
+pub mod conditional;
 mod content_type;
 mod metrics;
 mod multipart;
 pub mod packaging;
 mod path_class;
-mod range;
+pub mod range;
 mod request_path;
 mod server;
 mod service;

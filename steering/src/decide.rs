@@ -133,6 +133,10 @@ pub fn decide(
     let mut pathways = Vec::new();
     let mut overloaded: Vec<&EdgeState> = Vec::new();
     for name in cluster_order {
+        // Enough edges named: the rest of the fleet is not ranked at all.
+        if pathways.len() >= rules.max_edge_pathways {
+            break;
+        }
         let edges = &clusters[name];
         let ids: Vec<(String, u32)> = edges
             .iter()
@@ -145,7 +149,7 @@ pub fn decide(
                 .expect("ordered from these edges");
             if e.load() >= rules.overload {
                 overloaded.push(e);
-            } else {
+            } else if pathways.len() < rules.max_edge_pathways {
                 pathways.push(pathway_of(e));
             }
         }
@@ -174,6 +178,7 @@ pub fn decide(
         }
     }
     overloaded.sort_by(|a, b| a.load().total_cmp(&b.load()));
+    overloaded.truncate(rules.max_edge_pathways);
     pathways.extend(overloaded.into_iter().map(pathway_of));
     Decision {
         client: client.ip.to_string(),
@@ -393,6 +398,30 @@ mod test {
         }
         // Weight 3 to 1: about three quarters go to `a` first.
         assert!((240..=360).contains(&first_a), "{first_a}");
+    }
+
+    #[test]
+    fn a_decision_names_at_most_the_configured_number_of_edges() {
+        let f = fleet(
+            &[("lon", LONDON, &[]), ("par", PARIS, &[]), ("nyc", NEW_YORK, &[])],
+            5,
+        );
+        let cdns = [CdnConfig {
+            name: "cdn-b".into(),
+            url: "https://b.test".into(),
+            weight: 1,
+            cost: 0,
+        }];
+        let rules = Rules {
+            max_edge_pathways: 7,
+            ..RULES
+        };
+        let d = decide(&f, &rules, &cdns, &client("192.0.2.1", Some(LONDON)), "t", 1);
+        assert_eq!(d.pathways.len(), 7 + 1);
+        assert_eq!(clusters_of(&d), ["lon", "par", "cdn-b"]);
+        // The first pathways are the same as without the cap.
+        let full = decide(&f, &RULES, &cdns, &client("192.0.2.1", Some(LONDON)), "t", 1);
+        assert_eq!(d.pathways[..7], full.pathways[..7]);
     }
 
     #[test]

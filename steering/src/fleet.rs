@@ -17,6 +17,8 @@ pub struct Rules {
     pub poll_fail_after: u32,
     /// Load share at or above which an edge is skipped for new viewers.
     pub overload: f64,
+    /// Edges named in a decision at most (external CDNs come on top).
+    pub max_edge_pathways: usize,
 }
 
 /// Why a registration or heartbeat was refused.
@@ -308,6 +310,7 @@ pub(crate) mod test {
         heartbeat_timeout_ms: 10_000,
         poll_fail_after: 2,
         overload: 0.85,
+        max_edge_pathways: 1000,
     };
 
     #[test]

@@ -120,6 +120,7 @@ impl Steering {
                 heartbeat_timeout_ms: config.heartbeat_timeout_ms,
                 poll_fail_after: config.poll_fail_after,
                 overload: config.overload,
+                max_edge_pathways: config.max_pathways,
             },
             config: config.clone(),
             public_url,

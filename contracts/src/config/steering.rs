@@ -39,6 +39,8 @@ pub struct SteeringConfig {
     pub overload: f64,
     /// Content Steering manifest TTL, seconds.
     pub ttl_secs: u64,
+    /// Our edges named in a decision at most, best first (external CDNs come on top).
+    pub max_pathways: usize,
     /// GeoLite2-City database; empty: no locations.
     pub geoip_db: PathBuf,
     /// Header with the real client address behind a trusted proxy; empty: the peer.
@@ -86,6 +88,7 @@ impl Default for SteeringConfig {
             poll_fail_after: 2,
             overload: 0.85,
             ttl_secs: 30,
+            max_pathways: 8,
             geoip_db: PathBuf::new(),
             client_ip_header: String::new(),
             origin_url: "http://127.0.0.1:8080".into(),
@@ -148,6 +151,9 @@ impl Validate for SteeringConfig {
         }
         if !(self.overload > 0.0 && self.overload <= 1.0) {
             return Err(FieldError::new("overload", "must be above 0 and at most 1"));
+        }
+        if !(1..=100).contains(&self.max_pathways) {
+            return Err(FieldError::new("max_pathways", "must be 1-100"));
         }
         if self.ttl_secs == 0 {
             return Err(FieldError::new("ttl_secs", "must be at least 1"));
