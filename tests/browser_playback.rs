@@ -223,7 +223,7 @@ async fn hls_js_follows_content_steering_away_from_a_dead_edge() {
 /// control plane's media playlists turn into segment URLs).
 async fn steered_away_from_a_dead_edge(player: &str) {
     use support::control_plane::{ADMIN as CP_ADMIN, Api, key, start_control_plane_with, title};
-    use support::steering::{ADMIN as ST_ADMIN, start_steered_edge, start_steering, steering_setup};
+    use support::steering::{start_steered_edge, start_steering, steering_setup};
     if !browser_available() {
         return;
     }
@@ -260,32 +260,7 @@ async fn steered_away_from_a_dead_edge(player: &str) {
         "",
     );
     let client = support::http1();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    loop {
-        let fleet: serde_json::Value = client
-            .get(steering.url("/v1/admin/edges"))
-            .bearer_auth(ST_ADMIN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let up = fleet["edges"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|e| e["in_rotation"] == true)
-            .count();
-        if up == 2 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "edges never came into rotation: {fleet}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    support::steering::wait_in_rotation(&steering, 2).await;
     // The title's home edge, and the other one.
     let decision: serde_json::Value = client
         .get(steering.url("/v1/decide?title=sample&ip=127.0.0.1"))

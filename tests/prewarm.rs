@@ -91,29 +91,7 @@ async fn fleet() -> Fleet {
 
 impl Fleet {
     async fn wait_rotation(&self, n: usize) {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let fleet: Value = http1()
-                .get(self.steering.url("/v1/admin/edges"))
-                .bearer_auth(ADMIN)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let up = fleet["edges"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|e| e["in_rotation"] == true)
-                .count();
-            if up == n {
-                return;
-            }
-            assert!(Instant::now() < deadline, "edges not in rotation: {fleet}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        support::steering::wait_in_rotation(&self.steering, n).await;
     }
 
     async fn job(&self, id: &str) -> Value {

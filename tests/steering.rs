@@ -9,8 +9,8 @@ mod support;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-use support::steering::{ADMIN, credential, start_steered_edge, start_steering, steering_setup};
-use support::{ServerProcess, base_url, http1, start_origin};
+use support::steering::{ADMIN, credential, in_rotation, start_steered_edge, start_steering, steering_setup};
+use support::{base_url, http1, start_origin};
 
 async fn get_json(url: &str, xff: Option<&str>) -> (StatusCode, Value) {
     let mut req = http1().get(url).bearer_auth(ADMIN);
@@ -28,20 +28,6 @@ async fn wait_until(what: &str, mut ok: impl AsyncFnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for: {what}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-async fn in_rotation(steering: &ServerProcess) -> Vec<String> {
-    let (_, fleet) = get_json(&steering.url("/v1/admin/edges"), None).await;
-    fleet["edges"]
-        .as_array()
-        .map(|edges| {
-            edges
-                .iter()
-                .filter(|e| e["in_rotation"] == true)
-                .map(|e| e["registration"]["edge_id"].as_str().unwrap().to_string())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn first_pathway(decision: &Value) -> &str {

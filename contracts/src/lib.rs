@@ -6,4 +6,5 @@
 
 pub mod api;
 pub mod config;
+pub mod forwarded;
 pub mod token;

@@ -1,9 +1,8 @@
 //! Where a client is: its address (the connection's, or a trusted proxy's header) placed by a
 //! MaxMind GeoLite2-City database.
 
-use http::HeaderMap;
 use maxminddb::{Reader, geoip2};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::Path;
 
 /// A loaded GeoLite2-City database.
@@ -27,16 +26,4 @@ impl GeoDb {
     }
 }
 
-/// The client's address: the first address of `header` when one is configured, present and
-/// valid, else the connection's peer.
-pub fn client_ip(header: &str, headers: &HeaderMap, peer: SocketAddr) -> IpAddr {
-    if header.is_empty() {
-        return peer.ip();
-    }
-    headers
-        .get(header)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .and_then(|first| first.trim().parse().ok())
-        .unwrap_or(peer.ip())
-}
+pub use strata_contracts::forwarded::client_ip;

@@ -96,3 +96,42 @@ pub fn start_steered_edge(
     );
     (edge, cache)
 }
+
+/// The ids of the edges steering has in rotation now.
+pub async fn in_rotation(steering: &ServerProcess) -> Vec<String> {
+    let fleet: serde_json::Value = super::http1()
+        .get(steering.url("/v1/admin/edges"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap_or_default();
+    fleet["edges"]
+        .as_array()
+        .map(|edges| {
+            edges
+                .iter()
+                .filter(|e| e["in_rotation"] == true)
+                .map(|e| e["registration"]["edge_id"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Waits (at most 15 s) until steering has `n` edges in rotation.
+pub async fn wait_in_rotation(steering: &ServerProcess, n: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let up = in_rotation(steering).await;
+        if up.len() == n {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{n} edges never in rotation: {up:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
