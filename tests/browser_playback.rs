@@ -137,7 +137,7 @@ async fn hls_js_plays_the_sample_title_over_http3_from_the_edge() {
 
 #[tokio::test]
 async fn hls_js_and_dash_js_play_a_play_started_at_the_control_plane() {
-    use support::control_plane::{ADMIN, Api, start_cdn, start_control_plane, title};
+    use support::control_plane::{Api, start_cdn, start_control_plane};
     if !browser_available() {
         return;
     }
@@ -149,27 +149,7 @@ async fn hls_js_and_dash_js_play_a_play_started_at_the_control_plane() {
         base: cp.url(""),
         client: support::http1(),
     };
-    let put = api
-        .send(
-            reqwest::Method::PUT,
-            "/v1/admin/titles/sample",
-            Some(ADMIN),
-            None,
-            Some(title("sample", serde_json::json!({}))),
-        )
-        .await;
-    assert_eq!(put.0, 200, "{put:?}");
-    let made = api
-        .send(
-            reqwest::Method::POST,
-            "/v1/admin/accounts",
-            Some(ADMIN),
-            None,
-            Some(serde_json::json!({"email": "viewer@example.com", "password": "long enough", "tier": "basic"})),
-        )
-        .await;
-    assert_eq!(made.0, 201, "{made:?}");
-    let session = api.sign_in("viewer@example.com", "long enough").await;
+    let session = api.sample_and_viewer("viewer@example.com", "basic").await;
     for (player, field) in [("hls", "hls_url"), ("dash", "dash_url")] {
         let (status, play) = api.play(&session, "81.2.69.160", "sample", "web").await;
         assert_eq!(status, 200, "{play}");
@@ -222,7 +202,7 @@ async fn hls_js_follows_content_steering_away_from_a_dead_edge() {
 /// (dash.js by host replacement of the MPD's BaseURL; hls.js by the `cdn` parameter the
 /// control plane's media playlists turn into segment URLs).
 async fn steered_away_from_a_dead_edge(player: &str) {
-    use support::control_plane::{ADMIN as CP_ADMIN, Api, key, start_control_plane_with, title};
+    use support::control_plane::{Api, key, start_control_plane_with};
     use support::steering::{start_steered_edge, start_steering, steering_setup};
     if !browser_available() {
         return;
@@ -294,27 +274,7 @@ async fn steered_away_from_a_dead_edge(player: &str) {
         base: cp.url(""),
         client: support::http1(),
     };
-    let put = api
-        .send(
-            reqwest::Method::PUT,
-            "/v1/admin/titles/sample",
-            Some(CP_ADMIN),
-            None,
-            Some(title("sample", serde_json::json!({}))),
-        )
-        .await;
-    assert_eq!(put.0, 200);
-    let made = api
-        .send(
-            reqwest::Method::POST,
-            "/v1/admin/accounts",
-            Some(CP_ADMIN),
-            None,
-            Some(serde_json::json!({"email": "steered@example.com", "password": "long enough", "tier": "premium"})),
-        )
-        .await;
-    assert_eq!(made.0, 201);
-    let session = api.sign_in("steered@example.com", "long enough").await;
+    let session = api.sample_and_viewer("steered@example.com", "premium").await;
     let (status, play) = api.play(&session, "81.2.69.160", "sample", "web").await;
     assert_eq!(status, 200, "{play}");
     let manifest_url = play[format!("{player}_url")].as_str().unwrap().to_string();

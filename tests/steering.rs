@@ -315,7 +315,7 @@ async fn an_overloaded_edge_spills_its_titles_and_gets_them_back() {
 
 #[tokio::test]
 async fn the_control_plane_starts_each_play_on_steerings_choice_and_falls_back_without_it() {
-    use support::control_plane::{ADMIN as CP_ADMIN, Api, start_control_plane_with, title};
+    use support::control_plane::{Api, start_control_plane_with};
     let origin = start_origin(&support::sample_content_root());
     let s = steering_setup(5);
     let mut steering = start_steering(&s);
@@ -361,27 +361,7 @@ async fn the_control_plane_starts_each_play_on_steerings_choice_and_falls_back_w
         base: cp.url(""),
         client: http1(),
     };
-    let put = api
-        .send(
-            reqwest::Method::PUT,
-            "/v1/admin/titles/sample",
-            Some(CP_ADMIN),
-            None,
-            Some(title("sample", json!({}))),
-        )
-        .await;
-    assert_eq!(put.0, StatusCode::OK);
-    let made = api
-        .send(
-            reqwest::Method::POST,
-            "/v1/admin/accounts",
-            Some(CP_ADMIN),
-            None,
-            Some(json!({"email": "eve@example.com", "password": "long enough", "tier": "premium"})),
-        )
-        .await;
-    assert_eq!(made.0, StatusCode::CREATED);
-    let session = api.sign_in("eve@example.com", "long enough").await;
+    let session = api.sample_and_viewer("eve@example.com", "premium").await;
     // The ISP's subscriber starts in Frankfurt, a US viewer in New York; the play's own
     // segment URLs point there (for players that ignore steering too).
     for (ip, edge) in [("81.2.69.160", &fra), ("8.8.8.8", &nyc)] {

@@ -194,6 +194,32 @@ impl Api {
         .await
     }
 
+    /// Puts the sample title (no licensing rules) in the catalog, makes an account of `tier`
+    /// for `email` and signs it in; returns the session token.
+    pub async fn sample_and_viewer(&self, email: &str, tier: &str) -> String {
+        let (status, body) = self
+            .send(
+                reqwest::Method::PUT,
+                "/v1/admin/titles/sample",
+                Some(ADMIN),
+                None,
+                Some(title("sample", json!({}))),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (status, body) = self
+            .send(
+                reqwest::Method::POST,
+                "/v1/admin/accounts",
+                Some(ADMIN),
+                None,
+                Some(json!({"email": email, "password": "long enough", "tier": tier})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        self.sign_in(email, "long enough").await
+    }
+
     /// Signs in and returns the session token.
     pub async fn sign_in(&self, email: &str, password: &str) -> String {
         let (status, body) = self
