@@ -420,3 +420,80 @@ async fn the_control_plane_starts_each_play_on_steerings_choice_and_falls_back_w
     .await;
     assert_eq!(fallbacks, 1.0);
 }
+
+#[tokio::test]
+async fn nearest_cluster_by_a_geo_database_the_test_wrote() {
+    // Private networks placed by a database written here (mmdb-writer, from PyPI): 10.1/16 in
+    // Paris, 10.2/16 in New York, 10.3/16 in a country but at no location.
+    let s = steering_setup(5);
+    let db = s.dir.path().join("small.mmdb");
+    let out = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/support/write_mmdb.py"
+        ))
+        .arg(&db)
+        .args([
+            "10.1.0.0/16=48.86,2.35,FR",
+            "10.2.0.0/16=40.71,-74.0,US",
+            "10.3.0.0/16=-,-,DE",
+        ])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "writing the database (pip install mmdb-writer): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config = std::fs::read_to_string(&s.config).unwrap();
+    let config: String = config
+        .lines()
+        .map(|l| {
+            if l.starts_with("geoip_db") {
+                format!("geoip_db = \"{}\"", db.display())
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&s.config, config).unwrap();
+    let content = tempfile::tempdir().unwrap();
+    let origin = start_origin(content.path());
+    let steering = start_steering(&s);
+    let (_par, _c1) = start_steered_edge(
+        &s,
+        &steering,
+        &base_url(&origin),
+        "127.0.0.2",
+        "par-1",
+        (48.86, 2.35),
+        &[],
+        "",
+        "",
+    );
+    let (_nyc, _c2) = start_steered_edge(
+        &s,
+        &steering,
+        &base_url(&origin),
+        "127.0.0.3",
+        "nyc-1",
+        (40.71, -74.0),
+        &[],
+        "",
+        "",
+    );
+    support::steering::wait_in_rotation(&steering, 2).await;
+    for (ip, matched, first) in [
+        ("10.1.2.3", "nearest", "edge-par-1"),
+        ("10.2.2.3", "nearest", "edge-nyc-1"),
+        ("10.3.0.1", "default", "edge-nyc-1"),
+    ] {
+        let (_, d) = get_json(&steering.url(&format!("/v1/decide?title=t&ip={ip}")), None).await;
+        assert_eq!(
+            (d["matched_by"].as_str(), first_pathway(&d)),
+            (Some(matched), first),
+            "{ip}: {d}"
+        );
+    }
+}
