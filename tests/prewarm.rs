@@ -400,3 +400,33 @@ async fn a_job_stops_at_its_cache_share_and_at_the_end_of_its_window() {
     assert!(edge["done"].as_u64().unwrap() > 0, "{job}");
     assert!(edge["left"].as_u64().unwrap() > 0, "{job}");
 }
+
+#[tokio::test]
+async fn a_job_rides_out_an_edge_restart() {
+    let mut f = fleet().await;
+    let (status, job) = f
+        .create(json!({"manifests": ["/sample/manifest.mpd"], "clusters": ["lon"], "bandwidth_kbps": 8000, "concurrency": 2}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    let id = job["id"].as_str().unwrap().to_string();
+    let objects = job["objects"].as_u64().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while total(&f.job(&id).await, "done") < 3 {
+        assert!(Instant::now() < deadline, "no progress");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The edge restarts under the job (same address, same cache directory).
+    f.edges[0].0.restart();
+    let job = f.wait_state(&id, &["done", "failed", "cancelled"]).await;
+    assert_eq!(job["state"], "done", "{job}");
+    let edge = &job["edges"][0];
+    assert_eq!(
+        edge["failed"], 0,
+        "fetches cut by the restart are tried again: {job}"
+    );
+    assert_eq!(
+        edge["done"].as_u64().unwrap() + edge["skipped"].as_u64().unwrap(),
+        objects,
+        "{job}"
+    );
+}

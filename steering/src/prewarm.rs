@@ -83,6 +83,9 @@ pub enum PrewarmError {
 
 type HttpClient = Client<HttpConnector, Empty<Bytes>>;
 
+/// Further tries of an object whose fetch failed.
+const FETCH_RETRIES: u32 = 3;
+
 fn client() -> HttpClient {
     let mut connector = HttpConnector::new();
     connector.set_connect_timeout(Some(Duration::from_secs(2)));
@@ -346,15 +349,27 @@ async fn fill_edge(
                         .left += 1;
                     return;
                 }
-                let (outcome, bytes) = fetch_one(
-                    client,
-                    edge,
-                    &path,
-                    token.as_deref(),
-                    limiter.as_deref(),
-                    &job.cancel,
-                )
-                .await;
+                // An edge that restarts or hiccups gets a few more tries, 0.5, 1 and 2 s apart.
+                let mut attempt = 0;
+                let (outcome, bytes) = loop {
+                    let (outcome, bytes) = fetch_one(
+                        client,
+                        edge,
+                        &path,
+                        token.as_deref(),
+                        limiter.as_deref(),
+                        &job.cancel,
+                    )
+                    .await;
+                    if outcome != "failed" || attempt == FETCH_RETRIES {
+                        break (outcome, bytes);
+                    }
+                    tokio::select! {
+                        _ = job.cancel.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_millis(500 << attempt)) => {}
+                    }
+                    attempt += 1;
+                };
                 if outcome == "cancelled" {
                     return;
                 }

@@ -28,6 +28,10 @@ pub struct ServerProcess {
     pub admin_addr: SocketAddr,
     /// Log lines (JSON) seen so far and later, for diagnostics.
     logs: mpsc::Receiver<String>,
+    /// How it was started, for [`ServerProcess::restart`].
+    role: String,
+    args: Vec<String>,
+    envs: Vec<(String, String)>,
 }
 
 impl ServerProcess {
@@ -87,6 +91,9 @@ impl ServerProcess {
             data_addr: data.unwrap(),
             admin_addr: admin.unwrap(),
             logs: rx,
+            role: role.to_string(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            envs: envs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         };
         // Some roles announce their address just before binding it.
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -109,6 +116,16 @@ impl ServerProcess {
     /// URL on the admin listener.
     pub fn admin_url(&self, path: &str) -> String {
         format!("http://{}{path}", self.admin_addr)
+    }
+
+    /// Kills the process and starts it again with the same arguments (its listener keeps
+    /// its address when the arguments name one).
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let envs: Vec<(&str, &str)> = self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        *self = ServerProcess::start(&self.role.clone(), &args, &envs);
     }
 
     /// Sends a signal to the process.
