@@ -189,19 +189,31 @@ async fn hls_js_and_dash_js_play_a_play_started_at_the_control_plane() {
 
 #[tokio::test]
 async fn dash_js_follows_content_steering_away_from_a_dead_edge() {
-    steered_away_from_a_dead_edge("dash").await;
+    steered_away_from_a_dead_edge("dash", false).await;
 }
 
 #[tokio::test]
 async fn hls_js_follows_content_steering_away_from_a_dead_edge() {
-    steered_away_from_a_dead_edge("hls").await;
+    steered_away_from_a_dead_edge("hls", false).await;
+}
+
+#[tokio::test]
+async fn dash_js_switches_pathway_when_its_edge_dies_mid_play() {
+    steered_away_from_a_dead_edge("dash", true).await;
+}
+
+#[tokio::test]
+async fn hls_js_switches_pathway_when_its_edge_dies_mid_play() {
+    steered_away_from_a_dead_edge("hls", true).await;
 }
 
 /// A play whose manifest names a dead edge as its CDN: `player` (hls.js or dash.js) must
 /// follow the manifest's steering tag to steering, whose clones lead it to the live edge
 /// (dash.js by host replacement of the MPD's BaseURL; hls.js by the `cdn` parameter the
-/// control plane's media playlists turn into segment URLs).
-async fn steered_away_from_a_dead_edge(player: &str) {
+/// control plane's media playlists turn into segment URLs). With `mid_play`, the player
+/// starts on the live home edge (buffering only 4 s ahead) and the edge dies 5 s in: steering's
+/// next answer must move it to the other edge without stopping playback.
+async fn steered_away_from_a_dead_edge(player: &str, mid_play: bool) {
     use support::control_plane::{Api, key, start_control_plane_with};
     use support::steering::{start_steered_edge, start_steering, steering_setup};
     if !browser_available() {
@@ -279,8 +291,41 @@ async fn steered_away_from_a_dead_edge(player: &str) {
     assert_eq!(status, 200, "{play}");
     let manifest_url = play[format!("{player}_url")].as_str().unwrap().to_string();
 
-    // The home edge, which the MPD's own BaseURL names, dies; once steering has taken it out
-    // of rotation, dash.js plays: only steering's PATHWAY-CLONES can lead it to the other edge.
+    if mid_play {
+        let name = player.to_string();
+        let url = manifest_url.clone();
+        let watching =
+            std::thread::spawn(move || play_with(&name, &url, &[("WATCH", "16"), ("BUFFER_SECONDS", "4")]));
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        drop(home);
+        let state = tokio::task::spawn_blocking(move || watching.join().unwrap())
+            .await
+            .unwrap();
+        // dash.js reports the downloads that failed at the dead edge as (non-fatal) error
+        // events before it moves on; any other error fails the test.
+        let errors = state["errors"].as_array().unwrap();
+        assert!(
+            errors.iter().all(|e| e.as_str().unwrap().contains(&home_host)),
+            "{player}: errors beyond the dead edge's downloads: {state}"
+        );
+        assert!(state["width"].as_u64().unwrap() > 0, "{state}");
+        assert!(
+            state["currentTime"].as_f64().unwrap() > 10.0,
+            "{player} stalled at the switch: {state}"
+        );
+        let served_by = |host: &str| state["hosts"][host].as_u64().unwrap_or(0);
+        assert!(
+            served_by(&home_host) > 0,
+            "{player} never used the home edge: {state}"
+        );
+        assert!(
+            served_by(&other_host) > 0,
+            "{player} never moved to the other edge: {state}"
+        );
+        return;
+    }
+    // The home edge, which the manifest's own base names, dies; once steering has taken it out
+    // of rotation, the player starts: only steering's clones can lead it to the other edge.
     drop(home);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     loop {

@@ -29,12 +29,16 @@ const libs = {
   hls: path.join(here, 'node_modules/hls.js/dist/hls.min.js'),
   dash: path.join(here, 'node_modules/dashjs/dist/modern/umd/dash.all.min.js'),
 };
+// BUFFER_SECONDS caps how far ahead a player buffers (both default to far more than a
+// short test title), so that a test can change things under a player mid-play.
+const buffer = Number(process.env.BUFFER_SECONDS || 0);
 const setup = {
-  hls: `const hls = new Hls({ debug: false });
+  hls: `const hls = new Hls(${buffer ? `{ debug: false, maxBufferLength: ${buffer}, maxMaxBufferLength: ${buffer} }` : '{ debug: false }'});
         hls.on(Hls.Events.ERROR, (_, d) => { if (d.fatal) errors.push('hls: ' + d.type + ' ' + d.details); });
         hls.loadSource(MANIFEST); hls.attachMedia(video);`,
   dash: `const p = dashjs.MediaPlayer().create();
          p.on('error', e => errors.push('dash: ' + JSON.stringify(e.error || e).slice(0, 200)));
+         ${buffer ? `p.updateSettings({ streaming: { buffer: { bufferTimeAtTopQuality: ${buffer}, bufferTimeAtTopQualityLongForm: ${buffer}, stableBufferTime: ${buffer} } } });` : ''}
          p.initialize(video, MANIFEST, true);`,
 };
 const page = `<!doctype html><html><body>
