@@ -220,6 +220,9 @@ pub struct PrewarmStartArgs {
     /// Only the edges of this cluster (repeatable); default every cluster.
     #[arg(long = "cluster", value_name = "NAME")]
     pub clusters: Vec<String>,
+    /// Also the edges of this region (repeatable).
+    #[arg(long = "region", value_name = "NAME")]
+    pub regions: Vec<String>,
     /// Tallest video rendition to fill; 0 for all.
     #[arg(long, default_value_t = 0)]
     pub max_height: u32,

@@ -59,6 +59,7 @@ async fn start(args: PrewarmStartArgs) -> anyhow::Result<ExitCode> {
         manifests: args.manifests,
         paths: args.paths,
         clusters: args.clusters,
+        regions: args.regions,
         max_height: args.max_height,
         start: parse_time("start", &args.start)?,
         end: parse_time("end", &args.end)?,

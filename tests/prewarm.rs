@@ -74,7 +74,7 @@ async fn fleet() -> Fleet {
             (48.9, 2.3),
             &[],
             &parent,
-            "",
+            "region = \"eu-west\"",
         ),
     ];
     let f = Fleet {
@@ -161,8 +161,8 @@ async fn a_prewarmed_title_is_a_hit_everywhere_and_the_origin_saw_each_object_on
             "/sample/manifest.mpd",
             "--cluster",
             "lon",
-            "--cluster",
-            "par",
+            "--region",
+            "eu-west",
             "--steering",
             &f.steering.url(""),
             "--admin-token",

@@ -102,6 +102,7 @@ fn steering(c: &mut Criterion) {
                     version: EDGE_PROTOCOL_VERSION,
                     edge_id: id.clone(),
                     cluster: format!("c{cluster:02}"),
+                    region: "eu".into(),
                     lat: 40.0 + cluster as f64 * 0.7,
                     lon: -5.0 + cluster as f64 * 1.1,
                     prefixes: vec![

@@ -348,6 +348,7 @@ impl Edge {
             } else {
                 st.cluster.clone()
             },
+            region: st.region.clone(),
             lat: st.lat,
             lon: st.lon,
             prefixes: st.prefixes.clone(),

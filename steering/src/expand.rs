@@ -133,29 +133,56 @@ pub fn dash_objects(mpd_path: &str, text: &str, max_height: u32) -> Result<Vec<S
                     .or(set.SegmentTemplate.as_ref())
                     .or(period.SegmentTemplate.as_ref())
                     .ok_or_else(|| unsupported("a representation without a SegmentTemplate"))?;
-                if template.SegmentTimeline.is_some() {
-                    return Err(unsupported("SegmentTimeline is not expanded yet"));
-                }
                 let id = rep.id.as_deref().unwrap_or_default();
                 let bandwidth = rep.bandwidth.unwrap_or(0);
-                let fill = |t: &str, number: Option<u64>| substitute(t, id, bandwidth, number);
+                let fill = |t: &str, number: Option<u64>, time: Option<u64>| {
+                    substitute(t, id, bandwidth, number, time)
+                };
                 if let Some(init) = &template.initialization {
-                    out.push(resolve(mpd_path, &fill(init, None)));
+                    out.push(resolve(mpd_path, &fill(init, None, None)));
                 }
                 let media = template
                     .media
                     .as_deref()
                     .ok_or_else(|| unsupported("a SegmentTemplate without media"))?;
-                let timescale = template.timescale.unwrap_or(1) as f64;
-                let duration = template
-                    .duration
-                    .filter(|d| *d > 0.0)
-                    .ok_or_else(|| unsupported("a SegmentTemplate without a duration"))?
-                    / timescale;
-                let count = (length / duration - 1e-9).ceil().max(0.0) as u64;
                 let start = template.startNumber.unwrap_or(1);
+                if let Some(timeline) = &template.SegmentTimeline {
+                    // Each S is `d` long, repeated `r` more times (r = -1: up to the period's
+                    // end), from `t` or from where the previous one ended.
+                    let timescale = template.timescale.unwrap_or(1).max(1);
+                    let end = (length * timescale as f64).round() as u64;
+                    let (mut time, mut number) = (0u64, start);
+                    for (i, seg) in timeline.segments.iter().enumerate() {
+                        if seg.d == 0 {
+                            return Err(unsupported("a SegmentTimeline entry with d=0"));
+                        }
+                        if let Some(t) = seg.t {
+                            time = t;
+                        }
+                        let next_t = timeline.segments.get(i + 1).and_then(|n| n.t);
+                        let repeats = match seg.r.unwrap_or(0) {
+                            r if r >= 0 => r as u64,
+                            _ => next_t
+                                .unwrap_or(end)
+                                .saturating_sub(time)
+                                .div_ceil(seg.d)
+                                .saturating_sub(1),
+                        };
+                        for _ in 0..=repeats.min(1_000_000) {
+                            out.push(resolve(mpd_path, &fill(media, Some(number), Some(time))));
+                            time += seg.d;
+                            number += 1;
+                        }
+                    }
+                    continue;
+                }
+                let timescale = template.timescale.unwrap_or(1) as f64;
+                let duration = template.duration.filter(|d| *d > 0.0).ok_or_else(|| {
+                    unsupported("a SegmentTemplate without a duration or a SegmentTimeline")
+                })? / timescale;
+                let count = (length / duration - 1e-9).ceil().max(0.0) as u64;
                 for n in start..start + count {
-                    out.push(resolve(mpd_path, &fill(media, Some(n))));
+                    out.push(resolve(mpd_path, &fill(media, Some(n), None)));
                 }
             }
         }
@@ -163,9 +190,9 @@ pub fn dash_objects(mpd_path: &str, text: &str, max_height: u32) -> Result<Vec<S
     Ok(out)
 }
 
-/// A `SegmentTemplate` string with `$RepresentationID$`, `$Bandwidth$`, `$Number$` and
-/// `$Number%0Nd$` filled in.
-fn substitute(template: &str, id: &str, bandwidth: u64, number: Option<u64>) -> String {
+/// A `SegmentTemplate` string with `$RepresentationID$`, `$Bandwidth$`, `$Number$`, `$Time$`
+/// (each optionally `%0Nd`-formatted) filled in.
+fn substitute(template: &str, id: &str, bandwidth: u64, number: Option<u64>, time: Option<u64>) -> String {
     let mut out = String::new();
     let mut rest = template;
     while let Some(start) = rest.find('$') {
@@ -181,15 +208,8 @@ fn substitute(template: &str, id: &str, bandwidth: u64, number: Option<u64>) -> 
             "" => "$".to_string(),
             "RepresentationID" => id.to_string(),
             "Bandwidth" => bandwidth.to_string(),
-            "Number" => number.map_or_else(String::new, |n| {
-                match format
-                    .and_then(|f| f.strip_prefix('0'))
-                    .and_then(|f| f.strip_suffix('d'))
-                {
-                    Some(width) => format!("{n:0width$}", width = width.parse().unwrap_or(1)),
-                    None => n.to_string(),
-                }
-            }),
+            "Number" => number.map_or_else(String::new, |n| formatted(n, format)),
+            "Time" => time.map_or_else(String::new, |t| formatted(t, format)),
             other => format!("${other}$"),
         };
         out.push_str(&value);
@@ -197,6 +217,17 @@ fn substitute(template: &str, id: &str, bandwidth: u64, number: Option<u64>) -> 
     }
     out.push_str(rest);
     out
+}
+
+/// `n` with an `%0Nd` width, if one is given.
+fn formatted(n: u64, format: Option<&str>) -> String {
+    match format
+        .and_then(|f| f.strip_prefix('0'))
+        .and_then(|f| f.strip_suffix('d'))
+    {
+        Some(width) => format!("{n:0width$}", width = width.parse().unwrap_or(1)),
+        None => n.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -264,5 +295,33 @@ mod test {
             dash_objects("/t/x.mpd", "nope", 0),
             Err(ExpandError::Unparsable { .. })
         ));
+    }
+
+    #[test]
+    fn dash_segment_timelines_expand_by_time_and_repeat() {
+        // As Shaka Packager writes them: $Time$ templates over an S list with repeats.
+        let mpd = r#"<?xml version="1.0"?><MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static" mediaPresentationDuration="PT10S">
+<Period><AdaptationSet contentType="video"><SegmentTemplate timescale="1000" initialization="v/init.mp4" media="v/$Time$.m4s">
+<SegmentTimeline><S t="0" d="4000" r="1"/><S d="2000"/></SegmentTimeline></SegmentTemplate>
+<Representation id="v" bandwidth="1000000" height="720"/></AdaptationSet>
+<AdaptationSet contentType="audio"><SegmentTemplate timescale="48000" initialization="a/init.mp4" media="a/$Number%03d$.m4s" startNumber="0">
+<SegmentTimeline><S t="0" d="96000" r="-1"/></SegmentTimeline></SegmentTemplate>
+<Representation id="a" bandwidth="128000"/></AdaptationSet></Period></MPD>"#;
+        let all = dash_objects("/t/m.mpd", mpd, 0).unwrap();
+        assert_eq!(
+            all,
+            [
+                "/t/v/init.mp4",
+                "/t/v/0.m4s",
+                "/t/v/4000.m4s",
+                "/t/v/8000.m4s",
+                "/t/a/init.mp4",
+                "/t/a/000.m4s",
+                "/t/a/001.m4s",
+                "/t/a/002.m4s",
+                "/t/a/003.m4s",
+                "/t/a/004.m4s"
+            ]
+        );
     }
 }

@@ -285,6 +285,7 @@ pub(crate) mod test {
             version: EDGE_PROTOCOL_VERSION,
             edge_id: id.into(),
             cluster: cluster.into(),
+            region: String::new(),
             lat,
             lon,
             prefixes: prefixes.iter().map(|p| p.to_string()).collect(),

@@ -255,7 +255,10 @@ async fn run(app: Arc<App>, job: Arc<Job>) {
             .edges()
             .filter(|e| e.out_because(now, &app.rules).is_none())
             .filter(|e| {
-                job.request.clusters.is_empty() || job.request.clusters.contains(&e.registration.cluster)
+                let (clusters, regions) = (&job.request.clusters, &job.request.regions);
+                (clusters.is_empty() && regions.is_empty())
+                    || clusters.contains(&e.registration.cluster)
+                    || (!e.registration.region.is_empty() && regions.contains(&e.registration.region))
             })
             .map(|e| e.registration.clone())
             .collect()
@@ -263,10 +266,17 @@ async fn run(app: Arc<App>, job: Arc<Job>) {
     if targets.is_empty() {
         let msg = format!(
             "no edge in rotation in {}",
-            if job.request.clusters.is_empty() {
+            if job.request.clusters.is_empty() && job.request.regions.is_empty() {
                 "any cluster".to_string()
             } else {
-                job.request.clusters.join(", ")
+                let named: Vec<&str> = job
+                    .request
+                    .clusters
+                    .iter()
+                    .chain(&job.request.regions)
+                    .map(String::as_str)
+                    .collect();
+                named.join(", ")
             }
         );
         set_state(&app, &job, "failed", Some(msg)).await;

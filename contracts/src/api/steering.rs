@@ -30,6 +30,9 @@ pub struct EdgeRegistration {
     pub edge_id: String,
     /// The cluster it belongs to (edges of one site or ISP).
     pub cluster: String,
+    /// The region the site is in (`eu-west`, `us-east`), for pre-warm jobs by region.
+    #[serde(default)]
+    pub region: String,
     /// Latitude of the site, degrees.
     pub lat: f64,
     /// Longitude of the site, degrees.
@@ -191,9 +194,12 @@ pub struct PrewarmRequest {
     /// Further object paths to fill as they are.
     #[serde(default)]
     pub paths: Vec<String>,
-    /// Clusters whose edges fill; empty: every cluster.
+    /// Clusters whose edges fill; with `regions` empty too: every cluster.
     #[serde(default)]
     pub clusters: Vec<String>,
+    /// Regions whose edges fill (beside `clusters`).
+    #[serde(default)]
+    pub regions: Vec<String>,
     /// Tallest video rendition to fill; 0: all.
     #[serde(default)]
     pub max_height: u32,

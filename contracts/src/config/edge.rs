@@ -84,6 +84,8 @@ pub struct SteeringLink {
     pub credential: String,
     /// The cluster (site) the edge belongs to; empty: its node id.
     pub cluster: String,
+    /// The region the site is in, for pre-warm jobs by region; empty: none.
+    pub region: String,
     /// Latitude of the site, degrees.
     pub lat: f64,
     /// Longitude of the site, degrees.
@@ -105,6 +107,7 @@ impl Default for SteeringLink {
             url: String::new(),
             credential: String::new(),
             cluster: String::new(),
+            region: String::new(),
             lat: 0.0,
             lon: 0.0,
             prefixes: Vec::new(),
