@@ -210,6 +210,7 @@ pub fn main(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .all(|c| wait_for(c.listen, Duration::from_secs(30)));
     let play = if up {
+        runtime.block_on(wait_for_steering(&format!("http://{}", steering.listen)));
         runtime
             .block_on(start_play(&format!("http://{}", control_plane.listen)))
             .map_err(|e| eprintln!("error: starting the demo's play: {e:#}"))
@@ -234,7 +235,10 @@ pub fn main(args: DemoArgs) -> anyhow::Result<ExitCode> {
             "  DASH MPD             {}",
             play.dash_url.as_deref().unwrap_or_default()
         );
-        println!("Its segments come from edge 1 with the play's token; edges refuse requests without one.");
+        println!(
+            "Its segments come from {} (steering's choice) with the play's token; edges refuse requests without one.",
+            play.cdn
+        );
         println!("Start another play (password {DEMO_PASSWORD}):");
         println!(
             "  curl -s -d '{{\"email\":\"{DEMO_EMAIL}\",\"password\":\"{DEMO_PASSWORD}\"}}' {cp}/v1/sessions"
@@ -313,6 +317,20 @@ pub fn main(args: DemoArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(up, "the demo did not come up (see the errors above)");
     eprintln!("demo stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Waits (at most 5 s) until steering has an edge in rotation, so that the demo's play starts
+/// on steering's choice rather than on the control plane's fallback.
+async fn wait_for_steering(steering: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        let decision: anyhow::Result<strata_contracts::api::steering::Decision> =
+            api_client::get_json(&format!("{steering}/v1/decide?title=sample&ip=127.0.0.1"), None).await;
+        if decision.is_ok_and(|d| !d.pathways.is_empty()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Signs the demo account in and starts a play of the sample title, over the real API.
