@@ -467,6 +467,10 @@ pub struct LoadgenArgs {
     /// now.
     #[arg(long)]
     pub insecure: bool,
+    /// Send CMCD (CTA-5004) with every request: `query` (a `CMCD` parameter), `header`
+    /// (`CMCD-*` headers; over HTTP/3 as the parameter), or `off`.
+    #[arg(long, default_value = "off", value_parser = ["off", "query", "header"])]
+    pub cmcd: String,
     /// Each viewer's link rate in kbit/s; unshaped when absent.
     #[arg(long, value_name = "KBPS", conflicts_with = "link_trace")]
     pub link_kbps: Option<f64>,

@@ -4,6 +4,7 @@ use crate::cli::LoadgenArgs;
 use anyhow::Context;
 use std::process::ExitCode;
 use std::time::Duration;
+use strata_bench::cmcd::CmcdMode;
 use strata_bench::loadgen::{self, Link, LoadPlan};
 use strata_bench::viewer::Trace;
 
@@ -35,6 +36,11 @@ pub fn main(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
         http2: args.http2,
         http3: args.http3,
         insecure: args.insecure,
+        cmcd: match args.cmcd.as_str() {
+            "query" => CmcdMode::Query,
+            "header" => CmcdMode::Header,
+            _ => CmcdMode::Off,
+        },
         link,
     };
     let runtime = tokio::runtime::Runtime::new()?;

@@ -161,3 +161,72 @@ fn viewers_play_over_http3() {
         "every request went over HTTP/3: {r}"
     );
 }
+
+#[test]
+fn viewers_send_cmcd_and_the_edge_keeps_one_key_per_object() {
+    let origin = support::start_origin(&sample_content_root());
+    let cache = tempfile::tempdir().unwrap();
+    let edge = support::start_edge(&base_url(&origin), cache.path(), &[], &[]);
+    let master = edge.url("/sample/master.m3u8");
+    let (ok, r, err) = loadgen(&[
+        "--viewers",
+        "3",
+        "--arrival-per-s",
+        "10",
+        "--session-s",
+        "5",
+        "--duration",
+        "8",
+        "--cmcd",
+        "query",
+        &master,
+    ]);
+    assert!(ok, "{r}\n{err}");
+    // The edge's access log shows what arrived: every request carried CMCD.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let paths: Vec<String> = edge
+        .drain_logs()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["target"] == "strata_edge::access")
+        .map(|v| v["path"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(paths.len() as u64 >= r["requests"].as_u64().unwrap(), "{paths:?}");
+    let decode = |p: &str| {
+        percent_encoding::percent_decode_str(p.split_once("CMCD=").unwrap().1)
+            .decode_utf8()
+            .unwrap()
+            .into_owned()
+    };
+    for p in &paths {
+        assert!(p.contains("CMCD="), "a request without CMCD: {p}");
+        let cmcd = decode(p);
+        assert!(
+            cmcd.contains("sf=h") && cmcd.contains("st=v") && cmcd.contains("sid=\""),
+            "{cmcd}"
+        );
+    }
+    let segment = paths
+        .iter()
+        .find(|p| p.contains(".m4s") && !p.contains("init"))
+        .expect("a segment request");
+    let cmcd = decode(segment);
+    for key in ["br=", "bl=", "d=", "ot=av"] {
+        assert!(cmcd.contains(key), "{key} missing from {cmcd}");
+    }
+    // Sessions differ, so CMCD differs per viewer; the cache still kept one key per object.
+    let sids: std::collections::HashSet<&str> = paths
+        .iter()
+        .filter_map(|p| p.split("sid%3D%22").nth(1))
+        .map(|s| &s[..32])
+        .collect();
+    assert_eq!(sids.len(), 3, "{sids:?}");
+    let hits = tokio::runtime::Runtime::new().unwrap().block_on(support::metric(
+        &edge.admin_url("/metrics"),
+        "strata_edge_requests_total{cache_status=\"hit\"}",
+    ));
+    assert!(
+        hits > 0.0,
+        "viewers after the first must hit the objects the first one fetched"
+    );
+}

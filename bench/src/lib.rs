@@ -6,6 +6,7 @@
 //! or HTTP/2).
 
 pub mod abr;
+pub mod cmcd;
 pub mod control_plane;
 pub mod fetch;
 pub mod loadgen;

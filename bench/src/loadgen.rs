@@ -6,6 +6,7 @@
 //!
 //! Not built yet: DASH, audio renditions, CMCD, steering, flash crowds.
 
+use crate::cmcd::{Cmcd, CmcdMode, ObjectType};
 use crate::fetch::{H3Sender, h3_connect, h3_request};
 use crate::viewer::{Qoe, Trace, Viewer, ViewerSettings};
 use anyhow::{Context, bail};
@@ -38,6 +39,8 @@ pub struct LoadPlan {
     pub insecure: bool,
     /// Each viewer's link.
     pub link: Link,
+    /// Whether and how viewers send CMCD (CTA-5004).
+    pub cmcd: CmcdMode,
 }
 
 /// How a viewer's link delivers bytes.
@@ -271,7 +274,30 @@ async fn session(
         Conn::Tcp(client.clone())
     };
     let conn = &mut conn;
-    let master = get(conn, master_url, &plan.link, t0, tally).await?;
+    // CMCD's session id: unique per viewer; the content id: the title's master playlist.
+    let sid = format!("{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>());
+    let cmcd = |object, bitrate_kbps: Option<u64>, duration_s: Option<f64>, viewer: Option<&Viewer>| {
+        (plan.cmcd != CmcdMode::Off).then(|| Cmcd {
+            bitrate_kbps,
+            buffer_ms: viewer.map(|v| (v.buffer_s() * 1000.0) as u64),
+            duration_ms: duration_s.map(|d| (d * 1000.0).round() as u64),
+            throughput_kbps: None,
+            object,
+            session: sid.clone(),
+            content: master_url.to_string(),
+            startup: viewer.is_none_or(|v| v.buffer_s() <= 0.0),
+        })
+    };
+    let master = get(
+        conn,
+        master_url,
+        &plan.link,
+        t0,
+        tally,
+        plan.cmcd,
+        cmcd(ObjectType::Manifest, None, None, None).as_ref(),
+    )
+    .await?;
     let renditions = parse_master(master_url, &master)?;
     let mut playlists: Vec<Option<Vec<(String, f64)>>> = vec![None; renditions.len()];
     let mut init_fetched: Vec<bool> = vec![false; renditions.len()];
@@ -294,12 +320,31 @@ async fn session(
             continue;
         };
         if playlists[r].is_none() {
-            let text = get(conn, &renditions[r].playlist, &plan.link, t0, tally).await?;
+            let text = get(
+                conn,
+                &renditions[r].playlist,
+                &plan.link,
+                t0,
+                tally,
+                plan.cmcd,
+                cmcd(ObjectType::Manifest, None, None, viewer.as_ref()).as_ref(),
+            )
+            .await?;
             let (segments, init) = parse_media(&renditions[r].playlist, &text)?;
             if let Some(init) = init
                 && !init_fetched[r]
             {
-                get(conn, &init, &plan.link, t0, tally).await?;
+                let kbps = Some(renditions[r].bandwidth / 1000);
+                get(
+                    conn,
+                    &init,
+                    &plan.link,
+                    t0,
+                    tally,
+                    plan.cmcd,
+                    cmcd(ObjectType::Init, kbps, None, viewer.as_ref()).as_ref(),
+                )
+                .await?;
                 init_fetched[r] = true;
             }
             playlists[r] = Some(segments);
@@ -327,7 +372,13 @@ async fn session(
             )
         });
         let started = Instant::now();
-        let body = get(conn, &url, &plan.link, t0, tally).await?;
+        let data = cmcd(
+            ObjectType::Muxed,
+            Some(renditions[r].bandwidth / 1000),
+            Some(duration),
+            Some(v),
+        );
+        let body = get(conn, &url, &plan.link, t0, tally, plan.cmcd, data.as_ref()).await?;
         v.segment_arrived(clock(), r, body.len() as u64, started.elapsed().as_secs_f64());
         index += 1;
     }
@@ -342,14 +393,21 @@ enum Conn {
     H3(H3Sender),
 }
 
-/// GET through the viewer's `link` (its session began at `t0`); records the request.
+/// GET through the viewer's `link` (its session began at `t0`), with its CMCD when it sends
+/// any (over HTTP/3 always as the query parameter); records the request.
 async fn get(
     conn: &mut Conn,
     url: &str,
     link: &Link,
     t0: Instant,
     tally: &Mutex<Tally>,
+    mode: CmcdMode,
+    cmcd: Option<&Cmcd>,
 ) -> anyhow::Result<Vec<u8>> {
+    let query_cmcd =
+        cmcd.filter(|_| mode == CmcdMode::Query || (mode == CmcdMode::Header && matches!(conn, Conn::H3(_))));
+    let url = &query_cmcd.map_or_else(|| url.to_string(), |c| c.add_to_url(url));
+    let header_cmcd = cmcd.filter(|_| mode == CmcdMode::Header);
     let started = Instant::now();
     let offset_s = started.duration_since(t0).as_secs_f64();
     // The link delivers no faster than its rate.
@@ -361,11 +419,11 @@ async fn get(
         let mut body = Vec::new();
         match conn {
             Conn::Tcp(client) => {
-                let mut r = client
-                    .get(url)
-                    .send()
-                    .await
-                    .with_context(|| format!("GET {url}"))?;
+                let mut req = client.get(url);
+                for (name, value) in header_cmcd.map(Cmcd::headers).unwrap_or_default() {
+                    req = req.header(name, value);
+                }
+                let mut r = req.send().await.with_context(|| format!("GET {url}"))?;
                 if !r.status().is_success() {
                     bail!("GET {url}: status {}", r.status());
                 }
