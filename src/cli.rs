@@ -471,6 +471,15 @@ pub struct LoadgenArgs {
     /// (`CMCD-*` headers; over HTTP/3 as the parameter), or `off`.
     #[arg(long, default_value = "off", value_parser = ["off", "query", "header"])]
     pub cmcd: String,
+    /// A flash crowd: this share (0-1) of the viewers start --flash-title together.
+    #[arg(long, value_name = "SHARE", requires = "flash_title")]
+    pub flash_crowd: Option<f64>,
+    /// The flash crowd's title (a master playlist URL).
+    #[arg(long, value_name = "URL", requires = "flash_crowd")]
+    pub flash_title: Option<String>,
+    /// When the flash crowd starts, seconds into the run.
+    #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
+    pub flash_at: f64,
     /// Each viewer's link rate in kbit/s; unshaped when absent.
     #[arg(long, value_name = "KBPS", conflicts_with = "link_trace")]
     pub link_kbps: Option<f64>,

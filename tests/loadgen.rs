@@ -230,3 +230,50 @@ fn viewers_send_cmcd_and_the_edge_keeps_one_key_per_object() {
         "viewers after the first must hit the objects the first one fetched"
     );
 }
+
+#[test]
+fn a_flash_crowd_starts_together_and_the_origin_sees_each_object_once() {
+    let origin = support::start_origin(&sample_content_root());
+    let cache = tempfile::tempdir().unwrap();
+    let edge = support::start_edge(&base_url(&origin), cache.path(), &[], &[]);
+    let master = edge.url("/sample/master.m3u8");
+    // 8 of 10 viewers start the title in the same instant, 0.5 s in.
+    let (ok, r, err) = loadgen(&[
+        "--viewers",
+        "10",
+        "--arrival-per-s",
+        "4",
+        "--session-s",
+        "4",
+        "--duration",
+        "7",
+        "--flash-crowd",
+        "0.8",
+        "--flash-title",
+        &master,
+        "--flash-at",
+        "0.5",
+        &master,
+    ]);
+    assert!(ok, "{r}\n{err}");
+    assert_eq!(r["sessions"], 10, "{r}");
+    assert_eq!(r["failed_sessions"], 0, "{r}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let distinct: std::collections::HashSet<String> = edge
+        .drain_logs()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["target"] == "strata_edge::access")
+        .map(|v| v["path"].as_str().unwrap_or_default().to_string())
+        .collect();
+    let origin_fetches = tokio::runtime::Runtime::new().unwrap().block_on(support::metric(
+        &origin.admin_url("/metrics"),
+        "strata_origin_requests_total{status_class=\"2xx\"}",
+    ));
+    assert!(origin_fetches > 0.0);
+    assert!(
+        origin_fetches <= distinct.len() as f64,
+        "{origin_fetches} origin fetches for {} distinct objects: the crowd's misses must collapse",
+        distinct.len()
+    );
+}

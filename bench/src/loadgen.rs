@@ -41,6 +41,20 @@ pub struct LoadPlan {
     pub link: Link,
     /// Whether and how viewers send CMCD (CTA-5004).
     pub cmcd: CmcdMode,
+    /// A flash crowd: a share of the viewers all starting one title at once.
+    pub flash: Option<FlashCrowd>,
+}
+
+/// A flash crowd: `share` of the viewers start `title` together, `at_s` into the run (the
+/// others arrive at the arrival rate as usual).
+#[derive(Debug, Clone)]
+pub struct FlashCrowd {
+    /// The title's master playlist.
+    pub title: String,
+    /// Share of the viewers, 0 to 1.
+    pub share: f64,
+    /// When, seconds into the run.
+    pub at_s: f64,
 }
 
 /// How a viewer's link delivers bytes.
@@ -167,8 +181,40 @@ pub async fn run(
             }
         })
     };
+    let flash_count = plan.flash.as_ref().map_or(0, |f| {
+        (f.share.clamp(0.0, 1.0) * plan.viewers as f64).round() as usize
+    });
+    let spawn_viewer = {
+        let (client, tally, plan) = (client.clone(), Arc::clone(&tally), plan.clone());
+        move |url: String| {
+            let (client, tally, plan) = (client.clone(), Arc::clone(&tally), plan.clone());
+            tokio::spawn(async move {
+                match session(&client, &url, &plan, deadline, &tally).await {
+                    Ok(qoe) => tally.lock().unwrap().qoe.push(qoe),
+                    Err(e) => {
+                        let mut t = tally.lock().unwrap();
+                        t.failed += 1;
+                        *t.errors
+                            .entry(format!("session: {}", first_line(&e)))
+                            .or_default() += 1;
+                    }
+                }
+            })
+        }
+    };
     let mut viewers = Vec::new();
-    for n in 0..plan.viewers {
+    let flash = plan.flash.clone().filter(|_| flash_count > 0).map(|f| {
+        let crowd: Vec<_> = (0..flash_count).map(|_| f.title.clone()).collect();
+        let spawn_viewer = spawn_viewer.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until((started + Duration::from_secs_f64(f.at_s.max(0.0))).into()).await;
+            if Instant::now() >= deadline {
+                return Vec::new();
+            }
+            crowd.into_iter().map(spawn_viewer).collect::<Vec<_>>()
+        })
+    });
+    for n in 0..plan.viewers - flash_count {
         let start_at = started + Duration::from_secs_f64(n as f64 / plan.arrival_per_s.max(1e-3));
         if start_at >= deadline {
             break;
@@ -182,20 +228,10 @@ pub async fn run(
                 pick <= 0.0
             })
             .unwrap_or(0);
-        let (client, tally, plan) = (client.clone(), Arc::clone(&tally), plan.clone());
-        viewers.push(tokio::spawn(async move {
-            let url = plan.titles[title].clone();
-            match session(&client, &url, &plan, deadline, &tally).await {
-                Ok(qoe) => tally.lock().unwrap().qoe.push(qoe),
-                Err(e) => {
-                    let mut t = tally.lock().unwrap();
-                    t.failed += 1;
-                    *t.errors
-                        .entry(format!("session: {}", first_line(&e)))
-                        .or_default() += 1;
-                }
-            }
-        }));
+        viewers.push(spawn_viewer(plan.titles[title].clone()));
+    }
+    if let Some(flash) = flash {
+        viewers.extend(flash.await.unwrap_or_default());
     }
     for v in viewers {
         let _ = v.await;
