@@ -277,3 +277,30 @@ fn a_flash_crowd_starts_together_and_the_origin_sees_each_object_once() {
         distinct.len()
     );
 }
+
+#[test]
+fn viewers_play_the_dash_mpd_too() {
+    let origin = support::start_origin(&sample_content_root());
+    let cache = tempfile::tempdir().unwrap();
+    let edge = support::start_edge(&base_url(&origin), cache.path(), &[], &[]);
+    let mpd = edge.url("/sample/manifest.mpd");
+    let (ok, r, err) = loadgen(&[
+        "--viewers",
+        "3",
+        "--arrival-per-s",
+        "3",
+        "--session-s",
+        "6",
+        "--duration",
+        "9",
+        &mpd,
+    ]);
+    assert!(ok, "{r}\n{err}");
+    assert_eq!(r["sessions"], 3);
+    assert_eq!(r["failed_sessions"], 0, "{r}");
+    assert_eq!(r["errors"].as_object().unwrap().len(), 0, "{r}");
+    let kbps = r["average_bitrate_kbps"].as_f64().unwrap();
+    assert!(kbps > 300.0 && kbps < 10_000.0, "{r}");
+    // The MPD, then init sections and segments: well over one request per viewer.
+    assert!(r["requests"].as_u64().unwrap() > 9, "{r}");
+}

@@ -127,7 +127,10 @@ struct Tally {
 #[derive(Debug, Clone)]
 struct Rendition {
     bandwidth: u64,
+    /// HLS: the media playlist, fetched when the rendition is first chosen.
     playlist: String,
+    /// DASH: the segments and init section, known from the MPD alone.
+    known: Option<(Vec<(String, f64)>, Option<String>)>,
 }
 
 /// Runs `plan`, calling `progress` about once a second with a one-line status.
@@ -334,7 +337,11 @@ async fn session(
         cmcd(ObjectType::Manifest, None, None, None).as_ref(),
     )
     .await?;
-    let renditions = parse_master(master_url, &master)?;
+    let renditions = if master_url.split('?').next().unwrap_or_default().ends_with(".mpd") {
+        parse_mpd(master_url, &master)?
+    } else {
+        parse_master(master_url, &master)?
+    };
     let mut playlists: Vec<Option<Vec<(String, f64)>>> = vec![None; renditions.len()];
     let mut init_fetched: Vec<bool> = vec![false; renditions.len()];
     let mut viewer: Option<Viewer> = None;
@@ -355,6 +362,25 @@ async fn session(
             }
             continue;
         };
+        if playlists[r].is_none()
+            && let Some((segments, init)) = renditions[r].known.clone()
+        {
+            if let Some(init) = init {
+                let kbps = Some(renditions[r].bandwidth / 1000);
+                get(
+                    conn,
+                    &init,
+                    &plan.link,
+                    t0,
+                    tally,
+                    plan.cmcd,
+                    cmcd(ObjectType::Init, kbps, None, viewer.as_ref()).as_ref(),
+                )
+                .await?;
+                init_fetched[r] = true;
+            }
+            playlists[r] = Some(segments);
+        }
         if playlists[r].is_none() {
             let text = get(
                 conn,
@@ -521,11 +547,84 @@ fn parse_master(url: &str, text: &[u8]) -> anyhow::Result<Vec<Rendition>> {
             Ok(Rendition {
                 bandwidth: v.bandwidth,
                 playlist: resolve(url, &v.uri)?,
+                known: None,
             })
         })
         .collect::<anyhow::Result<_>>()?;
     if renditions.is_empty() {
         bail!("{url}: no variant streams");
+    }
+    renditions.sort_by_key(|r| r.bandwidth);
+    Ok(renditions)
+}
+
+/// The video representations of a DASH MPD (`SegmentTemplate` with `$Number$` and a fixed
+/// duration), lowest bandwidth first, each with its segments and init section.
+fn parse_mpd(url: &str, text: &[u8]) -> anyhow::Result<Vec<Rendition>> {
+    let text = std::str::from_utf8(text).map_err(|_| anyhow::anyhow!("{url}: not UTF-8"))?;
+    let mpd = dash_mpd_core::parse(text).map_err(|e| anyhow::anyhow!("{url}: not a DASH MPD: {e}"))?;
+    let mut renditions = Vec::new();
+    let period = mpd
+        .periods
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("{url}: no period"))?;
+    let length = period
+        .duration
+        .or(mpd.mediaPresentationDuration)
+        .ok_or_else(|| anyhow::anyhow!("{url}: no duration"))?
+        .as_secs_f64();
+    // Segment URLs hang off the MPD's BaseURL, if any, else the MPD's own URL.
+    let base = match mpd.base_url.first() {
+        Some(b) => resolve(url, &b.base)?,
+        None => url.to_string(),
+    };
+    for set in &period.adaptations {
+        let video = set.contentType.as_deref() == Some("video")
+            || set.mimeType.as_deref().is_some_and(|m| m.starts_with("video/"));
+        if !video {
+            continue;
+        }
+        for rep in &set.representations {
+            let Some(t) = rep.SegmentTemplate.as_ref().or(set.SegmentTemplate.as_ref()) else {
+                bail!("{url}: a representation without a SegmentTemplate");
+            };
+            let (Some(media), Some(duration)) = (t.media.as_deref(), t.duration) else {
+                bail!("{url}: only SegmentTemplate with media and duration is played");
+            };
+            let seconds = duration / t.timescale.unwrap_or(1) as f64;
+            let id = rep.id.as_deref().unwrap_or_default();
+            let fill = |template: &str, n: Option<u64>| {
+                let mut s = template.replace("$RepresentationID$", id);
+                if let Some(n) = n {
+                    s = s.replace("$Number$", &n.to_string());
+                    if let Some(start) = s.find("$Number%0")
+                        && let Some(end) = s[start + 9..].find("d$")
+                    {
+                        let width: usize = s[start + 9..start + 9 + end].parse().unwrap_or(1);
+                        s.replace_range(start..start + 9 + end + 2, &format!("{n:0width$}"));
+                    }
+                }
+                s
+            };
+            let count = (length / seconds - 1e-9).ceil().max(1.0) as u64;
+            let first = t.startNumber.unwrap_or(1);
+            let segments = (first..first + count)
+                .map(|n| Ok((resolve(&base, &fill(media, Some(n)))?, seconds)))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let init = t
+                .initialization
+                .as_deref()
+                .map(|i| resolve(&base, &fill(i, None)))
+                .transpose()?;
+            renditions.push(Rendition {
+                bandwidth: rep.bandwidth.unwrap_or(0),
+                playlist: url.to_string(),
+                known: Some((segments, init)),
+            });
+        }
+    }
+    if renditions.is_empty() {
+        bail!("{url}: no video representations");
     }
     renditions.sort_by_key(|r| r.bandwidth);
     Ok(renditions)
@@ -567,6 +666,25 @@ fn resolve(base: &str, reference: &str) -> anyhow::Result<String> {
 #[cfg(test)]
 mod test {
     use super::*;
+
+    #[test]
+    fn an_mpd_lists_each_video_representation_with_its_segments() {
+        let mpd = br#"<?xml version="1.0"?><MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static" mediaPresentationDuration="PT5S">
+<Period><AdaptationSet contentType="video">
+<Representation id="1" bandwidth="3000000" height="720"><SegmentTemplate timescale="1000" duration="2000" initialization="init-$RepresentationID$.m4s" media="seg-$RepresentationID$-$Number%05d$.m4s" startNumber="1"/></Representation>
+<Representation id="0" bandwidth="800000" height="360"><SegmentTemplate timescale="1000" duration="2000" initialization="init-$RepresentationID$.m4s" media="seg-$RepresentationID$-$Number%05d$.m4s" startNumber="1"/></Representation>
+</AdaptationSet><AdaptationSet contentType="audio"><Representation id="3" bandwidth="128000"><SegmentTemplate timescale="1000" duration="2000" media="a-$Number$.m4s"/></Representation></AdaptationSet></Period></MPD>"#;
+        let r = parse_mpd("http://e/t/manifest.mpd?token=x", mpd).unwrap();
+        assert_eq!(
+            r.iter().map(|x| x.bandwidth).collect::<Vec<_>>(),
+            [800_000, 3_000_000]
+        );
+        let (segments, init) = r[0].known.clone().unwrap();
+        assert_eq!(init.as_deref(), Some("http://e/t/init-0.m4s"));
+        assert_eq!(segments.len(), 3);
+        assert_eq!(segments[2], ("http://e/t/seg-0-00003.m4s".to_string(), 2.0));
+        assert!(parse_mpd("http://e/x.mpd", b"<html/>").is_err());
+    }
 
     #[test]
     fn playlists_parse_and_resolve() {
