@@ -72,7 +72,7 @@ fn a_dead_target_or_a_non_playlist_fails_cleanly() {
     );
 
     let origin = support::start_origin(&sample_content_root());
-    let segment = format!("{}/sample/manifest.mpd", base_url(&origin));
+    let segment = format!("{}/sample/seg-0-00001.m4s", base_url(&origin));
     let (ok, r, _) = loadgen(&["--viewers", "1", "--duration", "3", &segment]);
     assert!(!ok);
     assert!(
