@@ -6,6 +6,14 @@ mod support;
 
 use support::{base_url, free_port, run_strata, sample_content_root};
 
+/// An origin with the sample title and an edge in front of it (keep the temp dir alive).
+fn sample_edge() -> (support::ServerProcess, support::ServerProcess, tempfile::TempDir) {
+    let origin = support::start_origin(&sample_content_root());
+    let cache = tempfile::tempdir().unwrap();
+    let edge = support::start_edge(&base_url(&origin), cache.path(), &[], &[]);
+    (origin, edge, cache)
+}
+
 fn loadgen(args: &[&str]) -> (bool, serde_json::Value, String) {
     let mut all = vec!["loadgen", "--json"];
     all.extend_from_slice(args);
@@ -16,9 +24,7 @@ fn loadgen(args: &[&str]) -> (bool, serde_json::Value, String) {
 
 #[test]
 fn viewers_play_the_sample_title_through_the_edge() {
-    let origin = support::start_origin(&sample_content_root());
-    let cache = tempfile::tempdir().unwrap();
-    let edge = support::start_edge(&base_url(&origin), cache.path(), &[], &[]);
+    let (_origin, edge, _cache) = sample_edge();
     let master = edge.url("/sample/master.m3u8");
     let (ok, r, err) = loadgen(&[
         "--viewers",
@@ -87,9 +93,7 @@ fn a_dead_target_or_a_non_playlist_fails_cleanly() {
 
 #[test]
 fn a_trace_shaped_link_holds_viewers_to_what_fits_and_a_bad_trace_is_named() {
-    let origin = support::start_origin(&sample_content_root());
-    let cache = tempfile::tempdir().unwrap();
-    let edge = support::start_edge(&base_url(&origin), cache.path(), &[], &[]);
+    let (_origin, edge, _cache) = sample_edge();
     let master = edge.url("/sample/master.m3u8");
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("link.trace");
@@ -164,9 +168,7 @@ fn viewers_play_over_http3() {
 
 #[test]
 fn viewers_send_cmcd_and_the_edge_keeps_one_key_per_object() {
-    let origin = support::start_origin(&sample_content_root());
-    let cache = tempfile::tempdir().unwrap();
-    let edge = support::start_edge(&base_url(&origin), cache.path(), &[], &[]);
+    let (_origin, edge, _cache) = sample_edge();
     let master = edge.url("/sample/master.m3u8");
     let (ok, r, err) = loadgen(&[
         "--viewers",
@@ -233,9 +235,7 @@ fn viewers_send_cmcd_and_the_edge_keeps_one_key_per_object() {
 
 #[test]
 fn a_flash_crowd_starts_together_and_the_origin_sees_each_object_once() {
-    let origin = support::start_origin(&sample_content_root());
-    let cache = tempfile::tempdir().unwrap();
-    let edge = support::start_edge(&base_url(&origin), cache.path(), &[], &[]);
+    let (origin, edge, _cache) = sample_edge();
     let master = edge.url("/sample/master.m3u8");
     // 8 of 10 viewers start the title in the same instant, 0.5 s in.
     let (ok, r, err) = loadgen(&[
@@ -280,9 +280,7 @@ fn a_flash_crowd_starts_together_and_the_origin_sees_each_object_once() {
 
 #[test]
 fn viewers_play_the_dash_mpd_too() {
-    let origin = support::start_origin(&sample_content_root());
-    let cache = tempfile::tempdir().unwrap();
-    let edge = support::start_edge(&base_url(&origin), cache.path(), &[], &[]);
+    let (_origin, edge, _cache) = sample_edge();
     let mpd = edge.url("/sample/manifest.mpd");
     let (ok, r, err) = loadgen(&[
         "--viewers",
