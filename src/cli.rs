@@ -56,6 +56,10 @@ pub enum Command {
     /// Make the sample title (a synthetic 3-rendition H.264/AAC CMAF ladder, HLS + DASH)
     /// with ffmpeg.
     SampleContent(SampleContentArgs),
+    /// Write a synthetic catalog for load tests: many titles with real HLS and DASH manifests
+    /// and segments sized like real ones (random bytes, no ffmpeg), plus catalog.json for
+    /// `strata catalog import`.
+    SynthCatalog(SynthCatalogArgs),
     /// Run the whole CDN on this machine, on loopback, with sample content.
     Demo(DemoArgs),
     /// Fetch URLs as fast as possible over HTTP/1.1, HTTP/2 or HTTP/3 for a bounded time and
@@ -271,6 +275,23 @@ pub struct CatalogImportArgs {
         hide_env_values = true
     )]
     pub admin_token: String,
+}
+
+/// `strata synth-catalog`.
+#[derive(Args, Debug, Clone)]
+pub struct SynthCatalogArgs {
+    /// Content root to write into (a directory per title, t0000, t0001, ...).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Number of titles.
+    #[arg(long, default_value_t = 20)]
+    pub titles: usize,
+    /// Length of each title, seconds (4 s segments; 360p, 720p and 1080p).
+    #[arg(long, default_value_t = 40)]
+    pub duration: u32,
+    /// Seed of the sizes and bytes.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 /// `strata sample-content`.

@@ -4,7 +4,7 @@
 //! defaults (origin, one mid-tier, two edges whose parent it is); content lives in the data
 //! directory and is made on first run.
 
-use crate::cli::{DemoArgs, SampleContentArgs};
+use crate::cli::{DemoArgs, SampleContentArgs, SynthCatalogArgs};
 use crate::{api_client, control_plane_role, edge_role, origin_role, shutdown, steering_role};
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -55,6 +55,36 @@ pub fn sample_content(args: SampleContentArgs) -> anyhow::Result<ExitCode> {
     let title = packaging::make_sample_title(&args.out, args.duration)?;
     println!("HLS master playlist: {}", title.master_playlist.display());
     println!("DASH MPD:            {}", title.mpd.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `strata synth-catalog`.
+pub fn synth_catalog(args: SynthCatalogArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        (1..=100_000).contains(&args.titles) && (1..=3600).contains(&args.duration),
+        "--titles must be 1-100000 and --duration 1-3600 seconds"
+    );
+    let plan = strata_origin::synthetic::SyntheticPlan {
+        titles: args.titles,
+        duration_secs: args.duration,
+        seed: args.seed,
+    };
+    eprintln!(
+        "writing {} synthetic titles of {} s into {} ...",
+        args.titles,
+        args.duration,
+        args.out.display()
+    );
+    let made = strata_origin::synthetic::write(&args.out, &plan)
+        .with_context(|| format!("writing into {}", args.out.display()))?;
+    println!(
+        "{} titles, {} files, {:.1} MB in {}; catalog for `strata catalog import`: {}",
+        made.titles.len(),
+        made.files,
+        made.bytes as f64 / 1e6,
+        args.out.display(),
+        args.out.join("catalog.json").display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -36,6 +36,7 @@ fn main() -> ExitCode {
         cli::Command::Prewarm(command) => prewarm::main(command),
         cli::Command::Catalog(cli::CatalogCommand::Import(args)) => catalog::import(args),
         cli::Command::SampleContent(args) => demo::sample_content(args),
+        cli::Command::SynthCatalog(args) => demo::synth_catalog(args),
         cli::Command::Demo(args) => demo::main(args),
         cli::Command::CpBench(args) => cp_bench::main(args),
         cli::Command::FetchBench(args) => fetch_bench::main(args),

@@ -302,3 +302,48 @@ fn viewers_play_the_dash_mpd_too() {
     // The MPD, then init sections and segments: well over one request per viewer.
     assert!(r["requests"].as_u64().unwrap() > 9, "{r}");
 }
+
+#[test]
+fn viewers_spread_over_a_synthetic_catalog_by_popularity() {
+    let content = tempfile::tempdir().unwrap();
+    let (status, out, err) = run_strata(
+        &[
+            "synth-catalog",
+            "--out",
+            content.path().to_str().unwrap(),
+            "--titles",
+            "5",
+            "--duration",
+            "12",
+        ],
+        &[],
+    );
+    assert!(status.success(), "{out}{err}");
+    assert!(out.contains("5 titles"), "{out}");
+    let origin = support::start_origin(content.path());
+    let cache = tempfile::tempdir().unwrap();
+    let edge = support::start_edge(&base_url(&origin), cache.path(), &[], &[]);
+    let titles: Vec<String> = (0..5)
+        .map(|t| edge.url(&format!("/t{t:04}/master.m3u8")))
+        .collect();
+    let mut args = vec![
+        "--viewers",
+        "10",
+        "--arrival-per-s",
+        "10",
+        "--session-s",
+        "4",
+        "--duration",
+        "7",
+        "--zipf-alpha",
+        "1.0",
+    ];
+    args.extend(titles.iter().map(String::as_str));
+    let (ok, r, err) = loadgen(&args);
+    assert!(ok, "{r}\n{err}");
+    assert_eq!(r["sessions"], 10);
+    assert_eq!(r["failed_sessions"], 0, "{r}");
+    // Segments of 200 KB to 2.5 MB per 4 s: the ladder's declared rates.
+    let kbps = r["average_bitrate_kbps"].as_f64().unwrap();
+    assert!(kbps > 300.0 && kbps < 6000.0, "{r}");
+}

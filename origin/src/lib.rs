@@ -16,5 +16,6 @@ mod request_path;
 mod server;
 mod service;
 mod storage;
+pub mod synthetic;
 
 pub use server::{OriginError, OriginHealth, OriginServer};
