@@ -460,8 +460,9 @@ pub struct FetchBenchArgs {
 /// `strata loadgen`.
 #[derive(Args, Debug, Clone)]
 pub struct LoadgenArgs {
-    /// HLS master playlist URLs of the titles, most popular first.
-    #[arg(required = true, value_name = "MASTER_URL")]
+    /// The titles, most popular first: HLS master playlist or DASH MPD URLs, or title ids
+    /// with --control-plane.
+    #[arg(required = true, value_name = "TITLE")]
     pub titles: Vec<String>,
     /// Viewers to start.
     #[arg(long, default_value_t = 10)]
@@ -501,6 +502,27 @@ pub struct LoadgenArgs {
     /// When the flash crowd starts, seconds into the run.
     #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
     pub flash_at: f64,
+    /// Start each viewer's play at this control plane (sign-in, then `POST /v1/playback`, as a
+    /// real player does); the TITLE arguments are then title ids.
+    #[arg(long, value_name = "URL", requires_all = ["email", "password"])]
+    pub control_plane: Option<String>,
+    /// The account the viewers share (with --control-plane).
+    #[arg(long, value_name = "EMAIL")]
+    pub email: Option<String>,
+    /// Its password (with --control-plane).
+    #[arg(
+        long,
+        value_name = "PASSWORD",
+        env = "STRATA_LOADGEN_PASSWORD",
+        hide_env_values = true
+    )]
+    pub password: Option<String>,
+    /// Device class the viewers declare (with --control-plane).
+    #[arg(long, default_value = "web")]
+    pub device: String,
+    /// Play each play's DASH MPD instead of its HLS master playlist (with --control-plane).
+    #[arg(long)]
+    pub dash: bool,
     /// Each viewer's link rate in kbit/s; unshaped when absent.
     #[arg(long, value_name = "KBPS", conflicts_with = "link_trace")]
     pub link_kbps: Option<f64>,

@@ -5,7 +5,7 @@ use anyhow::Context;
 use std::process::ExitCode;
 use std::time::Duration;
 use strata_bench::cmcd::CmcdMode;
-use strata_bench::loadgen::{self, FlashCrowd, Link, LoadPlan};
+use strata_bench::loadgen::{self, FlashCrowd, Link, LoadPlan, PlayStart};
 use strata_bench::viewer::Trace;
 
 /// Runs `strata loadgen`; exits 1 when any session failed.
@@ -36,6 +36,13 @@ pub fn main(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
         http2: args.http2,
         http3: args.http3,
         insecure: args.insecure,
+        control_plane: args.control_plane.as_ref().map(|url| PlayStart {
+            url: url.clone(),
+            email: args.email.clone().unwrap_or_default(),
+            password: args.password.clone().unwrap_or_default(),
+            device: args.device.clone(),
+            dash: args.dash,
+        }),
         flash: match (args.flash_crowd, &args.flash_title) {
             (Some(share), Some(title)) => {
                 anyhow::ensure!((0.0..=1.0).contains(&share), "--flash-crowd: a share from 0 to 1");

@@ -347,3 +347,88 @@ fn viewers_spread_over_a_synthetic_catalog_by_popularity() {
     let kbps = r["average_bitrate_kbps"].as_f64().unwrap();
     assert!(kbps > 300.0 && kbps < 6000.0, "{r}");
 }
+
+#[tokio::test]
+async fn viewers_start_their_plays_at_the_control_plane() {
+    use support::control_plane::{Api, start_cdn, start_control_plane};
+    // A token-enforcing edge: only plays started at the control plane can fetch segments.
+    let cdn = start_cdn();
+    let data = tempfile::tempdir().unwrap();
+    let cp = start_control_plane(&cdn, "", data.path());
+    let api = Api {
+        base: cp.url(""),
+        client: support::http1(),
+    };
+    api.sample_and_viewer("load@example.com", "premium").await;
+    let cp_url = cp.url("");
+    let run = |dash: bool| {
+        let cp_url = cp_url.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut args = vec![
+                "--viewers",
+                "3",
+                "--arrival-per-s",
+                "6",
+                "--session-s",
+                "4",
+                "--duration",
+                "6",
+                "--control-plane",
+                &cp_url,
+                "--email",
+                "load@example.com",
+                "--password",
+                "long enough",
+            ];
+            if dash {
+                args.push("--dash");
+            }
+            args.push("sample");
+            loadgen(&args)
+        })
+    };
+    for dash in [false, true] {
+        let (ok, r, err) = run(dash).await.unwrap();
+        assert!(ok, "dash={dash}: {r}\n{err}");
+        assert_eq!(r["sessions"], 3);
+        assert_eq!(r["failed_sessions"], 0, "{r}");
+        assert!(r["requests"].as_u64().unwrap() > 6, "{r}");
+    }
+    let plays = support::metric(
+        &cp.admin_url("/metrics"),
+        "strata_control_plane_playback_total{outcome=\"allowed\"}",
+    )
+    .await;
+    assert_eq!(plays, 6.0, "one play per viewer");
+    // A title the control plane does not know: every session fails with the reason.
+    let cp_url2 = cp.url("");
+    let (ok, r, _) = tokio::task::spawn_blocking(move || {
+        loadgen(&[
+            "--viewers",
+            "2",
+            "--arrival-per-s",
+            "10",
+            "--duration",
+            "3",
+            "--control-plane",
+            &cp_url2,
+            "--email",
+            "load@example.com",
+            "--password",
+            "long enough",
+            "nope",
+        ])
+    })
+    .await
+    .unwrap();
+    assert!(!ok);
+    assert_eq!(r["failed_sessions"], 2, "{r}");
+    assert!(
+        r["errors"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .any(|k| k.contains("unknown_title")),
+        "{r}"
+    );
+}

@@ -43,6 +43,24 @@ pub struct LoadPlan {
     pub cmcd: CmcdMode,
     /// A flash crowd: a share of the viewers all starting one title at once.
     pub flash: Option<FlashCrowd>,
+    /// Start every viewer's play at a control plane; `titles` are then title ids.
+    pub control_plane: Option<PlayStart>,
+}
+
+/// Where viewers start their plays: each viewer asks the control plane for a play of its
+/// title (`POST /v1/playback`) and plays the manifest it is given, as a real player does.
+#[derive(Debug, Clone)]
+pub struct PlayStart {
+    /// The control plane's API URL.
+    pub url: String,
+    /// Sign-in of the account the viewers share.
+    pub email: String,
+    /// Its password.
+    pub password: String,
+    /// Device class to declare.
+    pub device: String,
+    /// Play the DASH MPD instead of the HLS master playlist.
+    pub dash: bool,
 }
 
 /// A flash crowd: `share` of the viewers start `title` together, `at_s` into the run (the
@@ -139,7 +157,7 @@ pub async fn run(
     progress: impl Fn(&str) + Send + Sync + 'static,
 ) -> anyhow::Result<LoadReport> {
     if plan.titles.is_empty() {
-        bail!("no title URL given");
+        bail!("no title given");
     }
     let client = {
         let b = reqwest::Client::builder()
@@ -151,6 +169,11 @@ pub async fn run(
             b.http1_only()
         }
         .build()?
+    };
+    // One sign-in for every viewer; each then starts its own play.
+    let session_token = match &plan.control_plane {
+        Some(cp) => Some(sign_in(&client, cp).await?),
+        None => None,
     };
     let tally = Arc::new(Mutex::new(Tally {
         qoe: Vec::new(),
@@ -188,11 +211,24 @@ pub async fn run(
         (f.share.clamp(0.0, 1.0) * plan.viewers as f64).round() as usize
     });
     let spawn_viewer = {
-        let (client, tally, plan) = (client.clone(), Arc::clone(&tally), plan.clone());
+        let (client, tally, plan, token) = (
+            client.clone(),
+            Arc::clone(&tally),
+            plan.clone(),
+            session_token.clone(),
+        );
         move |url: String| {
-            let (client, tally, plan) = (client.clone(), Arc::clone(&tally), plan.clone());
+            let (client, tally, plan, token) =
+                (client.clone(), Arc::clone(&tally), plan.clone(), token.clone());
             tokio::spawn(async move {
-                match session(&client, &url, &plan, deadline, &tally).await {
+                let started = async {
+                    let master = match (&plan.control_plane, &token) {
+                        (Some(cp), Some(token)) => start_play(&client, cp, token, &url).await?,
+                        _ => url.clone(),
+                    };
+                    session(&client, &master, &plan, deadline, &tally).await
+                };
+                match started.await {
                     Ok(qoe) => tally.lock().unwrap().qoe.push(qoe),
                     Err(e) => {
                         let mut t = tally.lock().unwrap();
@@ -281,6 +317,59 @@ pub async fn run(
         errors: t.errors.clone(),
         seconds,
     })
+}
+
+/// Signs in at the control plane; returns the session token.
+async fn sign_in(client: &reqwest::Client, cp: &PlayStart) -> anyhow::Result<String> {
+    let url = format!("{}/v1/sessions", cp.url.trim_end_matches('/'));
+    let resp = client
+        .post(&url)
+        .json(&serde_json::json!({"email": cp.email, "password": cp.password}))
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}"))?;
+    let status = resp.status();
+    let body: serde_json::Value = resp.json().await.unwrap_or_default();
+    if !status.is_success() {
+        bail!(
+            "signing in at {url}: {status} {}",
+            body["error"].as_str().unwrap_or_default()
+        );
+    }
+    body["session"]
+        .as_str()
+        .map(str::to_string)
+        .with_context(|| format!("{url} answered no session"))
+}
+
+/// Starts a play of `title`; returns its manifest URL.
+async fn start_play(
+    client: &reqwest::Client,
+    cp: &PlayStart,
+    token: &str,
+    title: &str,
+) -> anyhow::Result<String> {
+    let url = format!("{}/v1/playback", cp.url.trim_end_matches('/'));
+    let resp = client
+        .post(&url)
+        .bearer_auth(token)
+        .json(&serde_json::json!({"title": title, "device": cp.device}))
+        .send()
+        .await
+        .with_context(|| format!("POST {url}"))?;
+    let status = resp.status();
+    let body: serde_json::Value = resp.json().await.unwrap_or_default();
+    if !status.is_success() {
+        bail!(
+            "playback of {title}: {status} {}",
+            body["error"].as_str().unwrap_or("refused")
+        );
+    }
+    let field = if cp.dash { "dash_url" } else { "hls_url" };
+    body[field]
+        .as_str()
+        .map(str::to_string)
+        .with_context(|| format!("the play of {title} has no {field}"))
 }
 
 fn first_line(e: &anyhow::Error) -> String {
