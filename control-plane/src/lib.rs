@@ -236,7 +236,11 @@ impl ControlPlane {
 }
 
 /// Rebuilds the search index when the catalog changed behind this process's back (another
-/// control plane on the same database) or when an earlier update failed.
+/// control plane on the same database) or when an earlier update failed. A change made
+/// here is in the index at once and also moves the database's version, so it is rebuilt
+/// once more on the next tick: deliberate, since telling our own change from another
+/// node's interleaved one would need a per-change log, and a rebuild per burst of admin
+/// changes is cheap.
 async fn refresh_search(app: Arc<App>, shutdown: CancellationToken) {
     let every = Duration::from_secs(app.config.search_refresh_secs);
     let mut seen = app.store.catalog_version().await.ok();
