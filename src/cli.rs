@@ -530,6 +530,10 @@ pub struct LoadgenArgs {
     /// `seconds kbit/s` (`#` comments allowed), the rate holding until the next line.
     #[arg(long, value_name = "FILE")]
     pub link_trace: Option<std::path::PathBuf>,
+    /// A Strata cache's Prometheus endpoint (its admin `/metrics`), read before and after the
+    /// run: the report then adds the cache's hit ratio and its upstream and origin requests.
+    #[arg(long, value_name = "URL")]
+    pub metrics: Option<String>,
     /// Print the report as one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,

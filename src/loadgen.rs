@@ -59,6 +59,7 @@ pub fn main(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
             "header" => CmcdMode::Header,
             _ => CmcdMode::Off,
         },
+        metrics: args.metrics.clone(),
         link,
     };
     let runtime = tokio::runtime::Runtime::new()?;
@@ -81,6 +82,12 @@ pub fn main(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
             "requests          {}  p50 {:.1} ms  p99 {:.1} ms  {:.1} Mbit/s",
             report.requests, report.request_p50_ms, report.request_p99_ms, report.mbit_per_sec
         );
+        if let Some(c) = &report.cache {
+            println!(
+                "cache             hit ratio {:.3} over {} responses  upstream requests {} (origin {})",
+                c.hit_ratio, c.responses, c.upstream_requests, c.origin_requests
+            );
+        }
         for (kind, n) in &report.errors {
             println!("errors            {kind}: {n}");
         }

@@ -92,6 +92,37 @@ fn a_dead_target_or_a_non_playlist_fails_cleanly() {
 }
 
 #[test]
+fn metrics_that_do_not_answer_fail_the_run_before_any_viewer_starts() {
+    let (_origin, edge, _cache) = sample_edge();
+    let dead = format!("http://127.0.0.1:{}/metrics", free_port());
+    let (status, out, err) = run_strata(
+        &["loadgen", "--metrics", &dead, &edge.url("/sample/master.m3u8")],
+        &[],
+    );
+    assert!(!status.success());
+    assert!(
+        out.is_empty(),
+        "no report of figures that were not measured: {out}"
+    );
+    assert!(err.contains("cannot read the cache's metrics"), "{err}");
+    // The origin's metrics are no cache's: refused by name.
+    let (status, _, err) = run_strata(
+        &[
+            "loadgen",
+            "--metrics",
+            &edge.url("/sample/master.m3u8"),
+            &edge.url("/sample/master.m3u8"),
+        ],
+        &[],
+    );
+    assert!(!status.success());
+    assert!(
+        err.contains("Prometheus") || err.contains("no cache counters"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_trace_shaped_link_holds_viewers_to_what_fits_and_a_bad_trace_is_named() {
     let (_origin, edge, _cache) = sample_edge();
     let master = edge.url("/sample/master.m3u8");
@@ -237,8 +268,11 @@ fn viewers_send_cmcd_and_the_edge_keeps_one_key_per_object() {
 fn a_flash_crowd_starts_together_and_the_origin_sees_each_object_once() {
     let (origin, edge, _cache) = sample_edge();
     let master = edge.url("/sample/master.m3u8");
+    let metrics = edge.admin_url("/metrics");
     // 8 of 10 viewers start the title in the same instant, 0.5 s in.
     let (ok, r, err) = loadgen(&[
+        "--metrics",
+        &metrics,
         "--viewers",
         "10",
         "--arrival-per-s",
@@ -275,6 +309,17 @@ fn a_flash_crowd_starts_together_and_the_origin_sees_each_object_once() {
         origin_fetches <= distinct.len() as f64,
         "{origin_fetches} origin fetches for {} distinct objects: the crowd's misses must collapse",
         distinct.len()
+    );
+    // The report's cache figures, read from the edge's metrics, agree with the origin's count
+    // and with what the viewers asked for.
+    let cache = &r["cache"];
+    assert_eq!(cache["origin_requests"].as_f64().unwrap(), origin_fetches, "{r}");
+    assert_eq!(cache["responses"], r["requests"], "{r}");
+    let expected_hits = 1.0 - origin_fetches / r["requests"].as_f64().unwrap();
+    let hit_ratio = cache["hit_ratio"].as_f64().unwrap();
+    assert!(
+        (hit_ratio - expected_hits).abs() < 0.02,
+        "{hit_ratio} vs {expected_hits}: {r}"
     );
 }
 

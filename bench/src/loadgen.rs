@@ -6,6 +6,7 @@
 //!
 //! Not built yet: DASH, audio renditions, CMCD, steering, flash crowds.
 
+use crate::cache_figures::{CacheCounters, CacheFigures};
 use crate::cmcd::{Cmcd, CmcdMode, ObjectType};
 use crate::fetch::{H3Sender, h3_connect, h3_request};
 use crate::viewer::{Qoe, Trace, Viewer, ViewerSettings};
@@ -45,6 +46,8 @@ pub struct LoadPlan {
     pub flash: Option<FlashCrowd>,
     /// Start every viewer's play at a control plane; `titles` are then title ids.
     pub control_plane: Option<PlayStart>,
+    /// The cache's Prometheus endpoint, read before and after the run.
+    pub metrics: Option<String>,
 }
 
 /// Where viewers start their plays: each viewer asks the control plane for a play of its
@@ -129,6 +132,9 @@ pub struct LoadReport {
     pub errors: BTreeMap<String, u64>,
     /// Seconds the run took.
     pub seconds: f64,
+    /// The cache's own figures over the run, when its metrics were given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheFigures>,
 }
 
 /// Shared tallies of the running viewers.
@@ -169,6 +175,14 @@ pub async fn run(
             b.http1_only()
         }
         .build()?
+    };
+    // Read first so that a wrong metrics URL fails the run before any viewer starts.
+    let metrics_client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let cache_before = match &plan.metrics {
+        Some(url) => Some(CacheCounters::scrape(&metrics_client, url).await?),
+        None => None,
     };
     // One sign-in for every viewer; each then starts its own play.
     let session_token = match &plan.control_plane {
@@ -277,6 +291,21 @@ pub async fn run(
     }
     reporter.abort();
     let seconds = started.elapsed().as_secs_f64();
+    let cache = match (&plan.metrics, cache_before) {
+        (Some(url), Some(before)) => match CacheCounters::scrape(&metrics_client, url).await {
+            Ok(after) => Some(before.until(&after)),
+            Err(e) => {
+                *tally
+                    .lock()
+                    .unwrap()
+                    .errors
+                    .entry(format!("metrics: {}", first_line(&e)))
+                    .or_default() += 1;
+                None
+            }
+        },
+        _ => None,
+    };
     let t = tally.lock().unwrap();
     let mut startup = Histogram::<u64>::new_with_bounds(1, 600_000, 3).expect("histogram bounds");
     for q in &t.qoe {
@@ -316,6 +345,7 @@ pub async fn run(
         mbit_per_sec: t.bytes as f64 * 8.0 / seconds / 1e6,
         errors: t.errors.clone(),
         seconds,
+        cache,
     })
 }
 
