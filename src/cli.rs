@@ -69,9 +69,10 @@ pub enum Command {
     /// then times playback start, search (with typos) and browse; prints req/s and latency
     /// percentiles per phase.
     CpBench(CpBenchArgs),
-    /// Synthetic HLS viewers against a CDN in real time: a player model with ABR and a buffer
-    /// per viewer, Zipf title popularity; reports QoE (startup, rebuffering, bitrate,
-    /// switches) and request figures.
+    /// Synthetic HLS/DASH viewers against a CDN in real time: a player model per viewer (ABR,
+    /// buffer, stalls, the audio track beside the video, Content Steering with failover to
+    /// the next pathway), Zipf title popularity or a flash crowd; reports QoE (startup,
+    /// rebuffering, bitrate, switches), request figures and, given --metrics, the cache's.
     Loadgen(LoadgenArgs),
 }
 

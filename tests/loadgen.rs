@@ -51,6 +51,16 @@ fn viewers_play_the_sample_title_through_the_edge() {
     assert!(r["mbit_per_sec"].as_f64().unwrap() > 0.0, "{r}");
     assert!(r["request_p50_ms"].as_f64().unwrap() > 0.0, "{r}");
     assert!(err.contains("requests"), "a progress line on stderr: {err}");
+    // The audio rendition plays beside the video, covering the same time: its segments are
+    // cut on AAC frames (the first 1.94 s, then 2.005 s), so each session fetches the video's
+    // count or one more; and one init section of each track a viewer played.
+    let by_object = &r["requests_by_object"];
+    let (video, audio) = (
+        by_object["video"].as_u64().unwrap(),
+        by_object["audio"].as_u64().unwrap(),
+    );
+    assert!(video >= 4 && audio >= video && audio <= video + 4, "{r}");
+    assert!(by_object["init"].as_u64().unwrap() >= 8, "{r}");
 }
 
 #[test]
@@ -239,12 +249,21 @@ fn viewers_send_cmcd_and_the_edge_keeps_one_key_per_object() {
             "{cmcd}"
         );
     }
+    // Video and audio are separate tracks of the sample title (the audio is seg-3-*).
     let segment = paths
         .iter()
-        .find(|p| p.contains(".m4s") && !p.contains("init"))
-        .expect("a segment request");
+        .find(|p| p.contains("/seg-0-") || p.contains("/seg-1-") || p.contains("/seg-2-"))
+        .expect("a video segment request");
     let cmcd = decode(segment);
-    for key in ["br=", "bl=", "d=", "ot=av"] {
+    for key in ["br=", "bl=", "d=", "ot=v,"] {
+        assert!(cmcd.contains(key), "{key} missing from {cmcd}");
+    }
+    let audio = paths
+        .iter()
+        .find(|p| p.contains("/seg-3-"))
+        .expect("an audio segment request");
+    let cmcd = decode(audio);
+    for key in ["br=128", "d=", "ot=a,"] {
         assert!(cmcd.contains(key), "{key} missing from {cmcd}");
     }
     // Sessions differ, so CMCD differs per viewer; the cache still kept one key per object.
@@ -476,4 +495,122 @@ async fn viewers_start_their_plays_at_the_control_plane() {
             .any(|k| k.contains("unknown_title")),
         "{r}"
     );
+}
+
+/// Viewers of plays whose manifests carry a steering tag follow steering to the title's home
+/// edge (a clone of the manifest's pathway), and when that edge dies in the middle of the run
+/// they move to the other edge, by steering's next answer or by failing over after a failed
+/// request, without a failed session: HLS (clones by `cdn` parameter) and DASH (by host).
+#[tokio::test]
+async fn viewers_follow_steering_and_move_when_their_edge_dies() {
+    use support::control_plane::{Api, key, start_control_plane_with};
+    use support::steering::{start_steered_edge, start_steering, steering_setup};
+    let origin = support::start_origin(&sample_content_root());
+    let s = steering_setup(1);
+    let steering = start_steering(&s);
+    let k = key();
+    let token_toml = format!(
+        "[token]\nenforce = true\n[[token.keys]]\nid = \"{}\"\nsecret = \"{}\"\n",
+        k.id, k.secret
+    );
+    let edge = |ip: &str, id: &str| {
+        start_steered_edge(
+            &s,
+            &steering,
+            &base_url(&origin),
+            ip,
+            id,
+            (50.0, 8.0),
+            &[],
+            &token_toml,
+            "",
+        )
+    };
+    let (a, _a_cache) = edge("127.0.0.2", "site-a");
+    let (b, _b_cache) = edge("127.0.0.3", "site-b");
+    support::steering::wait_in_rotation(&steering, 2).await;
+    let decision: serde_json::Value = support::http1()
+        .get(steering.url("/v1/decide?title=sample&ip=127.0.0.1"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let home_id = decision["pathways"][0]["id"].as_str().unwrap().to_string();
+    let (home, other, other_id) = if home_id == "edge-site-a" {
+        (a, b, "edge-site-b")
+    } else {
+        (b, a, "edge-site-a")
+    };
+    let data = tempfile::tempdir().unwrap();
+    let cp = start_control_plane_with(
+        &base_url(&home),
+        &base_url(&origin),
+        "",
+        data.path(),
+        &format!(
+            "steering_url = \"{}\"\npathway_hosts = [\"127.0.0.2\", \"127.0.0.3\"]",
+            steering.url("")
+        ),
+    );
+    Api {
+        base: cp.url(""),
+        client: support::http1(),
+    }
+    .sample_and_viewer("steered-load@example.com", "premium")
+    .await;
+    // Shaped links keep the viewers fetching in step with playback, so the edge's death
+    // 4 s in falls in the middle of their sessions.
+    let run = |dash: bool| {
+        let cp_url = cp.url("");
+        tokio::task::spawn_blocking(move || {
+            let mut args = vec![
+                "--viewers",
+                "3",
+                "--arrival-per-s",
+                "3",
+                "--session-s",
+                "14",
+                "--duration",
+                "16",
+                "--link-kbps",
+                "5000",
+                "--control-plane",
+                &cp_url,
+                "--email",
+                "steered-load@example.com",
+                "--password",
+                "long enough",
+            ];
+            if dash {
+                args.push("--dash");
+            }
+            args.push("sample");
+            loadgen(&args)
+        })
+    };
+    let (hls, dash) = (run(false), run(true));
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    drop(home);
+    for (name, run) in [("hls", hls), ("dash", dash)] {
+        let (ok, r, err) = run.await.unwrap();
+        assert!(ok, "{name}: {r}\n{err}");
+        assert_eq!(r["failed_sessions"], 0, "{name}: {r}");
+        assert!(
+            r["requests_by_object"]["steering"].as_u64().unwrap() >= 3,
+            "{name}: {r}"
+        );
+        let by_pathway = r["requests_by_pathway"].as_object().unwrap();
+        let on = |id: &str| by_pathway.get(id).and_then(|n| n.as_u64()).unwrap_or(0);
+        assert!(
+            on(&home_id) > 0,
+            "{name}: steering's home edge was never used: {r}"
+        );
+        assert!(on(other_id) > 0, "{name}: nobody moved to the live edge: {r}");
+        // The start on the home edge, then the move: at least two switches per viewer.
+        assert!(r["pathway_switches"].as_u64().unwrap() >= 6, "{name}: {r}");
+        assert!(r["rebuffering_ratio"].as_f64().unwrap() < 0.2, "{name}: {r}");
+    }
+    drop(other);
 }

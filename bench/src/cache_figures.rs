@@ -69,7 +69,7 @@ impl CacheCounters {
             .with_context(|| format!("cannot read the cache's metrics at {url}"))?;
         anyhow::ensure!(resp.status().is_success(), "{url}: status {}", resp.status());
         let text = resp.text().await.with_context(|| format!("{url}: body"))?;
-        Self::parse(&text).with_context(|| format!("{url}"))
+        Self::parse(&text).with_context(|| url.to_string())
     }
 
     /// What happened between `self` (earlier) and `later`.

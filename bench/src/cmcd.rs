@@ -22,6 +22,10 @@ pub enum ObjectType {
     Init,
     /// Muxed audio and video (`av`).
     Muxed,
+    /// Video only (`v`).
+    Video,
+    /// Audio only (`a`).
+    Audio,
 }
 
 impl ObjectType {
@@ -30,6 +34,8 @@ impl ObjectType {
             ObjectType::Manifest => "m",
             ObjectType::Init => "i",
             ObjectType::Muxed => "av",
+            ObjectType::Video => "v",
+            ObjectType::Audio => "a",
         }
     }
 }

@@ -11,4 +11,6 @@ pub mod cmcd;
 pub mod control_plane;
 pub mod fetch;
 pub mod loadgen;
+pub mod pathway;
+pub mod presentation;
 pub mod viewer;

@@ -1,21 +1,24 @@
-//! `strata loadgen`: synthetic HLS viewers against a CDN, in real time. Each viewer picks a
-//! title (Zipf over the titles given), fetches its master playlist, plays the video renditions
-//! with the `viewer` model (ABR, buffer, stalls) over real HTTP downloads, optionally through a
-//! shaped link, and ends after its session length or the title's end. The run is bounded in
-//! time; the report aggregates QoE and request figures.
-//!
-//! Not built yet: DASH, audio renditions, CMCD, steering, flash crowds.
+//! `strata loadgen`: synthetic viewers against a CDN, in real time. Each viewer picks a title
+//! (Zipf over the titles given, or a flash crowd's), optionally starts a play at a control
+//! plane, fetches the HLS master playlist or DASH MPD, follows its Content Steering server
+//! (`pathway`), plays the video renditions with the `viewer` model (ABR, buffer, stalls) and the
+//! audio beside them over real HTTP/1.1, HTTP/2 or HTTP/3 downloads through a shaped link,
+//! sends CMCD if asked, and ends after its session length or the title's end. The run is
+//! bounded in time; the report aggregates QoE, request and (given its metrics) cache figures.
 
 use crate::cache_figures::{CacheCounters, CacheFigures};
 use crate::cmcd::{Cmcd, CmcdMode, ObjectType};
 use crate::fetch::{H3Sender, h3_connect, h3_request};
+use crate::pathway::{SteeringClient, replace_uri};
+use crate::presentation::{Presentation, SegmentList, Source, parse_media, resolve};
 use crate::viewer::{Qoe, Trace, Viewer, ViewerSettings};
 use anyhow::{Context, bail};
 use hdrhistogram::Histogram;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use strata_contracts::api::steering::SteeringManifest;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -128,6 +131,14 @@ pub struct LoadReport {
     pub bytes: u64,
     /// Received body rate over the run, Mbit/s.
     pub mbit_per_sec: f64,
+    /// Requests by what they fetched: manifest, steering, init, video (or muxed), audio.
+    pub requests_by_object: BTreeMap<String, u64>,
+    /// Media requests (init sections and segments) by the pathway they went to.
+    pub requests_by_pathway: BTreeMap<String, u64>,
+    /// Pathway changes, steered or after a failure, over all sessions.
+    pub pathway_switches: u64,
+    /// Requests that failed on one pathway and were tried on another.
+    pub failovers: u64,
     /// Errors by kind.
     pub errors: BTreeMap<String, u64>,
     /// Seconds the run took.
@@ -145,16 +156,10 @@ struct Tally {
     requests: u64,
     bytes: u64,
     errors: BTreeMap<String, u64>,
-}
-
-/// One video rendition of a title.
-#[derive(Debug, Clone)]
-struct Rendition {
-    bandwidth: u64,
-    /// HLS: the media playlist, fetched when the rendition is first chosen.
-    playlist: String,
-    /// DASH: the segments and init section, known from the MPD alone.
-    known: Option<(Vec<(String, f64)>, Option<String>)>,
+    by_object: BTreeMap<String, u64>,
+    by_pathway: BTreeMap<String, u64>,
+    pathway_switches: u64,
+    failovers: u64,
 }
 
 /// Runs `plan`, calling `progress` about once a second with a one-line status.
@@ -196,6 +201,10 @@ pub async fn run(
         requests: 0,
         bytes: 0,
         errors: BTreeMap::new(),
+        by_object: BTreeMap::new(),
+        by_pathway: BTreeMap::new(),
+        pathway_switches: 0,
+        failovers: 0,
     }));
     let started = Instant::now();
     let deadline = started + plan.duration;
@@ -343,6 +352,10 @@ pub async fn run(
         request_p99_ms: t.latency.value_at_quantile(0.99) as f64 / 1000.0,
         bytes: t.bytes,
         mbit_per_sec: t.bytes as f64 * 8.0 / seconds / 1e6,
+        requests_by_object: t.by_object.clone(),
+        requests_by_pathway: t.by_pathway.clone(),
+        pathway_switches: t.pathway_switches,
+        failovers: t.failovers,
         errors: t.errors.clone(),
         seconds,
         cache,
@@ -412,7 +425,226 @@ fn first_line(e: &anyhow::Error) -> String {
         .collect()
 }
 
-/// One viewer's session: master playlist, then segments chosen by the ABR model.
+/// Which track of a presentation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum TrackRef {
+    Video(usize),
+    Audio,
+}
+
+/// One viewer's network side: its connection, its steering client, the segment lists it has
+/// loaded per pathway, and the CMCD it sends.
+struct Player<'a> {
+    conn: Conn,
+    plan: &'a LoadPlan,
+    tally: &'a Mutex<Tally>,
+    t0: Instant,
+    master_url: String,
+    presentation: Presentation,
+    steering: Option<SteeringClient>,
+    pathway: String,
+    lists: HashMap<(TrackRef, String), SegmentList>,
+    sid: String,
+}
+
+impl Player<'_> {
+    fn clock(&self) -> f64 {
+        self.t0.elapsed().as_secs_f64()
+    }
+
+    fn cmcd(
+        &self,
+        object: ObjectType,
+        bitrate: Option<u64>,
+        duration_s: Option<f64>,
+        viewer: Option<&Viewer>,
+    ) -> Option<Cmcd> {
+        (self.plan.cmcd != CmcdMode::Off).then(|| Cmcd {
+            bitrate_kbps: bitrate.map(|b| b / 1000),
+            buffer_ms: viewer.map(|v| (v.buffer_s() * 1000.0) as u64),
+            duration_ms: duration_s.map(|d| (d * 1000.0).round() as u64),
+            throughput_kbps: None,
+            object,
+            session: self.sid.clone(),
+            content: self.master_url.clone(),
+            startup: viewer.is_none_or(|v| v.buffer_s() <= 0.0),
+        })
+    }
+
+    /// GET `url`, counted under `kind` and, for media, the pathway it was fetched from.
+    async fn fetch(&mut self, url: &str, kind: &str, cmcd: Option<Cmcd>) -> anyhow::Result<Vec<u8>> {
+        let plan = self.plan;
+        let body = get(
+            &mut self.conn,
+            url,
+            &plan.link,
+            self.t0,
+            self.tally,
+            plan.cmcd,
+            cmcd.as_ref(),
+        )
+        .await;
+        let mut t = self.tally.lock().unwrap();
+        *t.by_object.entry(kind.to_string()).or_default() += 1;
+        if kind != "manifest" && kind != "steering" {
+            *t.by_pathway.entry(self.pathway.clone()).or_default() += 1;
+        }
+        body
+    }
+
+    /// Asks the steering server when due, and moves to the pathway it ranks first.
+    async fn steer(&mut self, throughput_bps: Option<f64>) {
+        let now = self.clock();
+        let Some(url) = self
+            .steering
+            .as_ref()
+            .and_then(|s| s.due(now, self.presentation.dash, throughput_bps))
+        else {
+            return;
+        };
+        let answer = self.fetch(&url, "steering", None).await;
+        let now = self.clock();
+        let steering = self.steering.as_mut().expect("steering checked above");
+        match answer.map(|body| serde_json::from_slice::<SteeringManifest>(&body)) {
+            Ok(Ok(manifest)) => {
+                if let Err(e) = steering.answered(&url, &manifest, now) {
+                    *self
+                        .tally
+                        .lock()
+                        .unwrap()
+                        .errors
+                        .entry(format!("steering: {e}"))
+                        .or_default() += 1;
+                }
+            }
+            Ok(Err(e)) => {
+                steering.failed(now, None);
+                *self
+                    .tally
+                    .lock()
+                    .unwrap()
+                    .errors
+                    .entry(format!("steering: not a steering manifest: {e}"))
+                    .or_default() += 1;
+            }
+            Err(e) => {
+                let status = format!("{e:#}").contains("status 410").then_some(410);
+                steering.failed(now, status);
+            }
+        }
+        self.choose_pathway();
+    }
+
+    /// Re-picks the pathway (after an answer, or a failure on the current one).
+    fn choose_pathway(&mut self) -> bool {
+        let now = self.clock();
+        let Some(steering) = self.steering.as_mut() else {
+            return false;
+        };
+        if steering.choose(&self.presentation.pathways, now) {
+            self.pathway = steering.current().to_string();
+            self.tally.lock().unwrap().pathway_switches += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// `track`'s segments on the current pathway: HLS loads its media playlist there (once per
+    /// pathway), DASH resolves the templates against the pathway's BaseURL. The init section
+    /// is fetched when a track is first loaded on a pathway.
+    async fn segments(&mut self, track: TrackRef, viewer: Option<&Viewer>) -> anyhow::Result<SegmentList> {
+        let key = (track, self.pathway.clone());
+        if let Some(list) = self.lists.get(&key) {
+            return Ok(list.clone());
+        }
+        let t = match track {
+            TrackRef::Video(i) => self.presentation.video[i].clone(),
+            TrackRef::Audio => self.presentation.audio.clone().context("no audio track")?,
+        };
+        let (base, replacement) = match &self.steering {
+            Some(s) => {
+                let (b, r) = s.base();
+                (b.to_string(), r.cloned())
+            }
+            None => (self.pathway.clone(), None),
+        };
+        let rewrite = |url: String| match &replacement {
+            Some(r) => replace_uri(&url, r),
+            None => url,
+        };
+        let list = match &t.source {
+            Source::Playlist(_) => {
+                let url = rewrite(
+                    self.presentation
+                        .playlist_url(&t, &base)
+                        .with_context(|| format!("the manifest has no pathway {base}"))?,
+                );
+                let cmcd = self.cmcd(ObjectType::Manifest, None, None, viewer);
+                let text = self.fetch(&url, "manifest", cmcd).await?;
+                parse_media(&url, &text)?
+            }
+            Source::Template { segments, init } => {
+                let base_url = rewrite(
+                    self.presentation
+                        .bases
+                        .get(&base)
+                        .cloned()
+                        .with_context(|| format!("the MPD has no BaseURL for {base}"))?,
+                );
+                (
+                    segments
+                        .iter()
+                        .map(|(r, s)| Ok((resolve(&base_url, r)?, *s)))
+                        .collect::<anyhow::Result<_>>()?,
+                    init.as_deref().map(|i| resolve(&base_url, i)).transpose()?,
+                )
+            }
+        };
+        if let Some(init) = &list.1 {
+            let cmcd = self.cmcd(ObjectType::Init, Some(t.bandwidth), None, viewer);
+            self.fetch(init, "init", cmcd).await?;
+        }
+        self.lists.insert(key, list.clone());
+        Ok(list)
+    }
+
+    /// A request on the current pathway failed with `e`: with steering and another pathway to
+    /// go to, the failed one is avoided for a while and the caller tries there (as players fail
+    /// over); otherwise, or when `tries_left` is spent, `e` ends the session.
+    fn fail_over(&mut self, e: anyhow::Error, tries_left: usize) -> anyhow::Result<()> {
+        let now = self.clock();
+        let Some(s) = self.steering.as_mut() else {
+            return Err(e);
+        };
+        s.penalize(&self.pathway, now);
+        if tries_left == 0 || !self.choose_pathway() {
+            return Err(e);
+        }
+        self.tally.lock().unwrap().failovers += 1;
+        Ok(())
+    }
+}
+
+/// Evaluates `$step` (a fallible request of player `$p`) until it succeeds, failing over to
+/// another pathway after each failure while `Player::fail_over` allows.
+macro_rules! on_some_pathway {
+    ($p:ident, $step:expr) => {{
+        let mut tries = $p.presentation.pathways.len() + 8;
+        loop {
+            match $step {
+                Ok(v) => break v,
+                Err(e) => {
+                    tries -= 1;
+                    $p.fail_over(e, tries)?;
+                }
+            }
+        }
+    }};
+}
+
+/// One viewer's session: the manifest, steering when it names a server, then segments
+/// chosen by the ABR model (and the audio beside them), until the session or the title ends.
 async fn session(
     client: &reqwest::Client,
     master_url: &str,
@@ -421,122 +653,71 @@ async fn session(
     tally: &Mutex<Tally>,
 ) -> anyhow::Result<Qoe> {
     let t0 = Instant::now();
-    let clock = || t0.elapsed().as_secs_f64();
-    let mut conn = if plan.http3 {
-        Conn::H3(
-            h3_connect(master_url, plan.insecure)
-                .await
-                .context("HTTP/3 connection")?,
-        )
-    } else {
-        Conn::Tcp(client.clone())
-    };
-    let conn = &mut conn;
-    // CMCD's session id: unique per viewer; the content id: the title's master playlist.
+    // CMCD's session id: unique per viewer; the content id: the title's manifest.
     let sid = format!("{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>());
-    let cmcd = |object, bitrate_kbps: Option<u64>, duration_s: Option<f64>, viewer: Option<&Viewer>| {
-        (plan.cmcd != CmcdMode::Off).then(|| Cmcd {
-            bitrate_kbps,
-            buffer_ms: viewer.map(|v| (v.buffer_s() * 1000.0) as u64),
-            duration_ms: duration_s.map(|d| (d * 1000.0).round() as u64),
-            throughput_kbps: None,
-            object,
-            session: sid.clone(),
-            content: master_url.to_string(),
-            startup: viewer.is_none_or(|v| v.buffer_s() <= 0.0),
-        })
-    };
-    let master = get(
-        conn,
-        master_url,
-        &plan.link,
-        t0,
+    let mut p = Player {
+        conn: Conn::new(client.clone(), plan.http3, plan.insecure),
+        plan,
         tally,
-        plan.cmcd,
-        cmcd(ObjectType::Manifest, None, None, None).as_ref(),
-    )
-    .await?;
-    let renditions = if master_url.split('?').next().unwrap_or_default().ends_with(".mpd") {
-        parse_mpd(master_url, &master)?
-    } else {
-        parse_master(master_url, &master)?
+        t0,
+        master_url: master_url.to_string(),
+        presentation: Presentation {
+            video: Vec::new(),
+            audio: None,
+            pathways: Vec::new(),
+            bases: Default::default(),
+            steering: None,
+            dash: false,
+        },
+        steering: None,
+        pathway: String::new(),
+        lists: HashMap::new(),
+        sid,
     };
-    let mut playlists: Vec<Option<Vec<(String, f64)>>> = vec![None; renditions.len()];
-    let mut init_fetched: Vec<bool> = vec![false; renditions.len()];
+    let cmcd = p.cmcd(ObjectType::Manifest, None, None, None);
+    let master = p.fetch(master_url, "manifest", cmcd).await?;
+    p.presentation = Presentation::parse(master_url, &master)?;
+    p.pathway = p.presentation.initial_pathway();
+    p.steering = p
+        .presentation
+        .steering
+        .as_ref()
+        .map(|tag| SteeringClient::new(tag, &p.pathway));
+    let video_object = if p.presentation.audio.is_some() {
+        ObjectType::Video
+    } else {
+        ObjectType::Muxed
+    };
+    let ladder: Vec<u64> = p.presentation.video.iter().map(|x| x.bandwidth).collect();
     let mut viewer: Option<Viewer> = None;
     let mut index = 0usize;
+    let (mut video_end_s, mut audio_end_s, mut audio_index) = (0.0f64, 0.0f64, 0usize);
     let end = (t0 + Duration::from_secs_f64(plan.session_s)).min(deadline);
     loop {
         if Instant::now() >= end {
             break;
         }
+        // Steering before the first segment (queryBeforeStart) and after each TTL.
+        p.steer(viewer.as_ref().and_then(Viewer::throughput_bps)).await;
         let choice = match &viewer {
             Some(v) => v.next_rendition(),
             None => Some(0),
         };
         let Some(r) = choice else {
             tokio::time::sleep(Duration::from_millis(100)).await;
+            let now = p.clock();
             if let Some(v) = viewer.as_mut() {
-                v.advance(clock());
+                v.advance(now);
             }
             continue;
         };
-        if playlists[r].is_none()
-            && let Some((segments, init)) = renditions[r].known.clone()
-        {
-            if let Some(init) = init {
-                let kbps = Some(renditions[r].bandwidth / 1000);
-                get(
-                    conn,
-                    &init,
-                    &plan.link,
-                    t0,
-                    tally,
-                    plan.cmcd,
-                    cmcd(ObjectType::Init, kbps, None, viewer.as_ref()).as_ref(),
-                )
-                .await?;
-                init_fetched[r] = true;
-            }
-            playlists[r] = Some(segments);
-        }
-        if playlists[r].is_none() {
-            let text = get(
-                conn,
-                &renditions[r].playlist,
-                &plan.link,
-                t0,
-                tally,
-                plan.cmcd,
-                cmcd(ObjectType::Manifest, None, None, viewer.as_ref()).as_ref(),
-            )
-            .await?;
-            let (segments, init) = parse_media(&renditions[r].playlist, &text)?;
-            if let Some(init) = init
-                && !init_fetched[r]
-            {
-                let kbps = Some(renditions[r].bandwidth / 1000);
-                get(
-                    conn,
-                    &init,
-                    &plan.link,
-                    t0,
-                    tally,
-                    plan.cmcd,
-                    cmcd(ObjectType::Init, kbps, None, viewer.as_ref()).as_ref(),
-                )
-                .await?;
-                init_fetched[r] = true;
-            }
-            playlists[r] = Some(segments);
-        }
-        let segments = playlists[r].as_ref().expect("just fetched");
-        let Some((url, duration)) = segments.get(index).cloned() else {
+        let (segments, _) = on_some_pathway!(p, p.segments(TrackRef::Video(r), viewer.as_ref()).await);
+        let Some((_, duration)) = segments.get(index).cloned() else {
             // The title is all fetched: play out what is buffered, within the session.
             if let Some(v) = viewer.as_mut() {
                 while v.buffer_s() > 0.0 && Instant::now() < end {
                     tokio::time::sleep(Duration::from_millis(100)).await;
-                    v.advance(clock());
+                    v.advance(p.clock());
                 }
             }
             break;
@@ -544,7 +725,7 @@ async fn session(
         let v = viewer.get_or_insert_with(|| {
             Viewer::new(
                 ViewerSettings {
-                    ladder: renditions.iter().map(|x| x.bandwidth).collect(),
+                    ladder: ladder.clone(),
                     segment_s: duration,
                     startup_buffer_s: duration,
                     target_buffer_s: 30.0,
@@ -553,25 +734,74 @@ async fn session(
             )
         });
         let started = Instant::now();
-        let data = cmcd(
-            ObjectType::Muxed,
-            Some(renditions[r].bandwidth / 1000),
-            Some(duration),
-            Some(v),
-        );
-        let body = get(conn, &url, &plan.link, t0, tally, plan.cmcd, data.as_ref()).await?;
-        v.segment_arrived(clock(), r, body.len() as u64, started.elapsed().as_secs_f64());
+        let bandwidth = ladder[r];
+        let cmcd = p.cmcd(video_object, Some(bandwidth), Some(duration), Some(v));
+        let mut bytes = on_some_pathway!(p, {
+            // After a failover the list is the new pathway's.
+            match p.segments(TrackRef::Video(r), None).await {
+                Ok((segments, _)) => p.fetch(&segments[index].0, "video", cmcd.clone()).await,
+                Err(e) => Err(e),
+            }
+        })
+        .len() as u64;
+        video_end_s += duration;
+        // The audio that plays with it.
+        while p.presentation.audio.is_some() && audio_end_s < video_end_s - 1e-3 {
+            let audio_bandwidth = p.presentation.audio.as_ref().map(|a| a.bandwidth);
+            let fetched: Option<(u64, f64)> = on_some_pathway!(p, {
+                match p.segments(TrackRef::Audio, None).await {
+                    Ok((segments, _)) => match segments.get(audio_index).cloned() {
+                        None => Ok(None),
+                        Some((url, seconds)) => {
+                            let cmcd = p.cmcd(ObjectType::Audio, audio_bandwidth, Some(seconds), None);
+                            p.fetch(&url, "audio", cmcd)
+                                .await
+                                .map(|body| Some((body.len() as u64, seconds)))
+                        }
+                    },
+                    Err(e) => Err(e),
+                }
+            });
+            let Some((audio_bytes, seconds)) = fetched else {
+                break;
+            };
+            bytes += audio_bytes;
+            audio_end_s += seconds;
+            audio_index += 1;
+        }
+        let v = viewer.as_mut().expect("created above");
+        v.segment_arrived(p.clock(), r, bytes, started.elapsed().as_secs_f64());
         index += 1;
     }
-    Ok(viewer.map(|mut v| v.qoe(clock())).unwrap_or_default())
+    let now = p.clock();
+    Ok(viewer.map(|mut v| v.qoe(now)).unwrap_or_default())
 }
 
-/// A viewer's connection to the CDN.
+/// A viewer's connections to the CDN.
 enum Conn {
     /// HTTP/1.1 or HTTP/2 through reqwest.
     Tcp(reqwest::Client),
-    /// HTTP/3 on the viewer's own QUIC connection.
-    H3(H3Sender),
+    /// HTTP/3 for https:// URLs, one QUIC connection per authority (made when first needed);
+    /// http:// URLs (a control plane's playlists) go over TCP.
+    H3 {
+        insecure: bool,
+        tcp: reqwest::Client,
+        quic: HashMap<String, H3Sender>,
+    },
+}
+
+impl Conn {
+    fn new(tcp: reqwest::Client, http3: bool, insecure: bool) -> Self {
+        if http3 {
+            Conn::H3 {
+                insecure,
+                tcp,
+                quic: HashMap::new(),
+            }
+        } else {
+            Conn::Tcp(tcp)
+        }
+    }
 }
 
 /// GET through the viewer's `link` (its session began at `t0`), with its CMCD when it sends
@@ -585,10 +815,10 @@ async fn get(
     mode: CmcdMode,
     cmcd: Option<&Cmcd>,
 ) -> anyhow::Result<Vec<u8>> {
-    let query_cmcd =
-        cmcd.filter(|_| mode == CmcdMode::Query || (mode == CmcdMode::Header && matches!(conn, Conn::H3(_))));
+    let over_h3 = matches!(conn, Conn::H3 { .. }) && url.starts_with("https://");
+    let query_cmcd = cmcd.filter(|_| mode == CmcdMode::Query || (mode == CmcdMode::Header && over_h3));
     let url = &query_cmcd.map_or_else(|| url.to_string(), |c| c.add_to_url(url));
-    let header_cmcd = cmcd.filter(|_| mode == CmcdMode::Header);
+    let header_cmcd = cmcd.filter(|_| mode == CmcdMode::Header && !over_h3);
     let started = Instant::now();
     let offset_s = started.duration_since(t0).as_secs_f64();
     // The link delivers no faster than its rate.
@@ -599,27 +829,49 @@ async fn get(
     let outcome: anyhow::Result<Vec<u8>> = async {
         let mut body = Vec::new();
         match conn {
-            Conn::Tcp(client) => {
-                let mut req = client.get(url);
-                for (name, value) in header_cmcd.map(Cmcd::headers).unwrap_or_default() {
-                    req = req.header(name, value);
+            Conn::H3 { insecure, quic, .. } if over_h3 => {
+                let authority = reqwest::Url::parse(url)
+                    .ok()
+                    .map(|u| {
+                        format!(
+                            "{}:{}",
+                            u.host_str().unwrap_or_default(),
+                            u.port_or_known_default().unwrap_or(443)
+                        )
+                    })
+                    .unwrap_or_default();
+                if !quic.contains_key(&authority) {
+                    let sender = h3_connect(url, *insecure)
+                        .await
+                        .with_context(|| format!("HTTP/3 connection to {authority}"))?;
+                    quic.insert(authority.clone(), sender);
                 }
-                let mut r = req.send().await.with_context(|| format!("GET {url}"))?;
-                if !r.status().is_success() {
-                    bail!("GET {url}: status {}", r.status());
-                }
-                while let Some(chunk) = r.chunk().await.with_context(|| format!("GET {url}: body"))? {
+                let sender = quic.get_mut(&authority).expect("inserted above");
+                let mut r = match h3_request(sender, url).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        // A broken connection is made anew on the next request.
+                        quic.remove(&authority);
+                        return Err(e).with_context(|| format!("GET {url} (h3)"));
+                    }
+                };
+                while let Some(chunk) = r.chunk().await.with_context(|| format!("GET {url} (h3): body"))? {
                     body.extend_from_slice(&chunk);
                     if let Some(wait) = pace(body.len()) {
                         tokio::time::sleep(wait).await;
                     }
                 }
             }
-            Conn::H3(sender) => {
-                let mut r = h3_request(sender, url)
-                    .await
-                    .with_context(|| format!("GET {url} (h3)"))?;
-                while let Some(chunk) = r.chunk().await.with_context(|| format!("GET {url} (h3): body"))? {
+            Conn::Tcp(client) | Conn::H3 { tcp: client, .. } => {
+                let mut req = client.get(url);
+                for (name, value) in header_cmcd.map(Cmcd::headers).unwrap_or_default() {
+                    req = req.header(name, value);
+                }
+                let mut r = req.send().await.with_context(|| format!("GET {url}"))?;
+                if !r.status().is_success() {
+                    bail!("GET {url}: status {}", r.status().as_u16());
+                }
+                while let Some(chunk) = r.chunk().await.with_context(|| format!("GET {url}: body"))? {
                     body.extend_from_slice(&chunk);
                     if let Some(wait) = pace(body.len()) {
                         tokio::time::sleep(wait).await;
@@ -649,179 +901,4 @@ async fn get(
         }
     }
     outcome
-}
-
-/// The video renditions of an HLS master playlist, lowest bandwidth first.
-fn parse_master(url: &str, text: &[u8]) -> anyhow::Result<Vec<Rendition>> {
-    let master = match m3u8_rs::parse_playlist_res(text) {
-        Ok(m3u8_rs::Playlist::MasterPlaylist(m)) => m,
-        Ok(_) => bail!("{url}: a media playlist, not a master playlist"),
-        Err(e) => bail!("{url}: not an HLS playlist: {e}"),
-    };
-    let mut renditions: Vec<Rendition> = master
-        .variants
-        .iter()
-        .filter(|v| !v.is_i_frame)
-        .map(|v| {
-            Ok(Rendition {
-                bandwidth: v.bandwidth,
-                playlist: resolve(url, &v.uri)?,
-                known: None,
-            })
-        })
-        .collect::<anyhow::Result<_>>()?;
-    if renditions.is_empty() {
-        bail!("{url}: no variant streams");
-    }
-    renditions.sort_by_key(|r| r.bandwidth);
-    Ok(renditions)
-}
-
-/// The video representations of a DASH MPD (`SegmentTemplate` with `$Number$` and a fixed
-/// duration), lowest bandwidth first, each with its segments and init section.
-fn parse_mpd(url: &str, text: &[u8]) -> anyhow::Result<Vec<Rendition>> {
-    let text = std::str::from_utf8(text).map_err(|_| anyhow::anyhow!("{url}: not UTF-8"))?;
-    let mpd = dash_mpd_core::parse(text).map_err(|e| anyhow::anyhow!("{url}: not a DASH MPD: {e}"))?;
-    let mut renditions = Vec::new();
-    let period = mpd
-        .periods
-        .first()
-        .ok_or_else(|| anyhow::anyhow!("{url}: no period"))?;
-    let length = period
-        .duration
-        .or(mpd.mediaPresentationDuration)
-        .ok_or_else(|| anyhow::anyhow!("{url}: no duration"))?
-        .as_secs_f64();
-    // Segment URLs hang off the MPD's BaseURL, if any, else the MPD's own URL.
-    let base = match mpd.base_url.first() {
-        Some(b) => resolve(url, &b.base)?,
-        None => url.to_string(),
-    };
-    for set in &period.adaptations {
-        let video = set.contentType.as_deref() == Some("video")
-            || set.mimeType.as_deref().is_some_and(|m| m.starts_with("video/"));
-        if !video {
-            continue;
-        }
-        for rep in &set.representations {
-            let Some(t) = rep.SegmentTemplate.as_ref().or(set.SegmentTemplate.as_ref()) else {
-                bail!("{url}: a representation without a SegmentTemplate");
-            };
-            let (Some(media), Some(duration)) = (t.media.as_deref(), t.duration) else {
-                bail!("{url}: only SegmentTemplate with media and duration is played");
-            };
-            let seconds = duration / t.timescale.unwrap_or(1) as f64;
-            let id = rep.id.as_deref().unwrap_or_default();
-            let fill = |template: &str, n: Option<u64>| {
-                let mut s = template.replace("$RepresentationID$", id);
-                if let Some(n) = n {
-                    s = s.replace("$Number$", &n.to_string());
-                    if let Some(start) = s.find("$Number%0")
-                        && let Some(end) = s[start + 9..].find("d$")
-                    {
-                        let width: usize = s[start + 9..start + 9 + end].parse().unwrap_or(1);
-                        s.replace_range(start..start + 9 + end + 2, &format!("{n:0width$}"));
-                    }
-                }
-                s
-            };
-            let count = (length / seconds - 1e-9).ceil().max(1.0) as u64;
-            let first = t.startNumber.unwrap_or(1);
-            let segments = (first..first + count)
-                .map(|n| Ok((resolve(&base, &fill(media, Some(n)))?, seconds)))
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            let init = t
-                .initialization
-                .as_deref()
-                .map(|i| resolve(&base, &fill(i, None)))
-                .transpose()?;
-            renditions.push(Rendition {
-                bandwidth: rep.bandwidth.unwrap_or(0),
-                playlist: url.to_string(),
-                known: Some((segments, init)),
-            });
-        }
-    }
-    if renditions.is_empty() {
-        bail!("{url}: no video representations");
-    }
-    renditions.sort_by_key(|r| r.bandwidth);
-    Ok(renditions)
-}
-
-/// A media playlist's segments (URL, seconds) and its init segment, if any.
-fn parse_media(url: &str, text: &[u8]) -> anyhow::Result<(Vec<(String, f64)>, Option<String>)> {
-    let media = match m3u8_rs::parse_playlist_res(text) {
-        Ok(m3u8_rs::Playlist::MediaPlaylist(m)) => m,
-        Ok(_) => bail!("{url}: a master playlist where a media playlist was expected"),
-        Err(e) => bail!("{url}: not an HLS playlist: {e}"),
-    };
-    let init = media
-        .segments
-        .iter()
-        .find_map(|s| s.map.as_ref())
-        .map(|m| resolve(url, &m.uri))
-        .transpose()?;
-    let segments = media
-        .segments
-        .iter()
-        .map(|s| Ok((resolve(url, &s.uri)?, f64::from(s.duration))))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    if segments.is_empty() {
-        bail!("{url}: no segments");
-    }
-    Ok((segments, init))
-}
-
-/// `reference` resolved against `base` (RFC 3986).
-fn resolve(base: &str, reference: &str) -> anyhow::Result<String> {
-    let base = reqwest::Url::parse(base).with_context(|| format!("bad URL {base}"))?;
-    Ok(base
-        .join(reference)
-        .with_context(|| format!("bad reference {reference}"))?
-        .to_string())
-}
-
-#[cfg(test)]
-mod test {
-    use super::*;
-
-    #[test]
-    fn an_mpd_lists_each_video_representation_with_its_segments() {
-        let mpd = br#"<?xml version="1.0"?><MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static" mediaPresentationDuration="PT5S">
-<Period><AdaptationSet contentType="video">
-<Representation id="1" bandwidth="3000000" height="720"><SegmentTemplate timescale="1000" duration="2000" initialization="init-$RepresentationID$.m4s" media="seg-$RepresentationID$-$Number%05d$.m4s" startNumber="1"/></Representation>
-<Representation id="0" bandwidth="800000" height="360"><SegmentTemplate timescale="1000" duration="2000" initialization="init-$RepresentationID$.m4s" media="seg-$RepresentationID$-$Number%05d$.m4s" startNumber="1"/></Representation>
-</AdaptationSet><AdaptationSet contentType="audio"><Representation id="3" bandwidth="128000"><SegmentTemplate timescale="1000" duration="2000" media="a-$Number$.m4s"/></Representation></AdaptationSet></Period></MPD>"#;
-        let r = parse_mpd("http://e/t/manifest.mpd?token=x", mpd).unwrap();
-        assert_eq!(
-            r.iter().map(|x| x.bandwidth).collect::<Vec<_>>(),
-            [800_000, 3_000_000]
-        );
-        let (segments, init) = r[0].known.clone().unwrap();
-        assert_eq!(init.as_deref(), Some("http://e/t/init-0.m4s"));
-        assert_eq!(segments.len(), 3);
-        assert_eq!(segments[2], ("http://e/t/seg-0-00003.m4s".to_string(), 2.0));
-        assert!(parse_mpd("http://e/x.mpd", b"<html/>").is_err());
-    }
-
-    #[test]
-    fn playlists_parse_and_resolve() {
-        let master = b"#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=2500000\n540p/index.m3u8\n#EXT-X-STREAM-INF:BANDWIDTH=800000\n360p/index.m3u8\n";
-        let r = parse_master("http://e/t/master.m3u8", master).unwrap();
-        assert_eq!(r[0].bandwidth, 800_000);
-        assert_eq!(r[0].playlist, "http://e/t/360p/index.m3u8");
-        let media = b"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MAP:URI=\"init.mp4\"\n#EXTINF:2.0,\nseg1.m4s\n#EXTINF:2.0,\nseg2.m4s\n#EXT-X-ENDLIST\n";
-        let (segs, init) = parse_media("http://e/t/360p/index.m3u8", media).unwrap();
-        assert_eq!(segs.len(), 2);
-        assert_eq!(segs[1].0, "http://e/t/360p/seg2.m4s");
-        assert_eq!(init.as_deref(), Some("http://e/t/360p/init.mp4"));
-        assert!(
-            parse_master("http://e/x", b"not a playlist")
-                .unwrap_err()
-                .to_string()
-                .contains("not an HLS playlist")
-        );
-        assert!(parse_master("http://e/x", media).is_err());
-    }
 }

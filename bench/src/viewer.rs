@@ -1,7 +1,7 @@
 //! One synthetic viewer's playback as a plain state machine over a clock it is given: the
 //! buffer fills as segments arrive and drains while playing; an empty buffer stalls playback;
 //! the QoE figures (startup time, rebuffering, average bitrate, switches) fall out of it. The
-//! network shell (not built yet) feeds it real downloads; tests feed it simulated ones.
+//! network shell (`loadgen`) feeds it real downloads; tests feed it simulated ones.
 
 use crate::abr::{self, ThroughputEstimate};
 
@@ -151,6 +151,11 @@ impl Viewer {
             0.0
         };
         q
+    }
+
+    /// The throughput the viewer estimates, bit/s (what it reports to a steering server).
+    pub fn throughput_bps(&self) -> Option<f64> {
+        self.estimate.bps()
     }
 
     /// The rendition last fetched.

@@ -162,6 +162,10 @@ pub struct PathwayClone {
     pub uri_replacement: UriReplacement,
 }
 
+fn default_ttl() -> u64 {
+    300
+}
+
 /// A Content Steering manifest (HLS Content Steering 1.2, DASH-IF CTS 001): the same JSON
 /// for HLS and DASH players.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -169,11 +173,11 @@ pub struct SteeringManifest {
     /// Always 1.
     #[serde(rename = "VERSION")]
     pub version: u32,
-    /// Seconds until the player asks again.
-    #[serde(rename = "TTL")]
+    /// Seconds until the player asks again (absent: 300, as the specs say).
+    #[serde(rename = "TTL", default = "default_ttl")]
     pub ttl: u64,
-    /// Where to ask next time, carrying the session's state.
-    #[serde(rename = "RELOAD-URI")]
+    /// Where to ask next time, carrying the session's state (absent: the same URL again).
+    #[serde(rename = "RELOAD-URI", default)]
     pub reload_uri: String,
     /// Pathway ids, best first.
     #[serde(rename = "PATHWAY-PRIORITY")]
