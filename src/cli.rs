@@ -531,6 +531,11 @@ pub struct LoadgenArgs {
     /// `seconds kbit/s` (`#` comments allowed), the rate holding until the next line.
     #[arg(long, value_name = "FILE")]
     pub link_trace: Option<std::path::PathBuf>,
+    /// Seed of the viewers' title draws: runs with the same seed (and viewer count) play the
+    /// same titles in the same order, so runs against different caches compare; random when
+    /// absent.
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// A Strata cache's Prometheus endpoint (its admin `/metrics`), read before and after the
     /// run: the report then adds the cache's hit ratio and its upstream and origin requests.
     #[arg(long, value_name = "URL")]

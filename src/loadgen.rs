@@ -60,6 +60,7 @@ pub fn main(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
             _ => CmcdMode::Off,
         },
         metrics: args.metrics.clone(),
+        seed: args.seed,
         link,
     };
     let runtime = tokio::runtime::Runtime::new()?;

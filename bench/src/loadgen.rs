@@ -14,6 +14,8 @@ use crate::presentation::{Presentation, SegmentList, Source, parse_media, resolv
 use crate::viewer::{Qoe, Trace, Viewer, ViewerSettings};
 use anyhow::{Context, bail};
 use hdrhistogram::Histogram;
+use rand::rngs::SmallRng;
+use rand::{RngExt, SeedableRng};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -51,6 +53,9 @@ pub struct LoadPlan {
     pub control_plane: Option<PlayStart>,
     /// The cache's Prometheus endpoint, read before and after the run.
     pub metrics: Option<String>,
+    /// Seed of the viewers' title draws: the same seed gives every run the same sequence of
+    /// titles (so runs against different caches compare); random when absent.
+    pub seed: Option<u64>,
 }
 
 /// Where viewers start their plays: each viewer asks the control plane for a play of its
@@ -208,10 +213,6 @@ pub async fn run(
     }));
     let started = Instant::now();
     let deadline = started + plan.duration;
-    let weights: Vec<f64> = (1..=plan.titles.len())
-        .map(|k| 1.0 / (k as f64).powf(plan.zipf_alpha))
-        .collect();
-    let total: f64 = weights.iter().sum();
     let reporter = {
         let tally = Arc::clone(&tally);
         tokio::spawn(async move {
@@ -276,20 +277,18 @@ pub async fn run(
             crowd.into_iter().map(spawn_viewer).collect::<Vec<_>>()
         })
     });
-    for n in 0..plan.viewers - flash_count {
+    let picks = title_draws(
+        plan.viewers - flash_count,
+        plan.titles.len(),
+        plan.zipf_alpha,
+        plan.seed,
+    );
+    for (n, title) in picks.into_iter().enumerate() {
         let start_at = started + Duration::from_secs_f64(n as f64 / plan.arrival_per_s.max(1e-3));
         if start_at >= deadline {
             break;
         }
         tokio::time::sleep_until(start_at.into()).await;
-        let mut pick = rand::random::<f64>() * total;
-        let title = weights
-            .iter()
-            .position(|w| {
-                pick -= w;
-                pick <= 0.0
-            })
-            .unwrap_or(0);
         viewers.push(spawn_viewer(plan.titles[title].clone()));
     }
     if let Some(flash) = flash {
@@ -360,6 +359,26 @@ pub async fn run(
         seconds,
         cache,
     })
+}
+
+/// The titles of `count` viewers, Zipf(`alpha`) over `titles` ranked titles (index 0 the most
+/// popular); the same `seed` gives the same draws.
+fn title_draws(count: usize, titles: usize, alpha: f64, seed: Option<u64>) -> Vec<usize> {
+    let weights: Vec<f64> = (1..=titles).map(|k| 1.0 / (k as f64).powf(alpha)).collect();
+    let total: f64 = weights.iter().sum();
+    let mut rng = seed.map_or_else(|| SmallRng::from_rng(&mut rand::rng()), SmallRng::seed_from_u64);
+    (0..count)
+        .map(|_| {
+            let mut pick = rng.random::<f64>() * total;
+            weights
+                .iter()
+                .position(|w| {
+                    pick -= w;
+                    pick <= 0.0
+                })
+                .unwrap_or(0)
+        })
+        .collect()
 }
 
 /// Signs in at the control plane; returns the session token.
@@ -901,4 +920,22 @@ async fn get(
         }
     }
     outcome
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn title_draws_follow_zipf_and_repeat_with_the_seed() {
+        let a = title_draws(20_000, 10, 0.9, Some(7));
+        assert_eq!(a, title_draws(20_000, 10, 0.9, Some(7)));
+        assert_ne!(a, title_draws(20_000, 10, 0.9, Some(8)));
+        let share = |k: usize| a.iter().filter(|&&t| t == k).count() as f64 / a.len() as f64;
+        // Zipf(0.9) over 10: the first title's share is 1 / sum(k^-0.9) = 0.3104, the tenth's
+        // 0.3104 / 10^0.9 = 0.0391.
+        assert!((share(0) - 0.3104).abs() < 0.015, "{}", share(0));
+        assert!((share(9) - 0.0391).abs() < 0.008, "{}", share(9));
+        assert!(a.iter().all(|&t| t < 10));
+    }
 }
