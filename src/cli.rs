@@ -359,6 +359,10 @@ pub struct CacheNodeArgs {
     /// Proxy worker threads (overrides `threads`).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// Requests an object needs before it is written to disk; 1 writes every object
+    /// (overrides `cache.disk_admission_requests`).
+    #[arg(long, value_name = "N")]
+    pub disk_admission: Option<u32>,
 }
 
 /// `strata edge`.

@@ -135,4 +135,7 @@ pub fn apply_node_flags(config: &mut EdgeConfig, args: &CacheNodeArgs) {
     if let Some(t) = args.threads {
         config.threads = t;
     }
+    if let Some(n) = args.disk_admission {
+        config.cache.disk_admission_requests = n;
+    }
 }

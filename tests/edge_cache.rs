@@ -428,3 +428,103 @@ async fn when_the_disk_disappears_the_edge_goes_on_from_memory_and_says_so() {
         "nothing was written to the disk path once it was out of service"
     );
 }
+
+/// Stops the edge as an operator would (its disk writes land) and starts it again.
+fn graceful_restart(edge: &mut ServerProcess) {
+    edge.signal("TERM");
+    assert!(edge.wait_exit(Duration::from_secs(20)).success());
+    edge.restart();
+}
+
+/// Edge requests for `paths`, each with its `Cache-Status`.
+async fn statuses(edge: &ServerProcess, paths: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in paths {
+        let r = http1().get(edge.url(p)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{p}");
+        out.push(r.headers()["cache-status"].to_str().unwrap().to_string());
+        r.bytes().await.unwrap();
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_disk_tier_holds_as_much_as_its_size_says() {
+    // 26 objects of 2 MiB (52 MiB) on a 64 MiB disk, behind 8 MiB of memory: all of them
+    // must still be on disk after a restart. (When a chunk's payload filled its whole slot,
+    // foyer's entry header pushed each entry past it, blocks were left part empty, and 23 of
+    // the 26 were lost.)
+    let content = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let paths: Vec<String> = (0..26).map(|i| format!("/t/s-{i}.m4s")).collect();
+    std::fs::create_dir_all(content.path().join("t")).unwrap();
+    for (i, p) in paths.iter().enumerate() {
+        std::fs::write(content.path().join(&p[1..]), pattern(2 << 20, i as u64)).unwrap();
+    }
+    let origin = start_origin(content.path());
+    let flags = ["--memory-mb", "8", "--disk-mb", "64"];
+    let mut edge = support::start_edge(&base_url(&origin), cache.path(), &flags, &[]);
+    assert!(
+        statuses(&edge, &paths)
+            .await
+            .iter()
+            .all(|s| s.contains("fwd=miss"))
+    );
+    graceful_restart(&mut edge);
+    let after = statuses(&edge, &paths).await;
+    let missing: Vec<_> = paths
+        .iter()
+        .zip(&after)
+        .filter(|(_, s)| !s.contains("; hit"))
+        .collect();
+    assert!(missing.is_empty(), "{} of 26 lost: {missing:?}", missing.len());
+}
+
+#[tokio::test]
+async fn with_disk_admission_an_object_reaches_disk_once_it_earns_it() {
+    let content = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(content.path().join("t")).unwrap();
+    for name in ["once", "twice", "prewarmed"] {
+        std::fs::write(content.path().join(format!("t/{name}.m4s")), pattern(300_000, 7)).unwrap();
+    }
+    let origin = start_origin(content.path());
+    let mut edge = support::start_edge(&base_url(&origin), cache.path(), &["--disk-admission", "2"], &[]);
+    let [once, twice] = ["/t/once.m4s".to_string(), "/t/twice.m4s".to_string()];
+    // One request each: both stored in memory only. The second request for `twice` is a
+    // memory hit that earns it the disk: it is written there then.
+    let first = statuses(&edge, &[once.clone(), twice.clone(), twice.clone()]).await;
+    assert!(
+        first[0].contains("fwd=miss") && first[1].contains("fwd=miss") && first[2].contains("; hit"),
+        "{first:?}"
+    );
+    let promotions = metric(
+        &edge.admin_url("/metrics"),
+        "strata_edge_cache_disk_promotions_total",
+    )
+    .await;
+    assert_eq!(promotions, 1.0);
+    // A pre-warm fetch puts its object on disk with its one request.
+    let r = http1()
+        .get(edge.url("/t/prewarmed.m4s"))
+        .header("strata-prewarm", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    r.bytes().await.unwrap();
+    graceful_restart(&mut edge);
+    let after = statuses(&edge, &[once, twice, "/t/prewarmed.m4s".to_string()]).await;
+    assert!(
+        after[0].contains("fwd=miss"),
+        "an object asked for once was kept off the disk: {after:?}"
+    );
+    assert!(
+        after[1].contains("; hit"),
+        "the object that earned the disk survives a restart: {after:?}"
+    );
+    assert!(
+        after[2].contains("; hit"),
+        "a pre-warmed object survives a restart: {after:?}"
+    );
+}

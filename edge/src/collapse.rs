@@ -84,6 +84,8 @@ mod test {
             eviction: Eviction::S3fifo,
             chunk_size: 64 << 10,
             write_buffer_bytes: 1 << 20,
+            disk_admission_requests: 1,
+            disk_admission_window: 1000,
         };
         let metrics = EdgeMetrics::register(&registry, "strata_edge").unwrap();
         let store = FoyerStore::open(&settings, metrics, &registry, tokio::runtime::Handle::current())

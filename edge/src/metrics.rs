@@ -22,6 +22,8 @@ pub struct EdgeMetrics {
     pub duration: Histogram,
     /// Requests that streamed another request's in-progress fill instead of fetching.
     pub collapsed: IntCounter,
+    /// Objects written to disk when they earned it while held in memory only.
+    pub disk_promotions: IntCounter,
     /// Cache entries found corrupt or incomplete, dropped and refetched.
     pub corrupt_entries: IntCounter,
     /// Requests that failed upstream (connect, timeout, reset).
@@ -96,6 +98,10 @@ impl EdgeMetrics {
             collapsed: IntCounter::new(
                 name("collapsed_requests_total"),
                 "Requests served by following another request's in-progress upstream fill",
+            )?,
+            disk_promotions: IntCounter::new(
+                name("cache_disk_promotions_total"),
+                "Objects written to disk when they earned it (disk admission) while held in memory only",
             )?,
             corrupt_entries: IntCounter::new(
                 name("cache_corrupt_entries_total"),
@@ -213,11 +219,12 @@ impl EdgeMetrics {
                 "Health probes answered on /.strata/health (not in the request counts or access log)",
             )?,
         };
-        let collectors: [Box<dyn Collector>; 26] = [
+        let collectors: [Box<dyn Collector>; 27] = [
             Box::new(metrics.requests.clone()),
             Box::new(metrics.response_bytes.clone()),
             Box::new(metrics.duration.clone()),
             Box::new(metrics.collapsed.clone()),
+            Box::new(metrics.disk_promotions.clone()),
             Box::new(metrics.corrupt_entries.clone()),
             Box::new(metrics.upstream_errors.clone()),
             Box::new(metrics.upstream_retries.clone()),

@@ -29,6 +29,7 @@ use pingora_cache::{
 };
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
+use strata_contracts::api::steering::PREWARM_HEADER;
 use strata_contracts::config::edge::HEALTH_PROBE_PATH;
 
 /// RFC 8586's loop-detection field.
@@ -370,10 +371,14 @@ impl ProxyHttp for EdgeProxy {
             .and_then(|h| h.to_str().ok())
             .or_else(|| req.uri.authority().map(|a| a.as_str()))
             .unwrap_or("");
-        Ok(CacheKey::new(
+        let key = CacheKey::new(
             primary_key(host, req.uri.path(), req.uri.query(), &self.rules),
             "",
-        ))
+        );
+        if req.headers.contains_key(PREWARM_HEADER) {
+            self.store.prefer_disk(&key);
+        }
+        Ok(key)
     }
 
     async fn upstream_response_filter(

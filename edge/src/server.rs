@@ -92,6 +92,11 @@ impl Edge {
             eviction: c.eviction,
             chunk_size: (c.chunk_kb * 1024) as usize,
             write_buffer_bytes: (c.write_buffer_mb * 1024 * 1024) as usize,
+            disk_admission_requests: c.disk_admission_requests,
+            disk_admission_window: match c.disk_admission_window {
+                0 => (32 * c.disk_mb).max(100),
+                w => w,
+            },
         };
         let store = FoyerStore::open(&settings, metrics.clone(), registry, support.clone()).await?;
         // pingora's cache API wants 'static storage; the edge lives as long as the process.

@@ -426,7 +426,13 @@ async fn fetch_one(
     let Ok(uri) = url.parse::<http::Uri>() else {
         return ("failed", 0);
     };
-    let resp = match tokio::time::timeout(Duration::from_secs(30), client.get(uri)).await {
+    let request = http::Request::get(uri)
+        .header(strata_contracts::api::steering::PREWARM_HEADER, "1")
+        .body(Empty::<Bytes>::new());
+    let Ok(request) = request else {
+        return ("failed", 0);
+    };
+    let resp = match tokio::time::timeout(Duration::from_secs(30), client.request(request)).await {
         Ok(Ok(r)) if r.status().is_success() => r,
         _ => return ("failed", 0),
     };

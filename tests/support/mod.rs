@@ -202,6 +202,9 @@ pub fn start_cache_node(
         ("--cache-dir", cache.to_str().unwrap()),
         ("--memory-mb", "64"),
         ("--disk-mb", "256"),
+        // Every object to disk, so tests of persistence need one request; the admission
+        // threshold has its own tests.
+        ("--disk-admission", "1"),
     ];
     let mut args: Vec<&str> = Vec::new();
     // clap refuses a flag given twice, so a flag in `extra` replaces its default.

@@ -187,6 +187,10 @@ pub struct SteeringManifest {
     pub pathway_clones: Vec<PathwayClone>,
 }
 
+/// The request header a pre-warm fetch carries (value `1`): the edge writes what it fetches
+/// to disk at once, without waiting for the object to earn the disk by requests.
+pub const PREWARM_HEADER: &str = "strata-prewarm";
+
 /// A pre-warm job to create (`POST /v1/admin/prewarm`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

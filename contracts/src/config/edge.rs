@@ -304,6 +304,12 @@ pub struct CacheConfig {
     pub disk_check_ms: u64,
     /// Whether request `no-cache`, `max-age`, `min-fresh` and `no-store` are honoured.
     pub honor_request_cache_control: bool,
+    /// Requests an object needs within the recent past before it is written to disk; 1
+    /// writes every object.
+    pub disk_admission_requests: u32,
+    /// Requests after which every object's request count is halved (how far "recent" goes);
+    /// 0: 32 per MiB of disk.
+    pub disk_admission_window: u64,
 }
 
 /// Cache key rules.
@@ -383,10 +389,12 @@ impl Default for CacheConfig {
             dir: PathBuf::from("/var/cache/strata/edge"),
             disk_mb: 4096,
             eviction: Eviction::S3fifo,
-            chunk_kb: 1024,
+            chunk_kb: 256,
             write_buffer_mb: 64,
             disk_check_ms: 5000,
             honor_request_cache_control: false,
+            disk_admission_requests: 16,
+            disk_admission_window: 0,
         }
     }
 }
@@ -622,6 +630,18 @@ impl Validate for EdgeConfig {
         if c.write_buffer_mb == 0 {
             return Err(FieldError::new("cache.write_buffer_mb", "must be at least 1"));
         }
+        if !(1..=1000).contains(&c.disk_admission_requests) {
+            return Err(FieldError::new(
+                "cache.disk_admission_requests",
+                "must be between 1 (every object) and 1000",
+            ));
+        }
+        if c.disk_admission_window != 0 && c.disk_admission_window < 100 {
+            return Err(FieldError::new(
+                "cache.disk_admission_window",
+                "must be 0 (sized to the disk) or at least 100",
+            ));
+        }
         let t = &self.upstream_timeouts;
         for (field, v) in [
             ("upstream_timeouts.connect_ms", t.connect_ms),
@@ -751,6 +771,12 @@ mod test {
         let mut c = EdgeConfig::default();
         c.upstream = "ftp://x".into();
         assert_eq!(c.validate().unwrap_err().field, "upstream");
+        let mut c = EdgeConfig::default();
+        c.cache.disk_admission_requests = 0;
+        assert_eq!(c.validate().unwrap_err().field, "cache.disk_admission_requests");
+        let mut c = EdgeConfig::default();
+        c.cache.disk_admission_window = 10;
+        assert_eq!(c.validate().unwrap_err().field, "cache.disk_admission_window");
         let mut c = EdgeConfig::default();
         c.cache.chunk_kb = 1;
         assert_eq!(c.validate().unwrap_err().field, "cache.chunk_kb");

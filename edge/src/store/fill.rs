@@ -29,6 +29,8 @@ pub(super) struct ChunkWriter {
     pub(super) write_id: u64,
     pub(super) write_tag: [u8; 8],
     pub(super) object_id: u64,
+    /// Whether the object has earned the disk (`admission`); else memory only.
+    pub(super) to_disk: bool,
     pub(super) obj: Arc<Inflight>,
     pub(super) pending: BytesMut,
     pub(super) next_chunk: u64,
@@ -46,7 +48,7 @@ impl HandleMiss for ChunkWriter {
         while self.pending.len() >= cs {
             let chunk = self.pending.split_to(cs);
             self.store
-                .put_chunk(&self.hex, self.object_id, self.next_chunk, &chunk);
+                .put_chunk(&self.hex, self.object_id, self.next_chunk, &chunk, self.to_disk);
             self.next_chunk += 1;
         }
         Ok(())
@@ -56,7 +58,7 @@ impl HandleMiss for ChunkWriter {
         if !self.pending.is_empty() {
             let chunk = self.pending.split();
             self.store
-                .put_chunk(&self.hex, self.object_id, self.next_chunk, &chunk);
+                .put_chunk(&self.hex, self.object_id, self.next_chunk, &chunk, self.to_disk);
         }
         let stored = StoredMeta {
             object_id: self.object_id,
@@ -65,7 +67,8 @@ impl HandleMiss for ChunkWriter {
             internal: self.obj.meta.0.clone(),
             header: self.obj.meta.1.clone(),
         };
-        self.store.put(FoyerStore::meta_key(&self.hex), stored.encode());
+        self.store
+            .put(FoyerStore::meta_key(&self.hex), stored.encode(), self.to_disk);
         self.store.index.record(&self.primary, &self.hex, self.written);
         self.obj.finish();
         self.store.unregister(&self.hex, self.write_id);

@@ -6,6 +6,7 @@
 //! ([`entry`]); objects still arriving from upstream live in [`inflight`] so that other
 //! requests stream them while they fill. Eviction is foyer's alone.
 
+mod admission;
 mod disk;
 mod entry;
 mod fill;
@@ -14,6 +15,7 @@ mod index;
 mod inflight;
 
 use crate::metrics::EdgeMetrics;
+use admission::Admission;
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use disk::DiskState;
@@ -46,6 +48,12 @@ const TARGET_BLOCKS: usize = 64;
 /// Largest block (foyer's default, and the largest entry it can hold).
 const MAX_BLOCK: usize = 16 * 1024 * 1024;
 
+/// Room a chunk leaves in its slot of `chunk_kb` for foyer's entry header, our key and
+/// framing, a block's 4 KiB index and foyer's 4 KiB alignment, so that whole chunks pack a
+/// disk block: with a payload of exactly 1 MiB, each chunk took a 2 MiB block alone and half
+/// the disk sat empty.
+const CHUNK_SLACK: usize = 16 * 1024;
+
 /// The disk block size for a disk tier of `disk_bytes` holding chunks of `chunk_size`.
 fn block_size(disk_bytes: usize, chunk_size: usize) -> usize {
     // A block must hold at least one chunk and its framing.
@@ -70,6 +78,11 @@ pub struct StoreSettings {
     pub chunk_size: usize,
     /// Disk write buffer, bytes.
     pub write_buffer_bytes: usize,
+    /// Requests an object needs (recently) before it is written to disk; 1 writes every
+    /// object (`admission`).
+    pub disk_admission_requests: u32,
+    /// Requests after which every object's count is halved.
+    pub disk_admission_window: u64,
 }
 
 /// Why the cache could not be opened.
@@ -90,6 +103,8 @@ pub struct FoyerStore {
     disk: Option<DiskState>,
     /// Configured size of both tiers, bytes.
     capacity: u64,
+    /// Which objects go to disk.
+    admission: Admission,
 }
 
 impl FoyerStore {
@@ -128,7 +143,7 @@ impl FoyerStore {
                 .map_err(err)?;
             storage = storage.with_engine_config(
                 BlockEngineConfig::new(device)
-                    .with_block_size(block_size(*bytes, settings.chunk_size))
+                    .with_block_size(block_size(*bytes, settings.chunk_size - CHUNK_SLACK))
                     .with_buffer_pool_size(settings.write_buffer_bytes)
                     // Removals (purges, corrupt entries) must not come back after a restart.
                     .with_tombstone_log(true),
@@ -154,11 +169,12 @@ impl FoyerStore {
             cache,
             inflight: RwLock::new(HashMap::new()),
             next_write: AtomicU64::new(1),
-            chunk_size: settings.chunk_size,
+            chunk_size: settings.chunk_size - CHUNK_SLACK,
             metrics,
             index,
             disk,
             capacity: (settings.memory_bytes + settings.disk.as_ref().map_or(0, |(_, size)| *size)) as u64,
+            admission: Admission::new(settings.disk_admission_requests, settings.disk_admission_window),
         })
     }
 
@@ -202,9 +218,9 @@ impl FoyerStore {
         self.disk.as_ref().is_some_and(|d| d.in_service())
     }
 
-    /// Stores an entry; on a disk out of service, in memory only.
-    fn put(&self, key: String, value: Bytes) {
-        if self.disk.is_some() && !self.disk_in_service() {
+    /// Stores an entry, on disk too when `to_disk` and the disk is in service.
+    fn put(&self, key: String, value: Bytes, to_disk: bool) {
+        if self.disk.is_some() && (!to_disk || !self.disk_in_service()) {
             let memory_only = HybridCacheProperties::default().with_location(Location::InMem);
             self.cache.insert_with_properties(key, value, memory_only);
         } else {
@@ -396,8 +412,34 @@ impl FoyerStore {
         self.index.forget(hex);
     }
 
-    fn put_chunk(&self, hex: &str, object_id: u64, n: u64, data: &[u8]) {
-        self.put(Self::chunk_key(hex, object_id, n), encode_chunk(data));
+    fn put_chunk(&self, hex: &str, object_id: u64, n: u64, data: &[u8], to_disk: bool) {
+        self.put(Self::chunk_key(hex, object_id, n), encode_chunk(data), to_disk);
+    }
+
+    /// Writes an object held in memory only to disk too, chunks first and its meta last, when
+    /// it has just earned the disk (`admission`). Entries already gone from memory leave it
+    /// as it was.
+    fn promote(&self, hex: &str, stored: &StoredMeta) {
+        if !self.disk_in_service() || self.cache.storage().may_contains(&Self::meta_key(hex)) {
+            return;
+        }
+        let mut entries = Vec::new();
+        for n in 0..stored.chunk_count() {
+            let key = Self::chunk_key(hex, stored.object_id, n);
+            let Some(e) = self.cache.memory().get(&key) else {
+                return;
+            };
+            entries.push((key, e.value().clone()));
+        }
+        let meta = Self::meta_key(hex);
+        let Some(m) = self.cache.memory().get(&meta) else {
+            return;
+        };
+        entries.push((meta, m.value().clone()));
+        for (key, value) in entries {
+            self.cache.insert(key, value);
+        }
+        self.metrics.disk_promotions.inc();
     }
 
     fn unregister(&self, hex: &str, write_id: u64) {
@@ -408,6 +450,11 @@ impl FoyerStore {
                 map.remove(hex);
             }
         }
+    }
+
+    /// A pre-warm fetch asks for `key`: the object goes to disk at once, whatever its count.
+    pub fn prefer_disk(&self, key: &CacheKey) {
+        self.admission.prefer(&key.combined());
     }
 
     /// Whether the store is filling, or holds, an object for this key (no disk read).
@@ -450,6 +497,7 @@ impl Storage for FoyerStore {
         _trace: &SpanHandle,
     ) -> Result<Option<(CacheMeta, HitHandler)>> {
         let hex = key.combined();
+        let earned_disk = self.admission.record(&hex);
         // A fill in progress is the newest version: prefer it, so an expired object being
         // refetched is not served while its replacement streams in.
         let filling = self
@@ -489,6 +537,9 @@ impl Storage for FoyerStore {
                 return Ok(None);
             }
         };
+        if earned_disk {
+            self.promote(&hex, &stored);
+        }
         let end = stored.body_len;
         Ok(Some((
             meta,
@@ -533,6 +584,7 @@ impl Storage for FoyerStore {
         _trace: &SpanHandle,
     ) -> Result<MissHandler> {
         let hex = key.combined();
+        let to_disk = self.admission.admits(&hex);
         let write_id = self.next_write.fetch_add(1, Ordering::Relaxed);
         let obj = Arc::new(Inflight::new(meta.serialize()?));
         self.inflight
@@ -547,6 +599,7 @@ impl Storage for FoyerStore {
             write_id,
             write_tag: write_id.to_le_bytes(),
             object_id: fresh_object_id(write_id),
+            to_disk,
             obj,
             pending: BytesMut::new(),
             next_chunk: 0,
@@ -582,7 +635,12 @@ impl Storage for FoyerStore {
         let (internal, header) = meta.serialize()?;
         stored.internal = internal;
         stored.header = header;
-        self.put(Self::meta_key(&hex), stored.encode());
+        let on_disk = self.cache.storage().may_contains(&Self::meta_key(&hex));
+        self.put(
+            Self::meta_key(&hex),
+            stored.encode(),
+            on_disk || self.admission.admits(&hex),
+        );
         Ok(true)
     }
 
