@@ -13,7 +13,8 @@ each peer, and writes every measurement as a JSON line.
 Usage: bench/viewers.py [--caches strata,nginx,varnish,ats] [--reps 3] [--no-install] [--no-pin]
        bench/viewers.py --table results.jsonl      # re-print the table of a run
 
-Environment: STRATA_BIN (target/release/strata), ANCHORS (../shared/bench-anchors),
+Environment: STRATA_BIN (target/release/strata), STRATA_EDGE_ARGS (added to `strata edge`,
+for example `--disk-admission 16`), ANCHORS (../shared/bench-anchors),
 CATALOG_DIR (/tmp/strata-viewers-catalog, made by `strata synth-catalog` if absent),
 VIEWERS (120), ARRIVAL_PER_S (6), SESSION_S (30), DURATION_S (40), LINK_KBPS (8000),
 ZIPF_ALPHA (0.9), FLASH_VIEWERS (120), FLASH_SHARE (0.8), CACHE_DISK_MB (128),
@@ -166,8 +167,8 @@ def main():
     os.environ.update(SERVER_CPUS="0" if pin else "", ORIGIN_CPUS="1" if pin else "", CLIENT_CPUS="1" if pin else "")
     os.environ["EDGE_CMD"] = (
         "exec %s edge --listen 127.0.0.1:$EDGE_PORT --admin-listen %s --upstream $ORIGIN_URL "
-        "--cache-dir $CACHE_DIR --memory-mb $CACHE_MEM_MB --disk-mb $CACHE_DISK_MB --threads 1 --log warn"
-        % (STRATA, STRATA_ADMIN))
+        "--cache-dir $CACHE_DIR --memory-mb $CACHE_MEM_MB --disk-mb $CACHE_DISK_MB --threads 1 --log warn %s"
+        % (STRATA, STRATA_ADMIN, os.environ.get("STRATA_EDGE_ARGS", "")))
     results = os.environ.get("RESULTS_DIR") or "/tmp/bench-results/viewers-%s" % time.strftime("%Y%m%dT%H%M%S")
     os.makedirs(results, exist_ok=True)
     if not a.no_install:

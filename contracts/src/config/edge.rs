@@ -393,7 +393,7 @@ impl Default for CacheConfig {
             write_buffer_mb: 64,
             disk_check_ms: 5000,
             honor_request_cache_control: false,
-            disk_admission_requests: 16,
+            disk_admission_requests: 1,
             disk_admission_window: 0,
         }
     }
