@@ -214,7 +214,7 @@ async fn hls_js_switches_pathway_when_its_edge_dies_mid_play() {
 /// starts on the live home edge (buffering only 4 s ahead) and the edge dies 5 s in: steering's
 /// next answer must move it to the other edge without stopping playback.
 async fn steered_away_from_a_dead_edge(player: &str, mid_play: bool) {
-    use support::control_plane::{Api, key, start_control_plane_with};
+    use support::control_plane::{Api, enforcing_token_toml, start_control_plane_with};
     use support::steering::{start_steered_edge, start_steering, steering_setup};
     if !browser_available() {
         return;
@@ -223,11 +223,7 @@ async fn steered_away_from_a_dead_edge(player: &str, mid_play: bool) {
     // Steering answers with a 1 s TTL; two token-enforcing edges of one site register there.
     let s = steering_setup(1);
     let steering = start_steering(&s);
-    let k = key();
-    let token_toml = format!(
-        "[token]\nenforce = true\n[[token.keys]]\nid = \"{}\"\nsecret = \"{}\"\n",
-        k.id, k.secret
-    );
+    let token_toml = enforcing_token_toml();
     let site = (50.0, 8.0);
     let (a, _a_cache) = start_steered_edge(
         &s,

@@ -503,16 +503,12 @@ async fn viewers_start_their_plays_at_the_control_plane() {
 /// request, without a failed session: HLS (clones by `cdn` parameter) and DASH (by host).
 #[tokio::test]
 async fn viewers_follow_steering_and_move_when_their_edge_dies() {
-    use support::control_plane::{Api, key, start_control_plane_with};
+    use support::control_plane::{Api, enforcing_token_toml, start_control_plane_with};
     use support::steering::{start_steered_edge, start_steering, steering_setup};
     let origin = support::start_origin(&sample_content_root());
     let s = steering_setup(1);
     let steering = start_steering(&s);
-    let k = key();
-    let token_toml = format!(
-        "[token]\nenforce = true\n[[token.keys]]\nid = \"{}\"\nsecret = \"{}\"\n",
-        k.id, k.secret
-    );
+    let token_toml = enforcing_token_toml();
     let edge = |ip: &str, id: &str| {
         start_steered_edge(
             &s,

@@ -45,21 +45,22 @@ pub struct Cdn {
     _edge_dir: tempfile::TempDir,
 }
 
+/// An edge config section that enforces playback tokens signed by [`key`].
+pub fn enforcing_token_toml() -> String {
+    let k = key();
+    format!(
+        "[token]\nenforce = true\n[[token.keys]]\nid = \"{}\"\nsecret = \"{}\"\n",
+        k.id, k.secret
+    )
+}
+
 /// An origin with the sample title and an edge in front of it that enforces tokens.
 pub fn start_cdn() -> Cdn {
     let content = sample_content_root();
     let origin = start_origin(&content);
     let edge_dir = tempfile::tempdir().unwrap();
     let config = edge_dir.path().join("edge.toml");
-    let k = key();
-    std::fs::write(
-        &config,
-        format!(
-            "[token]\nenforce = true\n[[token.keys]]\nid = \"{}\"\nsecret = \"{}\"\n",
-            k.id, k.secret
-        ),
-    )
-    .unwrap();
+    std::fs::write(&config, enforcing_token_toml()).unwrap();
     let cache = tempfile::tempdir().unwrap();
     let edge = start_edge(
         &base_url(&origin),
