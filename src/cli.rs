@@ -457,6 +457,10 @@ pub struct FetchBenchArgs {
     /// Accept any server certificate (loopback test certificates only).
     #[arg(long)]
     pub insecure: bool,
+    /// Check servers' certificates against the CA certificates in this PEM file instead of
+    /// the Web PKI roots.
+    #[arg(long, value_name = "FILE", conflicts_with = "insecure")]
+    pub ca_file: Option<std::path::PathBuf>,
     /// Print the report as one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -490,10 +494,13 @@ pub struct LoadgenArgs {
     /// HTTP/3 (https:// URLs; each viewer on its own QUIC connection).
     #[arg(long)]
     pub http3: bool,
-    /// Accept any server certificate (loopback test certificates only); HTTP/3 needs it for
-    /// now.
+    /// Accept any server certificate (loopback test certificates only).
     #[arg(long)]
     pub insecure: bool,
+    /// Check servers' certificates against the CA certificates in this PEM file instead of
+    /// the Web PKI roots.
+    #[arg(long, value_name = "FILE", conflicts_with = "insecure")]
+    pub ca_file: Option<std::path::PathBuf>,
     /// Send CMCD (CTA-5004) with every request: `query` (a `CMCD` parameter), `header`
     /// (`CMCD-*` headers; over HTTP/3 as the parameter), or `off`.
     #[arg(long, default_value = "off", value_parser = ["off", "query", "header"])]

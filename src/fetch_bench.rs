@@ -18,7 +18,7 @@ pub fn main(args: FetchBenchArgs) -> anyhow::Result<ExitCode> {
         connections: args.connections,
         streams: args.streams,
         duration: Duration::from_secs(args.duration),
-        insecure: args.insecure,
+        trust: strata_bench::trust::Trust::from_args(args.insecure, args.ca_file.as_deref())?,
     };
     let runtime = tokio::runtime::Runtime::new()?;
     let report = runtime.block_on(fetch::run(plan))?;

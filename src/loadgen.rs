@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 use strata_bench::cmcd::CmcdMode;
 use strata_bench::loadgen::{self, FlashCrowd, Link, LoadPlan, PlayStart};
+use strata_bench::trust::Trust;
 use strata_bench::viewer::Trace;
 
 /// Runs `strata loadgen`; exits 1 when any session failed.
@@ -35,7 +36,7 @@ pub fn main(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
         duration: Duration::from_secs(args.duration),
         http2: args.http2,
         http3: args.http3,
-        insecure: args.insecure,
+        trust: Trust::from_args(args.insecure, args.ca_file.as_deref())?,
         control_plane: args.control_plane.as_ref().map(|url| PlayStart {
             url: url.clone(),
             email: args.email.clone().unwrap_or_default(),

@@ -208,6 +208,47 @@ fn viewers_play_over_http3() {
 }
 
 #[test]
+fn viewers_check_the_edge_certificate_over_http3_and_https() {
+    let origin = support::start_origin(&sample_content_root());
+    let certs = tempfile::tempdir().unwrap();
+    support::make_ca_signed_cert(certs.path());
+    let ca = certs.path().join("ca.pem");
+    let other = tempfile::tempdir().unwrap();
+    support::make_ca_signed_cert(other.path());
+    let other_ca = other.path().join("ca.pem");
+    let tls = support::start_tls_edge_with(&origin, certs, &[]);
+    let master = tls.https("/sample/master.m3u8");
+    let run = |protocol: &str, ca: Option<&std::path::Path>| {
+        let mut args = vec!["--viewers", "1", "--session-s", "3", "--duration", "5"];
+        if protocol == "h3" {
+            args.push("--http3");
+        }
+        if let Some(ca) = ca {
+            args.extend(["--ca-file", ca.to_str().unwrap()]);
+        }
+        args.push(&master);
+        loadgen(&args)
+    };
+    for protocol in ["h3", "h1"] {
+        // The CA that signed the edge's certificate: verified, played.
+        let (ok, r, err) = run(protocol, Some(&ca));
+        assert!(ok, "{protocol}: {r}\n{err}");
+        assert_eq!(r["failed_sessions"], 0, "{protocol}: {r}");
+        // The Web PKI roots, or another CA: refused, and the session says so.
+        for wrong in [None, Some(other_ca.as_path())] {
+            let (ok, r, _) = run(protocol, wrong);
+            assert!(!ok, "{protocol} with {wrong:?}: {r}");
+            assert_eq!(r["failed_sessions"], 1, "{protocol}: {r}");
+            let errors = r["errors"].to_string();
+            assert!(errors.contains("\"transport\":1"), "{protocol}: {errors}");
+            if protocol == "h3" {
+                assert!(errors.contains("invalid peer certifi"), "{errors}");
+            }
+        }
+    }
+}
+
+#[test]
 fn viewers_send_cmcd_and_the_edge_keeps_one_key_per_object() {
     let (_origin, edge, _cache) = sample_edge();
     let master = edge.url("/sample/master.m3u8");

@@ -3,6 +3,7 @@
 //! percentiles (HDR histograms). A protocol-level benchmark, not a player model: every body
 //! is read to its end and counted, and any error or short body is reported as one.
 
+use crate::trust::Trust;
 use anyhow::{Context, bail};
 use bytes::Buf;
 use hdrhistogram::Histogram;
@@ -36,8 +37,8 @@ pub struct FetchPlan {
     pub streams: usize,
     /// How long to run.
     pub duration: Duration,
-    /// Skip certificate verification (loopback test certificates).
-    pub insecure: bool,
+    /// How servers' certificates are checked.
+    pub trust: Trust,
 }
 
 /// What a run measured.
@@ -136,7 +137,7 @@ pub async fn run(plan: FetchPlan) -> anyhow::Result<FetchReport> {
                 }
             }
             Protocol::H3 => {
-                let sender = h3_connect(&plan.urls[0], plan.insecure).await?;
+                let sender = h3_connect(&plan.urls[0], &plan.trust).await?;
                 for s in 0..per_conn {
                     let (mut sender, urls) = (sender.clone(), plan.urls.clone());
                     tasks.push(tokio::spawn(async move {
@@ -176,8 +177,9 @@ pub async fn run(plan: FetchPlan) -> anyhow::Result<FetchReport> {
 /// One reqwest client per connection: HTTP/1.1 keeps one connection per client with one
 /// request at a time; HTTP/2 multiplexes the client's requests on one connection.
 fn http_client(plan: &FetchPlan) -> anyhow::Result<reqwest::Client> {
-    let mut b = reqwest::Client::builder()
-        .danger_accept_invalid_certs(plan.insecure)
+    let mut b = plan
+        .trust
+        .reqwest(reqwest::Client::builder())?
         .timeout(Duration::from_secs(30));
     b = match plan.protocol {
         Protocol::H2 => b.http2_prior_knowledge(),
@@ -206,7 +208,7 @@ async fn fetch_reqwest(client: &reqwest::Client, url: &str) -> anyhow::Result<u6
 pub(crate) type H3Sender = h3::client::SendRequest<h3_quinn::OpenStreams, bytes::Bytes>;
 
 /// One QUIC connection with h3 to the URL's host.
-pub(crate) async fn h3_connect(url: &str, insecure: bool) -> anyhow::Result<H3Sender> {
+pub(crate) async fn h3_connect(url: &str, trust: &Trust) -> anyhow::Result<H3Sender> {
     let uri: http::Uri = url.parse()?;
     let host = uri.host().context("URL without host")?.to_string();
     let port = uri.port_u16().unwrap_or(443);
@@ -214,19 +216,7 @@ pub(crate) async fn h3_connect(url: &str, insecure: bool) -> anyhow::Result<H3Se
         .await?
         .next()
         .context("host has no address")?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
-        .with_protocol_versions(&[&rustls::version::TLS13])?;
-    let mut tls = if insecure {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
-            .with_no_client_auth()
-    } else {
-        bail!(
-            "HTTP/3 with certificate verification is not built yet; pass --insecure for loopback test certificates"
-        )
-    };
+    let mut tls = trust.rustls_config()?;
     tls.alpn_protocols = vec![b"h3".to_vec()];
     let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls)?;
     let mut endpoint = quinn::Endpoint::client((std::net::Ipv4Addr::UNSPECIFIED, 0).into())?;
@@ -295,43 +285,4 @@ pub(crate) async fn h3_request(sender: &mut H3Sender, url: &str) -> anyhow::Resu
         expected,
         received: 0,
     })
-}
-
-/// Accepts any server certificate (loopback benchmarks with self-signed certificates only).
-#[derive(Debug)]
-struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &rustls::pki_types::CertificateDer<'_>,
-        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
-        _server_name: &rustls::pki_types::ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }

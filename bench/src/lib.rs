@@ -13,4 +13,5 @@ pub mod fetch;
 pub mod loadgen;
 pub mod pathway;
 pub mod presentation;
+pub mod trust;
 pub mod viewer;

@@ -11,6 +11,7 @@ use crate::cmcd::{Cmcd, CmcdMode, ObjectType};
 use crate::fetch::{H3Sender, h3_connect, h3_request};
 use crate::pathway::{SteeringClient, replace_uri};
 use crate::presentation::{Presentation, SegmentList, Source, parse_media, resolve};
+use crate::trust::Trust;
 use crate::viewer::{Qoe, Trace, Viewer, ViewerSettings};
 use anyhow::{Context, bail};
 use hdrhistogram::Histogram;
@@ -41,8 +42,8 @@ pub struct LoadPlan {
     pub http2: bool,
     /// HTTP/3 (each viewer on its own QUIC connection) instead of TCP.
     pub http3: bool,
-    /// Accept any server certificate (loopback test certificates).
-    pub insecure: bool,
+    /// How servers' certificates are checked.
+    pub trust: Trust,
     /// Each viewer's link.
     pub link: Link,
     /// Whether and how viewers send CMCD (CTA-5004).
@@ -176,9 +177,10 @@ pub async fn run(
         bail!("no title given");
     }
     let client = {
-        let b = reqwest::Client::builder()
-            .timeout(Duration::from_secs(20))
-            .danger_accept_invalid_certs(plan.insecure);
+        let b = plan
+            .trust
+            .reqwest(reqwest::Client::builder())?
+            .timeout(Duration::from_secs(20));
         if plan.http2 {
             b.http2_prior_knowledge()
         } else {
@@ -675,7 +677,7 @@ async fn session(
     // CMCD's session id: unique per viewer; the content id: the title's manifest.
     let sid = format!("{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>());
     let mut p = Player {
-        conn: Conn::new(client.clone(), plan.http3, plan.insecure),
+        conn: Conn::new(client.clone(), plan.http3, plan.trust.clone()),
         plan,
         tally,
         t0,
@@ -803,17 +805,17 @@ enum Conn {
     /// HTTP/3 for https:// URLs, one QUIC connection per authority (made when first needed);
     /// http:// URLs (a control plane's playlists) go over TCP.
     H3 {
-        insecure: bool,
+        trust: Trust,
         tcp: reqwest::Client,
         quic: HashMap<String, H3Sender>,
     },
 }
 
 impl Conn {
-    fn new(tcp: reqwest::Client, http3: bool, insecure: bool) -> Self {
+    fn new(tcp: reqwest::Client, http3: bool, trust: Trust) -> Self {
         if http3 {
             Conn::H3 {
-                insecure,
+                trust,
                 tcp,
                 quic: HashMap::new(),
             }
@@ -848,7 +850,7 @@ async fn get(
     let outcome: anyhow::Result<Vec<u8>> = async {
         let mut body = Vec::new();
         match conn {
-            Conn::H3 { insecure, quic, .. } if over_h3 => {
+            Conn::H3 { trust, quic, .. } if over_h3 => {
                 let authority = reqwest::Url::parse(url)
                     .ok()
                     .map(|u| {
@@ -860,7 +862,7 @@ async fn get(
                     })
                     .unwrap_or_default();
                 if !quic.contains_key(&authority) {
-                    let sender = h3_connect(url, *insecure)
+                    let sender = h3_connect(url, trust)
                         .await
                         .with_context(|| format!("HTTP/3 connection to {authority}"))?;
                     quic.insert(authority.clone(), sender);
