@@ -15,7 +15,8 @@ use parking_lot::Mutex;
 pub struct Admission {
     min_requests: u32,
     window: u64,
-    state: Mutex<Sketch>,
+    /// `None` when every object is admitted: nothing to count, no lock on the request path.
+    state: Option<Mutex<Sketch>>,
 }
 
 struct Sketch {
@@ -35,9 +36,11 @@ impl Admission {
         Self {
             min_requests,
             window,
-            state: Mutex::new(Sketch {
-                counts: CountMinSketch::new(4, buckets),
-                since_halving: 0,
+            state: (min_requests > 1).then(|| {
+                Mutex::new(Sketch {
+                    counts: CountMinSketch::new(4, buckets),
+                    since_halving: 0,
+                })
             }),
         }
     }
@@ -45,20 +48,24 @@ impl Admission {
     /// Counts one request for the object `key`; returns whether this request is the one that
     /// made it earn the disk (its estimate reached the threshold now).
     pub fn record(&self, key: &str) -> bool {
-        let mut s = self.state.lock();
+        let Some(state) = &self.state else {
+            return false;
+        };
+        let mut s = state.lock();
         s.since_halving += 1;
         if s.since_halving >= self.window {
             s.counts.halve();
             s.since_halving = 0;
         }
-        let before = s.counts.estimate(key);
         s.counts.update(key);
-        before < self.min_requests && s.counts.estimate(key) >= self.min_requests
+        // An update adds one to every row, so the estimate (their minimum) grew by exactly one.
+        s.counts.estimate(key) == self.min_requests
     }
 
     /// Gives the object `key` the disk at once (a pre-warm fetch asks for it).
     pub fn prefer(&self, key: &str) {
-        let mut s = self.state.lock();
+        let Some(state) = &self.state else { return };
+        let mut s = state.lock();
         let have = s.counts.estimate(key);
         if have < self.min_requests {
             s.counts.update_with_weight(key, self.min_requests - have);
@@ -67,7 +74,9 @@ impl Admission {
 
     /// Whether the object `key` has earned the disk.
     pub fn admits(&self, key: &str) -> bool {
-        self.min_requests <= 1 || self.state.lock().counts.estimate(key) >= self.min_requests
+        self.state
+            .as_ref()
+            .is_none_or(|s| s.lock().counts.estimate(key) >= self.min_requests)
     }
 }
 
@@ -85,8 +94,10 @@ mod test {
         assert!(a.admits("k1"));
         assert!(!a.record("k1"), "earned once, not again");
         assert!(!a.admits("k2"), "another object has its own count");
-        // A threshold of 1 admits everything, as foyer would by itself.
-        assert!(Admission::new(1, 1000).admits("anything"));
+        // A threshold of 1 admits everything, as foyer would by itself, and counts nothing.
+        let all = Admission::new(1, 1000);
+        assert!(all.admits("anything"));
+        assert!(!all.record("anything"), "no request earns what every object has");
     }
 
     #[test]
