@@ -270,7 +270,7 @@ async fn run_phase(
                 Arc::clone(catalog),
                 phase.to_string(),
             );
-            let mut rng = SmallRng::seed_from_u64(plan.seed ^ (c as u64 + 1) * 0x9e37_79b9);
+            let mut rng = SmallRng::seed_from_u64(plan.seed ^ ((c as u64 + 1) * 0x9e37_79b9));
             tokio::spawn(async move {
                 let mut tally = ClientTally {
                     latencies: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),

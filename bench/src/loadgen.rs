@@ -571,14 +571,24 @@ impl Player<'_> {
         }
     }
 
-    /// `track`'s segments on the current pathway: HLS loads its media playlist there (once per
-    /// pathway), DASH resolves the templates against the pathway's BaseURL. The init section
-    /// is fetched when a track is first loaded on a pathway.
-    async fn segments(&mut self, track: TrackRef, viewer: Option<&Viewer>) -> anyhow::Result<SegmentList> {
+    /// Segment `index` of `track` on the current pathway (URL, seconds); `None` past the end.
+    async fn segment(
+        &mut self,
+        track: TrackRef,
+        index: usize,
+        viewer: Option<&Viewer>,
+    ) -> anyhow::Result<Option<(String, f64)>> {
         let key = (track, self.pathway.clone());
-        if let Some(list) = self.lists.get(&key) {
-            return Ok(list.clone());
+        if !self.lists.contains_key(&key) {
+            let list = self.load(track, viewer).await?;
+            self.lists.insert(key.clone(), list);
         }
+        Ok(self.lists[&key].0.get(index).cloned())
+    }
+
+    /// `track`'s segments on the current pathway: HLS loads its media playlist there, DASH
+    /// resolves the templates against the pathway's BaseURL; then the init section is fetched.
+    async fn load(&mut self, track: TrackRef, viewer: Option<&Viewer>) -> anyhow::Result<SegmentList> {
         let t = match track {
             TrackRef::Video(i) => self.presentation.video[i].clone(),
             TrackRef::Audio => self.presentation.audio.clone().context("no audio track")?,
@@ -626,7 +636,6 @@ impl Player<'_> {
             let cmcd = self.cmcd(ObjectType::Init, Some(t.bandwidth), None, viewer);
             self.fetch(init, "init", cmcd).await?;
         }
-        self.lists.insert(key, list.clone());
         Ok(list)
     }
 
@@ -682,14 +691,7 @@ async fn session(
         tally,
         t0,
         master_url: master_url.to_string(),
-        presentation: Presentation {
-            video: Vec::new(),
-            audio: None,
-            pathways: Vec::new(),
-            bases: Default::default(),
-            steering: None,
-            dash: false,
-        },
+        presentation: Presentation::default(),
         steering: None,
         pathway: String::new(),
         lists: HashMap::new(),
@@ -732,8 +734,8 @@ async fn session(
             }
             continue;
         };
-        let (segments, _) = on_some_pathway!(p, p.segments(TrackRef::Video(r), viewer.as_ref()).await);
-        let Some((_, duration)) = segments.get(index).cloned() else {
+        let next = on_some_pathway!(p, p.segment(TrackRef::Video(r), index, viewer.as_ref()).await);
+        let Some((_, duration)) = next else {
             // The title is all fetched: play out what is buffered, within the session.
             if let Some(v) = viewer.as_mut() {
                 while v.buffer_s() > 0.0 && Instant::now() < end {
@@ -758,9 +760,10 @@ async fn session(
         let bandwidth = ladder[r];
         let cmcd = p.cmcd(video_object, Some(bandwidth), Some(duration), Some(v));
         let mut bytes = on_some_pathway!(p, {
-            // After a failover the list is the new pathway's.
-            match p.segments(TrackRef::Video(r), None).await {
-                Ok((segments, _)) => p.fetch(&segments[index].0, "video", cmcd.clone()).await,
+            // After a failover the segment is the new pathway's.
+            match p.segment(TrackRef::Video(r), index, None).await {
+                Ok(Some((url, _))) => p.fetch(&url, "video", cmcd.clone()).await,
+                Ok(None) => Err(anyhow::anyhow!("pathway {} lists no segment {index}", p.pathway)),
                 Err(e) => Err(e),
             }
         })
@@ -770,16 +773,14 @@ async fn session(
         while p.presentation.audio.is_some() && audio_end_s < video_end_s - 1e-3 {
             let audio_bandwidth = p.presentation.audio.as_ref().map(|a| a.bandwidth);
             let fetched: Option<(u64, f64)> = on_some_pathway!(p, {
-                match p.segments(TrackRef::Audio, None).await {
-                    Ok((segments, _)) => match segments.get(audio_index).cloned() {
-                        None => Ok(None),
-                        Some((url, seconds)) => {
-                            let cmcd = p.cmcd(ObjectType::Audio, audio_bandwidth, Some(seconds), None);
-                            p.fetch(&url, "audio", cmcd)
-                                .await
-                                .map(|body| Some((body.len() as u64, seconds)))
-                        }
-                    },
+                match p.segment(TrackRef::Audio, audio_index, None).await {
+                    Ok(None) => Ok(None),
+                    Ok(Some((url, seconds))) => {
+                        let cmcd = p.cmcd(ObjectType::Audio, audio_bandwidth, Some(seconds), None);
+                        p.fetch(&url, "audio", cmcd)
+                            .await
+                            .map(|body| Some((body.len() as u64, seconds)))
+                    }
                     Err(e) => Err(e),
                 }
             });

@@ -47,7 +47,7 @@ pub struct SteeringTag {
 }
 
 /// A title as one viewer plays it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Presentation {
     /// Video renditions, lowest bandwidth first.
     pub video: Vec<Track>,
