@@ -247,17 +247,9 @@ async fn steered_away_from_a_dead_edge(player: &str, mid_play: bool) {
         &token_toml,
         "",
     );
-    let client = support::http1();
     support::steering::wait_in_rotation(&steering, 2).await;
     // The title's home edge, and the other one.
-    let decision: serde_json::Value = client
-        .get(steering.url("/v1/decide?title=sample&ip=127.0.0.1"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let decision: serde_json::Value = support::steering::decide(&steering, "sample").await;
     let (home, other) = if decision["pathways"][0]["id"] == "edge-site-a" {
         (a, b)
     } else {
@@ -273,10 +265,7 @@ async fn steered_away_from_a_dead_edge(player: &str, mid_play: bool) {
         &base_url(&origin),
         "",
         data.path(),
-        &format!(
-            "steering_url = \"{}\"\npathway_hosts = [\"127.0.0.2\", \"127.0.0.3\"]",
-            steering.url("")
-        ),
+        &support::steering::control_plane_toml(&steering),
     );
     let api = Api {
         base: cp.url(""),
@@ -325,14 +314,7 @@ async fn steered_away_from_a_dead_edge(player: &str, mid_play: bool) {
     drop(home);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     loop {
-        let d: serde_json::Value = client
-            .get(steering.url("/v1/decide?title=sample&ip=127.0.0.1"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let d: serde_json::Value = support::steering::decide(&steering, "sample").await;
         if d["pathways"].as_array().unwrap().len() == 2 {
             break;
         }

@@ -569,14 +569,7 @@ async fn viewers_follow_steering_and_move_when_their_edge_dies() {
     let (a, _a_cache) = edge("127.0.0.2", "site-a");
     let (b, _b_cache) = edge("127.0.0.3", "site-b");
     support::steering::wait_in_rotation(&steering, 2).await;
-    let decision: serde_json::Value = support::http1()
-        .get(steering.url("/v1/decide?title=sample&ip=127.0.0.1"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let decision: serde_json::Value = support::steering::decide(&steering, "sample").await;
     let home_id = decision["pathways"][0]["id"].as_str().unwrap().to_string();
     let (home, other, other_id) = if home_id == "edge-site-a" {
         (a, b, "edge-site-b")
@@ -589,10 +582,7 @@ async fn viewers_follow_steering_and_move_when_their_edge_dies() {
         &base_url(&origin),
         "",
         data.path(),
-        &format!(
-            "steering_url = \"{}\"\npathway_hosts = [\"127.0.0.2\", \"127.0.0.3\"]",
-            steering.url("")
-        ),
+        &support::steering::control_plane_toml(&steering),
     );
     Api {
         base: cp.url(""),

@@ -352,10 +352,7 @@ async fn the_control_plane_starts_each_play_on_steerings_choice_and_falls_back_w
         &base_url(&origin),
         "",
         data.path(),
-        &format!(
-            "steering_url = \"{}\"\npathway_hosts = [\"127.0.0.2\", \"127.0.0.3\"]",
-            steering.url("")
-        ),
+        &support::steering::control_plane_toml(&steering),
     );
     let api = Api {
         base: cp.url(""),

@@ -135,3 +135,24 @@ pub async fn wait_in_rotation(steering: &ServerProcess, n: usize) {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+/// Steering's decision for `title` and a client at 127.0.0.1 (`GET /v1/decide`).
+pub async fn decide(steering: &ServerProcess, title: &str) -> serde_json::Value {
+    super::http1()
+        .get(steering.url(&format!("/v1/decide?title={title}&ip=127.0.0.1")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Control plane config lines that point plays at `steering` and let its clones name the
+/// edges on 127.0.0.2 and 127.0.0.3.
+pub fn control_plane_toml(steering: &ServerProcess) -> String {
+    format!(
+        "steering_url = \"{}\"\npathway_hosts = [\"127.0.0.2\", \"127.0.0.3\"]",
+        steering.url("")
+    )
+}
