@@ -174,17 +174,7 @@ impl Cmcd {
 
     /// `url` with the `CMCD` query parameter added.
     pub fn add_to_url(&self, url: &str) -> String {
-        let value: String = self
-            .query_value()
-            .bytes()
-            .map(|b| {
-                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                    (b as char).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            })
-            .collect();
+        let value = strata_contracts::query::encode(&self.query_value());
         let sep = if url.contains('?') { '&' } else { '?' };
         format!("{url}{sep}CMCD={value}")
     }

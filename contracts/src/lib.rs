@@ -7,4 +7,5 @@
 pub mod api;
 pub mod config;
 pub mod forwarded;
+pub mod query;
 pub mod token;

@@ -33,16 +33,7 @@ impl SteeringClient {
 
     /// The base URL of the best pathway for `title` and a client at `ip`.
     pub async fn best_cdn(&self, title: &str, ip: IpAddr) -> Result<String, String> {
-        let encoded: String = title
-            .bytes()
-            .map(|b| {
-                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                    (b as char).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            })
-            .collect();
+        let encoded = strata_contracts::query::encode(title);
         let uri: http::Uri = format!("{}/v1/decide?title={encoded}&ip={ip}", self.base)
             .parse()
             .map_err(|e| format!("steering URL: {e}"))?;

@@ -24,6 +24,7 @@ use strata_contracts::api::steering::{
     Decision, EdgeAck, EdgeRegistration, FleetView, Heartbeat, PrewarmJob, PrewarmJobs, PrewarmRequest,
 };
 use strata_contracts::config::steering::SteeringConfig;
+use strata_contracts::query;
 use strata_contracts::token::{EdgeClaims, KeyRing, TokenKind, same_secret};
 
 /// Everything the handlers share.
@@ -255,8 +256,8 @@ async fn steering(
     let reload = format!(
         "{}/v1/steering/{}?title={}&player={}",
         app.public_url,
-        encode(&session),
-        encode(&title),
+        query::encode(&session),
+        query::encode(&title),
         player.name()
     );
     let manifest = steering_manifest(&decision, player, app.config.ttl_secs, reload);
@@ -267,18 +268,6 @@ async fn steering(
     resp.headers_mut()
         .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     resp
-}
-
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 async fn route(
