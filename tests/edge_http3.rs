@@ -108,3 +108,43 @@ fn address_validation_and_bbr_from_config_still_serve() {
         1.0
     );
 }
+
+/// An upstream that dies mid-body (and cannot resume: one origin, which ignores Range) must
+/// reach every client as a failed transfer, never as a shorter body that ends cleanly: a reset
+/// stream over HTTP/3 and HTTP/2, a connection closed short of Content-Length over HTTP/1.1.
+/// Nor is the cut object cached: each request goes upstream again.
+#[test]
+fn a_body_cut_upstream_fails_the_transfer_on_every_protocol_and_is_not_cached() {
+    let origin = support::script_origin::ScriptOrigin::start();
+    let certs = tempfile::tempdir().unwrap();
+    support::make_cert(certs.path());
+    let tls = support::start_tls_edge_to(&origin.url(), certs, &[]);
+    let path = "/t/cut.m4s";
+    let url = format!(
+        "https://localhost:{}{path}?cc=max-age%3D600&len=2000000&cut_at=600000&trickle_ms=2",
+        tls.port
+    );
+    let h3 = &h3_get(std::slice::from_ref(&url))[0];
+    let error = h3["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("h3: a cut body looked whole: {h3}"));
+    assert!(error.contains("reset"), "{h3}");
+    for (flag, what) in [("--http1.1", "h1"), ("--http2", "h2")] {
+        let out = Command::new("curl")
+            .args(["-sk", flag, "-o", "/dev/null", "-w", "%{size_download}"])
+            .arg(&url)
+            .output()
+            .unwrap();
+        let got: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0);
+        assert!(
+            !out.status.success() && got < 2_000_000,
+            "{what}: curl exit {:?} after {got} bytes: a cut body looked whole",
+            out.status.code()
+        );
+    }
+    assert!(
+        origin.count(path) >= 3,
+        "a cut object was served from the cache: {} upstream requests",
+        origin.count(path)
+    );
+}

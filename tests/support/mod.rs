@@ -160,6 +160,27 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            // A failing test shows what its servers complained of (warnings, errors and
+            // requests that ended in an error), the last lines first to go if there are many.
+            let notable: Vec<String> = self
+                .logs
+                .try_iter()
+                .filter(|l| l.contains("\"WARN\"") || l.contains("\"ERROR\"") || l.contains("\"error\":\""))
+                .collect();
+            let from = notable.len().saturating_sub(40);
+            if !notable.is_empty() {
+                eprintln!(
+                    "--- strata {} ({}): {} notable log lines",
+                    self.role,
+                    self.data_addr,
+                    notable.len()
+                );
+                for line in &notable[from..] {
+                    eprintln!("{line}");
+                }
+            }
+        }
     }
 }
 
@@ -490,6 +511,11 @@ pub fn start_tls_edge(origin: &ServerProcess, extra: &[&str]) -> TlsEdge {
 
 /// [`start_tls_edge`] with the certificate already in `certs` (`cert.pem`, `key.pem`).
 pub fn start_tls_edge_with(origin: &ServerProcess, certs: tempfile::TempDir, extra: &[&str]) -> TlsEdge {
+    start_tls_edge_to(&base_url(origin), certs, extra)
+}
+
+/// [`start_tls_edge_with`] in front of any upstream URL (a [`script_origin::ScriptOrigin`]'s, say).
+pub fn start_tls_edge_to(upstream: &str, certs: tempfile::TempDir, extra: &[&str]) -> TlsEdge {
     let cache = tempfile::tempdir().unwrap();
     let port = free_port();
     let tls = format!("127.0.0.1:{port}");
@@ -504,7 +530,7 @@ pub fn start_tls_edge_with(origin: &ServerProcess, certs: tempfile::TempDir, ext
         key.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
-    let edge = start_edge(&base_url(origin), cache.path(), &args, &[]);
+    let edge = start_edge(upstream, cache.path(), &args, &[]);
     TlsEdge {
         edge,
         port,

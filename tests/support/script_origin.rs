@@ -8,7 +8,9 @@
 //! `expires` (seconds from now, may be negative), `age`, `etag` (answers If-None-Match with
 //! 304), `status`, `vary` (the body then echoes that request header), `len` (body bytes,
 //! default 1000), `delay_ms` (before the head), `trickle_ms` (between 64 KiB pieces),
-//! `fail_first` (the first N requests for the path get their connection closed, no answer).
+//! `fail_first` (the first N requests for the path get their connection closed, no answer),
+//! `cut_at` (the connection is closed once that many body bytes are sent, rounded up to a
+//! 64 KiB piece, below the declared length).
 
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -102,7 +104,7 @@ impl Drop for ScriptOrigin {
     }
 }
 
-type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+type Body = http_body_util::combinators::BoxBody<Bytes, Dropped>;
 
 /// Closing the connection instead of answering.
 #[derive(Debug)]
@@ -152,7 +154,9 @@ async fn respond(
     }
     let mut resp = Response::builder().header("x-origin-count", n.to_string());
     if failing.load(Ordering::SeqCst) {
-        let body = http_body_util::Full::new(Bytes::from_static(b"origin down\n")).boxed();
+        let body = http_body_util::Full::new(Bytes::from_static(b"origin down\n"))
+            .map_err(|never: Infallible| match never {})
+            .boxed();
         return Ok(resp.status(503).body(body).unwrap());
     }
     for (param, header) in [
@@ -185,7 +189,9 @@ async fn respond(
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.contains(&etag));
         if matches {
-            let body = http_body_util::Empty::new().boxed();
+            let body = http_body_util::Empty::new()
+                .map_err(|never: Infallible| match never {})
+                .boxed();
             return Ok(resp.status(304).body(body).unwrap());
         }
     }
@@ -207,12 +213,25 @@ async fn respond(
     }
     let trickle = num("trickle_ms").map(|ms| Duration::from_millis(ms as u64));
     let len = body.len();
-    let pieces: Vec<Bytes> = body.chunks(64 * 1024).map(Bytes::copy_from_slice).collect();
+    let cut_at = num("cut_at").map(|n| n as usize);
+    let mut sent = 0;
+    let pieces: Vec<Result<Bytes, Dropped>> = body
+        .chunks(64 * 1024)
+        .map(|p| {
+            let cut = cut_at.is_some_and(|at| sent >= at);
+            sent += p.len();
+            if cut {
+                Err(Dropped)
+            } else {
+                Ok(Bytes::copy_from_slice(p))
+            }
+        })
+        .collect();
     let stream = futures::StreamExt::then(futures::stream::iter(pieces), move |p| async move {
         if let Some(d) = trickle {
             tokio::time::sleep(d).await;
         }
-        Ok::<_, Infallible>(Frame::data(p))
+        p.map(Frame::data)
     });
     let body = BodyExt::boxed(StreamBody::new(stream));
     Ok(resp

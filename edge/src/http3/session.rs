@@ -380,6 +380,16 @@ impl Session for H3Session {
     }
 }
 
+impl Drop for H3Session {
+    /// pingora drops a session whose response failed midway without calling `abandon`; quinn
+    /// would then finish the dropped stream, and a cut body would look complete. Reset it.
+    fn drop(&mut self) {
+        if !self.closed {
+            self.stream.stop_stream(h3::error::Code::H3_INTERNAL_ERROR);
+        }
+    }
+}
+
 impl H3Session {
     fn is_body_empty_ref(&self) -> bool {
         self.body_done && self.body_read == 0
