@@ -47,7 +47,8 @@ fn play(player: &str, url: &str) -> serde_json::Value {
 }
 
 /// [`play`] with extra environment for `play.mjs` (HTTP/3: `H3_ORIGIN`, `H3_SPKI`); a
-/// `WATCH` entry sets how many seconds to watch (8 by default).
+/// `WATCH` entry sets how many seconds of the title to watch (8 by default; `play.mjs` gives
+/// up on a player that does not get that far in twice the time plus 20 s).
 fn play_with(player: &str, url: &str, envs: &[(&str, &str)]) -> serde_json::Value {
     let watch = envs.iter().find(|(k, _)| *k == "WATCH").map_or("8", |(_, v)| *v);
     let out = Command::new("node")

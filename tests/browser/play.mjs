@@ -3,6 +3,7 @@
 // mediaRequests}. Exit 0 when playback advanced past MIN_SECONDS without a fatal error.
 //
 // usage: node play.mjs <hls|dash> <manifest-url> [watch-seconds]
+// It watches until the media has played watch-seconds less one (8 by default), or gives up.
 // With H3_ORIGIN=host:port and H3_SPKI=<base64 SHA-256 of the certificate's SPKI> in the
 // environment, Chromium is made to speak HTTP/3 to that origin (and to trust that one
 // certificate), and the result also counts the protocols the media requests used
@@ -96,8 +97,16 @@ try {
     return route.fulfill({ body: page, contentType: 'text/html' });
   });
   await tab.goto('http://localhost:9/');
-  await tab.waitForTimeout(Number(watch) * 1000);
-  const state = await tab.evaluate(() => window.state());
+  // Watch until the player has played `watch` seconds less one for its start, or give up
+  // after twice that plus 20 s: a slow machine delays the start, and a fixed wall-clock
+  // wait would then fail a player that works.
+  const target = Number(watch) - 1;
+  const deadline = Date.now() + (2 * Number(watch) + 20) * 1000;
+  let state;
+  do {
+    await tab.waitForTimeout(250);
+    state = await tab.evaluate(() => window.state());
+  } while (state.currentTime < target && Date.now() < deadline);
   const ok = state.currentTime > MIN_SECONDS && state.errors.length === 0 && state.width > 0;
   console.log(JSON.stringify({ ok, ...state, mediaRequests, hosts }));
   process.exitCode = ok ? 0 : 1;
