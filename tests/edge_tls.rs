@@ -234,3 +234,60 @@ fn renewed_certificate_files_are_picked_up_without_a_failed_request() {
         )) >= 1.0
     );
 }
+
+/// curl over HTTPS to `port` with `--tls-max max`: whether `/seg.m4s` came back 200, and the
+/// version curl says it negotiated.
+fn fetch_with_tls_max(port: u16, max: &str) -> (bool, Option<String>) {
+    let out = Command::new("curl")
+        .args([
+            "-sk",
+            "-v",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "10",
+        ])
+        .args(["--tls-max", max])
+        .arg(format!("https://localhost:{port}/seg.m4s"))
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    let version = log
+        .lines()
+        .find_map(|l| l.split("SSL connection using ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(str::to_string);
+    (
+        out.status.success() && String::from_utf8_lossy(&out.stdout) == "200",
+        version,
+    )
+}
+
+#[test]
+fn tls_12_clients_are_refused_unless_the_config_allows_them() {
+    // By default TLS 1.3 is the oldest version: a client limited to TLS 1.2 fails its
+    // handshake (and is counted), one that speaks 1.3 is served.
+    let certs = tempfile::tempdir().unwrap();
+    make_cert(certs.path());
+    let (_origin, tls, _content) = tls_edge(certs, "");
+    let (ok, version) = fetch_with_tls_max(tls.port, "1.2");
+    assert!(!ok, "a TLS 1.2 client was served ({version:?})");
+    let (ok, version) = fetch_with_tls_max(tls.port, "1.3");
+    assert!(ok, "a TLS 1.3 client was refused");
+    assert_eq!(version.as_deref(), Some("TLSv1.3"));
+    let refused = tokio::runtime::Runtime::new().unwrap().block_on(support::metric(
+        &tls.edge.admin_url("/metrics"),
+        "strata_edge_tls_handshakes_refused_total",
+    ));
+    assert_eq!(refused, 1.0);
+
+    // `tls_min_version = "1.2"` lets the older client in.
+    let certs = tempfile::tempdir().unwrap();
+    make_cert(certs.path());
+    let (_origin, tls, _content) = tls_edge(certs, "tls_min_version = \"1.2\"\n");
+    let (ok, version) = fetch_with_tls_max(tls.port, "1.2");
+    assert!(ok, "tls_min_version = 1.2 still refused a TLS 1.2 client");
+    assert_eq!(version.as_deref(), Some("TLSv1.2"));
+}

@@ -66,6 +66,8 @@ pub struct EdgeMetrics {
     pub quic_rtt: Histogram,
     /// Certificate reloads after their files changed, by outcome (`ok`, `failed`).
     pub tls_reloads: IntCounterVec,
+    /// TLS handshakes refused because the client offered no TLS 1.3 cipher suite.
+    pub tls_refused: IntCounter,
     /// Health probes answered (`/.strata/health`), kept out of the request counts and log.
     pub health_probes: IntCounter,
 }
@@ -214,12 +216,16 @@ impl EdgeMetrics {
                 ),
                 &["outcome"],
             )?,
+            tls_refused: IntCounter::new(
+                name("tls_handshakes_refused_total"),
+                "TLS handshakes refused because the client offered no TLS 1.3 cipher suite (tls_min_version = \"1.3\")",
+            )?,
             health_probes: IntCounter::new(
                 name("health_probes_answered_total"),
                 "Health probes answered on /.strata/health (not in the request counts or access log)",
             )?,
         };
-        let collectors: [Box<dyn Collector>; 27] = [
+        let collectors: [Box<dyn Collector>; 28] = [
             Box::new(metrics.requests.clone()),
             Box::new(metrics.response_bytes.clone()),
             Box::new(metrics.duration.clone()),
@@ -246,6 +252,7 @@ impl EdgeMetrics {
             Box::new(metrics.quic_lost_packets.clone()),
             Box::new(metrics.quic_rtt.clone()),
             Box::new(metrics.tls_reloads.clone()),
+            Box::new(metrics.tls_refused.clone()),
             Box::new(metrics.health_probes.clone()),
         ];
         for c in collectors {

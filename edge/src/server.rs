@@ -21,7 +21,7 @@ use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use pingora_cache::lock::CacheKeyLockImpl;
 use std::sync::Arc;
 use std::time::Duration;
-use strata_contracts::config::edge::EdgeConfig;
+use strata_contracts::config::edge::{EdgeConfig, TlsVersion};
 use tokio_util::sync::CancellationToken;
 
 /// Why the edge could not start.
@@ -208,10 +208,12 @@ impl Edge {
         // loaded before anything listens, so a bad file is an error naming its field.
         let certs = match config.tls_listen {
             Some(_) => {
-                let store = Arc::new(
-                    CertStore::load(cert_files(config), self.metrics.tls_reloads.clone())
-                        .map_err(EdgeError::Config)?,
-                );
+                let mut store = CertStore::load(cert_files(config), self.metrics.tls_reloads.clone())
+                    .map_err(EdgeError::Config)?;
+                if config.tls_min_version == TlsVersion::Tls13 {
+                    store = store.tls13_only(self.metrics.tls_refused.clone());
+                }
+                let store = Arc::new(store);
                 if config.tls_reload_ms > 0 {
                     store.watch(
                         &self.support,

@@ -2,10 +2,14 @@
 //! one and others chosen by the client's SNI, each with an optional stapled OCSP response,
 //! reloaded when their files change. Handshakes in progress keep the keys they started with;
 //! new ones get the new keys, so a renewal drops no connection. A file that fails to load
-//! leaves the previous certificates in use (and is logged and counted).
+//! leaves the previous certificates in use (and is logged and counted). With TLS 1.3 as the
+//! oldest version, a client that offers no TLS 1.3 cipher suite gets no certificate, so its
+//! handshake fails: pingora's rustls listener fixes the protocol versions at 1.2 and 1.3, and
+//! choosing the certificate is the first place the edge sees a client's hello.
 
 use arc_swap::ArcSwap;
-use prometheus::IntCounterVec;
+use prometheus::{IntCounter, IntCounterVec};
+use rustls::CipherSuite;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
@@ -34,6 +38,8 @@ pub struct CertStore {
     files: Vec<CertFiles>,
     keys: ArcSwap<Vec<Arc<CertifiedKey>>>,
     reloads: IntCounterVec,
+    /// When set, TLS 1.3 only: handshakes refused for want of it are counted here.
+    tls13_only: Option<IntCounter>,
 }
 
 impl std::fmt::Debug for CertStore {
@@ -53,7 +59,14 @@ impl CertStore {
             files,
             keys: ArcSwap::from_pointee(keys),
             reloads,
+            tls13_only: None,
         })
+    }
+
+    /// Serves only clients that offer TLS 1.3, counting the others in `refused`.
+    pub fn tls13_only(mut self, refused: IntCounter) -> Self {
+        self.tls13_only = Some(refused);
+        self
     }
 
     /// Checks the files every `interval` and swaps in new certificates when they change.
@@ -129,8 +142,30 @@ impl CertStore {
 
 impl ResolvesServerCert for CertStore {
     fn resolve(&self, client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        if let Some(refused) = &self.tls13_only
+            && !offers_tls13(client_hello.cipher_suites())
+        {
+            refused.inc();
+            tracing::debug!(sni = ?client_hello.server_name(), "TLS handshake refused: no TLS 1.3 cipher suite offered");
+            return None;
+        }
         Self::choose(&self.keys.load(), client_hello.server_name())
     }
+}
+
+/// Whether a client hello's cipher suites include a TLS 1.3 one (RFC 8446 section B.4): a
+/// client that can speak TLS 1.3 offers them, one that cannot offers none.
+fn offers_tls13(suites: &[CipherSuite]) -> bool {
+    suites.iter().any(|s| {
+        matches!(
+            s,
+            CipherSuite::TLS13_AES_128_GCM_SHA256
+                | CipherSuite::TLS13_AES_256_GCM_SHA384
+                | CipherSuite::TLS13_CHACHA20_POLY1305_SHA256
+                | CipherSuite::TLS13_AES_128_CCM_SHA256
+                | CipherSuite::TLS13_AES_128_CCM_8_SHA256
+        )
+    })
 }
 
 fn load_all(files: &[CertFiles]) -> Result<Vec<Arc<CertifiedKey>>, String> {
@@ -169,6 +204,17 @@ mod test {
         let key = PrivateKeyDer::try_from(made.signing_key.serialize_der()).unwrap();
         let provider = rustls::crypto::ring::default_provider();
         Arc::new(CertifiedKey::from_der(vec![made.cert.der().clone()], key, &provider).unwrap())
+    }
+
+    #[test]
+    fn tls13_is_told_by_the_offered_cipher_suites() {
+        let tls12 = [
+            CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+            CipherSuite::TLS_EMPTY_RENEGOTIATION_INFO_SCSV,
+        ];
+        assert!(!offers_tls13(&tls12));
+        assert!(offers_tls13(&[tls12[0], CipherSuite::TLS13_AES_256_GCM_SHA384]));
+        assert!(!offers_tls13(&[]));
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub struct EdgeConfig {
     pub tls_sni: Vec<SniCertificate>,
     /// How often certificate files are checked for changes, milliseconds; 0 never.
     pub tls_reload_ms: u64,
+    /// Oldest TLS version the HTTPS listener accepts (HTTP/3 is TLS 1.3 always).
+    pub tls_min_version: TlsVersion,
     /// Admin listener: `/metrics` and `/healthz`.
     pub admin_listen: SocketAddr,
     /// This node's name in `Via` and `CDN-Loop`; empty: made from the host name and `listen`.
@@ -272,6 +274,17 @@ mod nameservers {
 /// The path every cache node answers itself, for its children's health probes.
 pub const HEALTH_PROBE_PATH: &str = "/.strata/health";
 
+/// TLS protocol versions, as the config names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TlsVersion {
+    /// TLS 1.2 (RFC 5246).
+    #[serde(rename = "1.2")]
+    Tls12,
+    /// TLS 1.3 (RFC 8446).
+    #[serde(rename = "1.3")]
+    Tls13,
+}
+
 /// Memory-tier eviction policies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -358,6 +371,7 @@ impl Default for EdgeConfig {
             tls_ocsp: PathBuf::new(),
             tls_sni: Vec::new(),
             tls_reload_ms: 2000,
+            tls_min_version: TlsVersion::Tls13,
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 9081)),
             node_id: String::new(),
             upstream: "http://127.0.0.1:8080".into(),
@@ -800,6 +814,15 @@ mod test {
         assert_eq!(c.validate().unwrap_err().field, "tls_cert");
         let parsed: Result<EdgeConfig, _> = crate::config::parse("e", "tls_listen = \"nope\"\n");
         assert!(parsed.unwrap_err().to_string().contains("field `tls_listen`"));
+        let parsed: Result<EdgeConfig, _> = crate::config::parse("e", "tls_min_version = \"1.1\"\n");
+        assert!(
+            parsed
+                .unwrap_err()
+                .to_string()
+                .contains("field `tls_min_version`")
+        );
+        let parsed: EdgeConfig = crate::config::parse("e", "tls_min_version = \"1.2\"\n").unwrap();
+        assert_eq!(parsed.tls_min_version, TlsVersion::Tls12);
     }
 
     #[test]
