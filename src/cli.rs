@@ -347,7 +347,8 @@ pub struct CacheNodeArgs {
     /// This node's name in Via and CDN-Loop (overrides `node_id`).
     #[arg(long, value_name = "NAME")]
     pub node_id: Option<String>,
-    /// Disk tier directory (overrides `cache.dir`).
+    /// Disk tier directory (overrides `cache.dir`; with it or `--disk-mb`, the edge uses this
+    /// one disk, not the config's `cache.disks`).
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
     /// Memory tier size in MiB (overrides `cache.memory_mb`).

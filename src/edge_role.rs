@@ -132,6 +132,10 @@ pub fn apply_node_flags(config: &mut EdgeConfig, args: &CacheNodeArgs) {
     if let Some(d) = args.disk_mb {
         config.cache.disk_mb = d;
     }
+    if args.cache_dir.is_some() || args.disk_mb.is_some() {
+        // The flags name one disk: they replace a config's list of disks.
+        config.cache.disks.clear();
+    }
     if let Some(t) = args.threads {
         config.threads = t;
     }

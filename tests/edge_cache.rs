@@ -379,7 +379,10 @@ async fn when_the_disk_disappears_the_edge_goes_on_from_memory_and_says_so() {
         ),
     )
     .unwrap();
-    let edge = ServerProcess::start("edge", &["--config", config.to_str().unwrap()], &[]);
+    let mut edge = ServerProcess::start("edge", &["--config", config.to_str().unwrap()], &[]);
+    // s0 and s2 on disk; after a restart only s0 is read back into memory.
+    statuses(&edge, &["/t/s0.m4s".to_string(), "/t/s2.m4s".to_string()]).await;
+    graceful_restart(&mut edge);
     let get = |path: &str| {
         let url = edge.url(path);
         async move {
@@ -410,10 +413,8 @@ async fn when_the_disk_disappears_the_edge_goes_on_from_memory_and_says_so() {
         health["reason"].as_str().unwrap().contains("out of service"),
         "{health}"
     );
-    assert_eq!(
-        metric(&edge.admin_url("/metrics"), "strata_edge_disk_in_service").await,
-        0.0
-    );
+    let in_service = format!("strata_edge_disk_in_service{{disk=\"{}\"}}", cache_dir.display());
+    assert_eq!(metric(&edge.admin_url("/metrics"), &in_service).await, 0.0);
 
     // Still serving: what memory holds, and new objects (kept in memory from now on).
     assert_eq!(get("/t/s0.m4s").await.1, digest(0));
@@ -423,9 +424,132 @@ async fn when_the_disk_disappears_the_edge_goes_on_from_memory_and_says_so() {
     let (cs, body) = get("/t/s1.m4s").await;
     assert!(cs.starts_with("strata-edge; hit"), "{cs}");
     assert_eq!(body, digest(1));
+    // s2 was only on the lost disk: fetched again and cached in memory, not passed through
+    // uncached on every request (foyer's disk index still lists it).
+    let (cs, body) = get("/t/s2.m4s").await;
+    assert!(cs.starts_with("strata-edge; fwd=miss; stored"), "{cs}");
+    assert_eq!(body, digest(2));
+    let (cs, _) = get("/t/s2.m4s").await;
+    assert!(cs.starts_with("strata-edge; hit"), "{cs}");
     assert!(
         !cache_dir.exists(),
         "nothing was written to the disk path once it was out of service"
+    );
+}
+
+/// An edge with two disks spreads objects over both and keeps them across a restart; when one
+/// disk disappears, the edge says which, goes on serving, and stores what it fetches next on
+/// the disk that is left.
+#[tokio::test]
+async fn objects_spread_over_several_disks_and_a_lost_disk_leaves_the_others_serving() {
+    let content = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(content.path().join("t")).unwrap();
+    let n = 24u64;
+    for i in 0..n {
+        std::fs::write(
+            content.path().join(format!("t/s{i}.m4s")),
+            pattern(200_000, 30 + i),
+        )
+        .unwrap();
+    }
+    let origin = start_origin(content.path());
+    let parent = tempfile::tempdir().unwrap();
+    let disks = [parent.path().join("nvme0"), parent.path().join("nvme1")];
+    let config = parent.path().join("edge.toml");
+    let listen = format!("127.0.0.1:{}", free_port());
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"{listen}\"\nadmin_listen = \"127.0.0.1:0\"\nupstream = \"http://{}\"\n\
+             [cache]\nmemory_mb = 1\ndisk_check_ms = 200\n\
+             [[cache.disks]]\npath = \"{}\"\nsize_mb = 128\n\
+             [[cache.disks]]\npath = \"{}\"\nsize_mb = 128\n",
+            origin.data_addr,
+            disks[0].display(),
+            disks[1].display()
+        ),
+    )
+    .unwrap();
+    let mut edge = ServerProcess::start("edge", &["--config", config.to_str().unwrap()], &[]);
+    let paths: Vec<String> = (0..n).map(|i| format!("/t/s{i}.m4s")).collect();
+    let digest = |i: u64| sha256(&std::fs::read(content.path().join(format!("t/s{i}.m4s"))).unwrap());
+    let body_digest = |edge: &ServerProcess, path: &str| {
+        let url = edge.url(path);
+        async move {
+            let r = http1().get(url).send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+            sha256(&r.bytes().await.unwrap())
+        }
+    };
+    for (i, p) in paths.iter().enumerate() {
+        assert_eq!(body_digest(&edge, p).await, digest(i as u64));
+    }
+    // Both disks took a share, each object on one (each disk keeps its own index).
+    graceful_restart(&mut edge);
+    let held = |d: &std::path::Path| {
+        let index = std::fs::read_to_string(d.join("strata-index.log")).unwrap_or_default();
+        index.lines().filter(|l| l.starts_with('+')).count() as u64
+    };
+    let shares = [held(&disks[0]), held(&disks[1])];
+    assert!(shares.iter().all(|&s| s >= 3), "{shares:?} of {n}");
+    assert_eq!(shares[0] + shares[1], n, "{shares:?}");
+    // A restart finds every object on its disk.
+    let after_restart = statuses(&edge, &paths).await;
+    assert!(
+        after_restart.iter().all(|s| s.starts_with("strata-edge; hit")),
+        "{after_restart:?}"
+    );
+    let fetched = "strata_origin_requests_total{status_class=\"2xx\"}";
+    let origin_page = origin.admin_url("/metrics");
+    assert_eq!(
+        metric(&origin_page, fetched).await,
+        n as f64,
+        "each object fetched once"
+    );
+    let page = edge.admin_url("/metrics");
+
+    // nvme1 disappears: health names it, its gauge drops, nvme0's stays.
+    std::fs::remove_dir_all(&disks[1]).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let health = loop {
+        let r = http1().get(edge.admin_url("/healthz")).send().await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+        if v["status"] == "degraded" {
+            break v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nvme1 never left service: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let reason = health["reason"].as_str().unwrap();
+    assert!(reason.contains("nvme1") && !reason.contains("nvme0"), "{health}");
+    let gauge = |d: &std::path::Path| format!("strata_edge_disk_in_service{{disk=\"{}\"}}", d.display());
+    assert_eq!(metric(&page, &gauge(&disks[1])).await, 0.0);
+    assert_eq!(metric(&page, &gauge(&disks[0])).await, 1.0);
+    // Every object is still served with the origin's bytes: nvme0's from nvme0, nvme1's from
+    // what its share of memory still holds, or fetched again and stored on nvme0.
+    for (i, p) in paths.iter().enumerate() {
+        assert_eq!(body_digest(&edge, p).await, digest(i as u64), "{p}");
+    }
+    let refetched = metric(&origin_page, fetched).await - n as f64;
+    assert!(
+        refetched >= 1.0 && refetched <= shares[1] as f64,
+        "only the lost disk's objects are fetched again: {refetched}, it held {}",
+        shares[1]
+    );
+    let again = statuses(&edge, &paths).await;
+    assert!(
+        again.iter().all(|s| s.starts_with("strata-edge; hit")),
+        "{again:?}"
+    );
+    assert!(!disks[1].exists(), "nothing was written to the lost disk's path");
+    graceful_restart(&mut edge);
+    assert_eq!(
+        held(&disks[0]),
+        shares[0] + refetched as u64,
+        "what was fetched again went to the disk that is left"
     );
 }
 

@@ -80,7 +80,7 @@ mod test {
         let settings = StoreSettings {
             metric_prefix: "strata_edge".into(),
             memory_bytes: 8 << 20,
-            disk: None,
+            disks: Vec::new(),
             eviction: Eviction::S3fifo,
             chunk_size: 64 << 10,
             write_buffer_bytes: 1 << 20,

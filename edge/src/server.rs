@@ -85,16 +85,21 @@ impl Edge {
         let prefix = format!("strata_{}", role.name());
         let metrics = EdgeMetrics::register(registry, &prefix)?;
         let c = &config.cache;
+        let disks = c.disk_list();
+        let disk_mb: u64 = disks.iter().map(|(_, mb)| mb).sum();
         let settings = StoreSettings {
             metric_prefix: prefix,
             memory_bytes: (c.memory_mb * 1024 * 1024) as usize,
-            disk: (c.disk_mb > 0).then(|| (c.dir.clone(), (c.disk_mb * 1024 * 1024) as usize)),
+            disks: disks
+                .iter()
+                .map(|(dir, mb)| (dir.clone(), (mb * 1024 * 1024) as usize))
+                .collect(),
             eviction: c.eviction,
             chunk_size: (c.chunk_kb * 1024) as usize,
             write_buffer_bytes: (c.write_buffer_mb * 1024 * 1024) as usize,
             disk_admission_requests: c.disk_admission_requests,
             disk_admission_window: match c.disk_admission_window {
-                0 => (32 * c.disk_mb).max(100),
+                0 => (32 * disk_mb).max(100),
                 w => w,
             },
         };

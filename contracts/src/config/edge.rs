@@ -297,6 +297,31 @@ pub enum Eviction {
     Lfu,
 }
 
+/// One disk of the disk tier.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiskConfig {
+    /// Directory for the cache files (on that disk's file system).
+    pub path: PathBuf,
+    /// Space to use there, MiB.
+    pub size_mb: u64,
+}
+
+impl CacheConfig {
+    /// The disk tier's disks, directory and MiB: `disks` when set, else `dir` with `disk_mb`
+    /// (none when `disk_mb` is 0).
+    pub fn disk_list(&self) -> Vec<(PathBuf, u64)> {
+        if !self.disks.is_empty() {
+            return self.disks.iter().map(|d| (d.path.clone(), d.size_mb)).collect();
+        }
+        if self.disk_mb > 0 {
+            vec![(self.dir.clone(), self.disk_mb)]
+        } else {
+            Vec::new()
+        }
+    }
+}
+
 /// Cache tiers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -307,6 +332,9 @@ pub struct CacheConfig {
     pub dir: PathBuf,
     /// Disk tier size, MiB; 0 for memory only.
     pub disk_mb: u64,
+    /// Several disks for the disk tier, each a directory on its own device; when set, `dir`
+    /// and `disk_mb` are not used.
+    pub disks: Vec<DiskConfig>,
     /// Memory-tier eviction policy.
     pub eviction: Eviction,
     /// Body chunk size, KiB.
@@ -402,6 +430,7 @@ impl Default for CacheConfig {
             memory_mb: 256,
             dir: PathBuf::from("/var/cache/strata/edge"),
             disk_mb: 4096,
+            disks: Vec::new(),
             eviction: Eviction::S3fifo,
             chunk_kb: 256,
             write_buffer_mb: 64,
@@ -618,7 +647,28 @@ impl Validate for EdgeConfig {
         if c.memory_mb == 0 {
             return Err(FieldError::new("cache.memory_mb", "must be at least 1"));
         }
-        if c.disk_mb > 0 {
+        for (i, d) in c.disks.iter().enumerate() {
+            let field = |f: &str| format!("cache.disks[{i}].{f}");
+            if d.path.as_os_str().is_empty() {
+                return Err(FieldError::new(field("path"), "is empty"));
+            }
+            if d.path.exists() && !d.path.is_dir() {
+                return Err(FieldError::new(
+                    field("path"),
+                    format!("`{}` exists and is not a directory", d.path.display()),
+                ));
+            }
+            if c.disks[..i].iter().any(|other| other.path == d.path) {
+                return Err(FieldError::new(
+                    field("path"),
+                    format!("`{}` is listed twice", d.path.display()),
+                ));
+            }
+            if d.size_mb < 64 {
+                return Err(FieldError::new(field("size_mb"), "must be at least 64"));
+            }
+        }
+        if c.disks.is_empty() && c.disk_mb > 0 {
             if c.dir.as_os_str().is_empty() {
                 return Err(FieldError::new(
                     "cache.dir",
@@ -823,6 +873,33 @@ mod test {
         );
         let parsed: EdgeConfig = crate::config::parse("e", "tls_min_version = \"1.2\"\n").unwrap();
         assert_eq!(parsed.tls_min_version, TlsVersion::Tls12);
+    }
+
+    #[test]
+    fn several_disks_replace_dir_and_disk_mb_and_each_is_checked() {
+        let text = "[cache]\ndisk_mb = 0\n[[cache.disks]]\npath = \"/srv/nvme0/strata\"\nsize_mb = 1024\n\
+                    [[cache.disks]]\npath = \"/srv/nvme1/strata\"\nsize_mb = 2048\n";
+        let c: EdgeConfig = crate::config::parse("e", text).unwrap();
+        assert_eq!(c.validate(), Ok(()));
+        assert_eq!(
+            c.cache.disk_list(),
+            vec![
+                (PathBuf::from("/srv/nvme0/strata"), 1024),
+                (PathBuf::from("/srv/nvme1/strata"), 2048)
+            ]
+        );
+        let mut bad = c.clone();
+        bad.cache.disks[1].size_mb = 10;
+        assert_eq!(bad.validate().unwrap_err().field, "cache.disks[1].size_mb");
+        let mut bad = c.clone();
+        bad.cache.disks[1].path = bad.cache.disks[0].path.clone();
+        assert_eq!(bad.validate().unwrap_err().field, "cache.disks[1].path");
+        let mut bad = c;
+        bad.cache.disks[0].path = PathBuf::new();
+        assert_eq!(bad.validate().unwrap_err().field, "cache.disks[0].path");
+        // Without `disks`, the one disk is `dir` with `disk_mb`.
+        let d = EdgeConfig::default();
+        assert_eq!(d.cache.disk_list(), vec![(d.cache.dir.clone(), d.cache.disk_mb)]);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! longer be trusted.
 
 use parking_lot::Mutex;
-use prometheus::{IntCounter, IntGauge, Registry};
+use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,27 +24,50 @@ pub struct DiskState {
     errors: IntCounter,
 }
 
-impl DiskState {
-    /// A disk in service at `dir`, reporting to `registry` under `<prefix>_disk_*`.
-    pub fn new(dir: PathBuf, registry: &Registry, prefix: &str) -> Result<Self, prometheus::Error> {
-        let in_service_gauge = IntGauge::new(
-            format!("{prefix}_disk_in_service"),
-            "1 while the disk tier is in service, 0 once taken out",
+/// The disks' metrics, one series per disk directory (`disk` label).
+#[derive(Clone)]
+pub struct DiskMetrics {
+    in_service: IntGaugeVec,
+    errors: IntCounterVec,
+}
+
+impl DiskMetrics {
+    /// Registers `<prefix>_disk_in_service{disk}` and `<prefix>_disk_errors_total{disk}`.
+    pub fn register(registry: &Registry, prefix: &str) -> Result<Self, prometheus::Error> {
+        let in_service = IntGaugeVec::new(
+            Opts::new(
+                format!("{prefix}_disk_in_service"),
+                "1 while the disk is in service, 0 once taken out",
+            ),
+            &["disk"],
         )?;
-        let errors = IntCounter::new(
-            format!("{prefix}_disk_errors_total"),
-            "Failed disk probes and disk-tier read errors",
+        let errors = IntCounterVec::new(
+            Opts::new(
+                format!("{prefix}_disk_errors_total"),
+                "Failed disk probes and disk-tier read errors",
+            ),
+            &["disk"],
         )?;
-        registry.register(Box::new(in_service_gauge.clone()))?;
+        registry.register(Box::new(in_service.clone()))?;
         registry.register(Box::new(errors.clone()))?;
+        Ok(Self { in_service, errors })
+    }
+}
+
+impl DiskState {
+    /// A disk in service at `dir`, reporting to `metrics`.
+    pub fn new(dir: PathBuf, metrics: &DiskMetrics) -> Self {
+        let label = dir.display().to_string();
+        let in_service_gauge = metrics.in_service.with_label_values(&[label.as_str()]);
+        let errors = metrics.errors.with_label_values(&[label.as_str()]);
         in_service_gauge.set(1);
-        Ok(Self {
+        Self {
             dir,
             in_service: AtomicBool::new(true),
             reason: Mutex::new(None),
             in_service_gauge,
             errors,
-        })
+        }
     }
 
     /// Whether the disk tier may be used.
@@ -60,10 +83,13 @@ impl DiskState {
     /// Records a disk error and takes the disk out of service.
     pub fn failed(&self, why: &str) {
         self.errors.inc();
-        if self.in_service.swap(false, Ordering::Relaxed) {
-            tracing::error!(dir = %self.dir.display(), why, "disk taken out of service; serving from memory");
-            *self.reason.lock() = Some(format!("disk {} out of service: {why}", self.dir.display()));
+        // The reason is set before the switch flips, so whoever sees the disk out also sees why.
+        let mut reason = self.reason.lock();
+        if reason.is_none() {
+            *reason = Some(format!("disk {} out of service: {why}", self.dir.display()));
+            self.in_service.store(false, Ordering::Relaxed);
             self.in_service_gauge.set(0);
+            tracing::error!(dir = %self.dir.display(), why, "disk taken out of service; serving from memory");
         }
     }
 
@@ -97,7 +123,8 @@ mod test {
     #[test]
     fn a_vanished_directory_fails_the_probe_and_the_disk_stays_out() {
         let dir = tempfile::tempdir().unwrap();
-        let disk = DiskState::new(dir.path().to_path_buf(), &Registry::new(), "strata_edge").unwrap();
+        let metrics = DiskMetrics::register(&Registry::new(), "strata_edge").unwrap();
+        let disk = DiskState::new(dir.path().to_path_buf(), &metrics);
         disk.probe().unwrap();
         assert!(disk.in_service());
         let gone = dir.path().to_path_buf();

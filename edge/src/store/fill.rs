@@ -23,6 +23,8 @@ pub(super) fn fresh_object_id(write_id: u64) -> u64 {
 /// is written last, so an object is visible in the cache only once all its chunks are.
 pub(super) struct ChunkWriter {
     pub(super) store: &'static FoyerStore,
+    /// The shard (disk) the object is written to, chosen when the fill began.
+    pub(super) shard: usize,
     /// The primary key, for the index.
     pub(super) primary: String,
     pub(super) hex: String,
@@ -47,8 +49,14 @@ impl HandleMiss for ChunkWriter {
         let cs = self.store.chunk_size;
         while self.pending.len() >= cs {
             let chunk = self.pending.split_to(cs);
-            self.store
-                .put_chunk(&self.hex, self.object_id, self.next_chunk, &chunk, self.to_disk);
+            self.store.put_chunk(
+                self.shard,
+                &self.hex,
+                self.object_id,
+                self.next_chunk,
+                &chunk,
+                self.to_disk,
+            );
             self.next_chunk += 1;
         }
         Ok(())
@@ -57,8 +65,14 @@ impl HandleMiss for ChunkWriter {
     async fn finish(mut self: Box<Self>) -> Result<MissFinishType> {
         if !self.pending.is_empty() {
             let chunk = self.pending.split();
-            self.store
-                .put_chunk(&self.hex, self.object_id, self.next_chunk, &chunk, self.to_disk);
+            self.store.put_chunk(
+                self.shard,
+                &self.hex,
+                self.object_id,
+                self.next_chunk,
+                &chunk,
+                self.to_disk,
+            );
         }
         let stored = StoredMeta {
             object_id: self.object_id,
@@ -67,9 +81,9 @@ impl HandleMiss for ChunkWriter {
             internal: self.obj.meta.0.clone(),
             header: self.obj.meta.1.clone(),
         };
-        self.store
-            .put(FoyerStore::meta_key(&self.hex), stored.encode(), self.to_disk);
-        self.store.index.record(&self.primary, &self.hex, self.written);
+        let shard = &self.store.shards[self.shard];
+        shard.put(FoyerStore::meta_key(&self.hex), stored.encode(), self.to_disk);
+        shard.index.record(&self.primary, &self.hex, self.written);
         self.obj.finish();
         self.store.unregister(&self.hex, self.write_id);
         self.finished = true;

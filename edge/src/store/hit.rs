@@ -15,6 +15,8 @@ use std::any::Any;
 /// Reading a complete object, chunk by chunk, within an optional range.
 pub(super) struct ChunkReader {
     pub(super) store: &'static FoyerStore,
+    /// The shard (disk) holding the object.
+    pub(super) shard: usize,
     pub(super) hex: String,
     pub(super) meta: StoredMeta,
     pub(super) pos: u64,
@@ -33,7 +35,11 @@ impl ChunkReader {
         let n = self.pos / cs;
         let (chunk, from_disk) = match (n, &self.first) {
             (0, Some(first)) => first.clone(),
-            _ => self.store.read_chunk(&self.hex, &self.meta, n).await?,
+            _ => {
+                self.store
+                    .read_chunk(self.shard, &self.hex, &self.meta, n)
+                    .await?
+            }
         };
         let base = n * cs;
         let start = (self.pos - base) as usize;

@@ -13,17 +13,18 @@ mod fill;
 mod hit;
 mod index;
 mod inflight;
+mod shard;
 
 use crate::metrics::EdgeMetrics;
 use admission::Admission;
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
-use disk::DiskState;
+use disk::{DiskMetrics, DiskState};
 use entry::{StoredMeta, decode_chunk, encode_chunk, unframe_chunk};
 use fill::{ChunkWriter, fresh_object_id};
 use foyer::{
-    BlockEngineConfig, DeviceBuilder, FsDeviceBuilder, HybridCache, HybridCacheBuilder, HybridCachePolicy,
-    HybridCacheProperties, LfuConfig, Location, LruConfig, RecoverMode, S3FifoConfig, Source,
+    BlockEngineConfig, DeviceBuilder, FsDeviceBuilder, HybridCacheBuilder, HybridCachePolicy, LfuConfig,
+    LruConfig, RecoverMode, S3FifoConfig,
 };
 use hit::{ChunkReader, EdgeHit};
 use index::KeyIndex;
@@ -34,6 +35,7 @@ use pingora_cache::key::CacheHashKey;
 use pingora_cache::storage::{HitHandler, MissHandler, PurgeOutcome, PurgeTarget, PurgeType, Storage};
 use pingora_cache::trace::SpanHandle;
 use pingora_cache::{CacheKey, CacheMeta};
+use shard::{Shard, route};
 use std::any::Any;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -68,10 +70,10 @@ fn block_size(disk_bytes: usize, chunk_size: usize) -> usize {
 pub struct StoreSettings {
     /// Prefix of the store's metric names (`strata_edge`, `strata_midtier`).
     pub metric_prefix: String,
-    /// Memory tier, bytes.
+    /// Memory tier, bytes (shared evenly by the disks).
     pub memory_bytes: usize,
-    /// Disk tier directory and size in bytes; `None` for memory only.
-    pub disk: Option<(PathBuf, usize)>,
+    /// The disk tier: each disk's directory and size in bytes; none for memory only.
+    pub disks: Vec<(PathBuf, usize)>,
     /// Memory-tier eviction policy.
     pub eviction: Eviction,
     /// Body chunk size, bytes.
@@ -92,15 +94,13 @@ pub struct StoreOpenError(String);
 
 /// The segment cache.
 pub struct FoyerStore {
-    cache: HybridCache<String, Bytes>,
+    /// One per disk (one of memory only without disks); objects are routed by `shard::route`.
+    shards: Vec<Shard>,
     /// Fills in progress: key hex -> write id -> object.
     inflight: RwLock<HashMap<String, HashMap<u64, Arc<Inflight>>>>,
     next_write: AtomicU64,
     chunk_size: usize,
     metrics: EdgeMetrics,
-    index: KeyIndex,
-    /// The disk tier's health; `None` when the cache runs in memory only.
-    disk: Option<DiskState>,
     /// Configured size of both tiers, bytes.
     capacity: u64,
     /// Which objects go to disk.
@@ -116,14 +116,66 @@ impl FoyerStore {
         registry: &prometheus::Registry,
         spawner: tokio::runtime::Handle,
     ) -> Result<Self, StoreOpenError> {
+        let disk_metrics = DiskMetrics::register(registry, &settings.metric_prefix)
+            .map_err(|e| StoreOpenError(e.to_string()))?;
+        // One registry handle for every shard: foyer's metrics are registered once and told
+        // apart by the cache's name.
+        let foyer_metrics =
+            mixtrics::registry::prometheus_0_14::PrometheusMetricsRegistry::new(registry.clone());
+        let disks: Vec<Option<&(PathBuf, usize)>> = if settings.disks.is_empty() {
+            vec![None]
+        } else {
+            settings.disks.iter().map(Some).collect()
+        };
+        let memory_share = settings.memory_bytes / disks.len();
+        let mut shards = Vec::with_capacity(disks.len());
+        for (i, disk) in disks.iter().enumerate() {
+            let name = if disks.len() == 1 {
+                "edge".to_string()
+            } else {
+                format!("edge-disk{i}")
+            };
+            let cache =
+                Self::open_shard_cache(settings, &name, memory_share, *disk, &foyer_metrics, &spawner)
+                    .await?;
+            let (disk, index) = match disk {
+                Some((dir, _)) => {
+                    let alive = |hex: &str| cache.contains(&Self::meta_key(hex));
+                    let index = KeyIndex::open(&dir.join("strata-index.log"), alive)
+                        .map_err(|e| StoreOpenError(format!("cache index in {}: {e}", dir.display())))?;
+                    (Some(DiskState::new(dir.clone(), &disk_metrics)), index)
+                }
+                None => (None, KeyIndex::in_memory()),
+            };
+            shards.push(Shard { cache, disk, index });
+        }
+        Ok(Self {
+            shards,
+            inflight: RwLock::new(HashMap::new()),
+            next_write: AtomicU64::new(1),
+            chunk_size: settings.chunk_size - CHUNK_SLACK,
+            metrics,
+            capacity: (settings.memory_bytes + settings.disks.iter().map(|(_, size)| size).sum::<usize>())
+                as u64,
+            admission: Admission::new(settings.disk_admission_requests, settings.disk_admission_window),
+        })
+    }
+
+    /// One shard's foyer cache: `memory` bytes in front of `disk` (if any).
+    async fn open_shard_cache(
+        settings: &StoreSettings,
+        name: &str,
+        memory: usize,
+        disk: Option<&(PathBuf, usize)>,
+        foyer_metrics: &mixtrics::registry::prometheus_0_14::PrometheusMetricsRegistry,
+        spawner: &tokio::runtime::Handle,
+    ) -> Result<foyer::HybridCache<String, Bytes>, StoreOpenError> {
         let err = |e: foyer::Error| StoreOpenError(e.to_string());
         let builder = HybridCacheBuilder::new()
-            .with_name("edge")
+            .with_name(name.to_string())
             .with_policy(HybridCachePolicy::WriteOnInsertion)
-            .with_metrics_registry(Box::new(
-                mixtrics::registry::prometheus_0_14::PrometheusMetricsRegistry::new(registry.clone()),
-            ))
-            .memory(settings.memory_bytes)
+            .with_metrics_registry(Box::new(foyer_metrics.clone()))
+            .memory(memory)
             .with_weighter(|k: &String, v: &Bytes| k.len() + v.len());
         let builder = match settings.eviction {
             Eviction::S3fifo => builder.with_eviction_config(S3FifoConfig::default()),
@@ -132,11 +184,11 @@ impl FoyerStore {
         };
         let mut storage = builder
             .storage()
-            .with_spawner(spawner.into())
+            .with_spawner(spawner.clone().into())
             .with_recover_mode(RecoverMode::Quiet);
-        if let Some((dir, bytes)) = &settings.disk {
+        if let Some((dir, bytes)) = disk {
             std::fs::create_dir_all(dir)
-                .map_err(|e| StoreOpenError(format!("cache.dir {}: {e}", dir.display())))?;
+                .map_err(|e| StoreOpenError(format!("cache disk {}: {e}", dir.display())))?;
             let device = FsDeviceBuilder::new(dir)
                 .with_capacity(*bytes)
                 .build()
@@ -149,33 +201,20 @@ impl FoyerStore {
                     .with_tombstone_log(true),
             );
         }
-        let cache = storage.build().await.map_err(err)?;
-        let disk = match &settings.disk {
-            Some((dir, _)) => Some(
-                DiskState::new(dir.clone(), registry, &settings.metric_prefix)
-                    .map_err(|e| StoreOpenError(e.to_string()))?,
-            ),
-            None => None,
-        };
-        let index = match &settings.disk {
-            Some((dir, _)) => {
-                let alive = |hex: &str| cache.contains(&Self::meta_key(hex));
-                KeyIndex::open(&dir.join("strata-index.log"), alive)
-                    .map_err(|e| StoreOpenError(format!("cache index in {}: {e}", dir.display())))?
-            }
-            None => KeyIndex::in_memory(),
-        };
-        Ok(Self {
-            cache,
-            inflight: RwLock::new(HashMap::new()),
-            next_write: AtomicU64::new(1),
-            chunk_size: settings.chunk_size - CHUNK_SLACK,
-            metrics,
-            index,
-            disk,
-            capacity: (settings.memory_bytes + settings.disk.as_ref().map_or(0, |(_, size)| *size)) as u64,
-            admission: Admission::new(settings.disk_admission_requests, settings.disk_admission_window),
-        })
+        storage.build().await.map_err(err)
+    }
+
+    /// The shard that stores `hex` now: by rendezvous over the disks in service.
+    fn shard_of(&self, hex: &str) -> usize {
+        route(hex, self.shards.len(), |i| self.shards[i].disk_in_service())
+    }
+
+    /// The shards that may hold `hex`, most likely first: where it goes now, then, when a disk
+    /// left service since, where it went before (whose memory tier may still hold it).
+    fn shards_for(&self, hex: &str) -> impl Iterator<Item = usize> + use<> {
+        let now = self.shard_of(hex);
+        let before = route(hex, self.shards.len(), |_| true);
+        std::iter::once(now).chain((before != now).then_some(before))
     }
 
     /// Configured size of both tiers, bytes.
@@ -189,88 +228,71 @@ impl FoyerStore {
         self.capacity.saturating_sub(self.inventory("/", 0).bytes)
     }
 
-    /// Probes the disk every `every` on `spawner`, taking it out of service on failure.
+    /// Probes each disk every `every` on `spawner`, taking it out of service on failure.
     pub fn watch_disk(&'static self, spawner: &tokio::runtime::Handle, every: std::time::Duration) {
-        let Some(disk) = &self.disk else { return };
-        spawner.spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            while disk.in_service() {
-                tick.tick().await;
-                let result = tokio::task::spawn_blocking(|| self.disk.as_ref().map(|d| d.probe())).await;
-                match result {
-                    Ok(Some(Err(e))) => disk.failed(&format!("probe: {e}")),
-                    Err(e) => disk.failed(&format!("probe task: {e}")),
-                    _ => {}
+        for shard in &self.shards {
+            let Some(disk) = &shard.disk else { continue };
+            spawner.spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                while disk.in_service() {
+                    tick.tick().await;
+                    match tokio::task::spawn_blocking(|| disk.probe()).await {
+                        Ok(Err(e)) => disk.failed(&format!("probe: {e}")),
+                        Err(e) => disk.failed(&format!("probe task: {e}")),
+                        Ok(Ok(())) => {}
+                    }
                 }
-            }
-        });
+            });
+        }
     }
 
-    /// `Err` with the reason when the disk tier is out of service.
+    /// `Err` naming the disks out of service, with their reasons, when there is any.
     pub fn disk_health(&self) -> Result<(), String> {
-        match &self.disk {
-            Some(d) if !d.in_service() => Err(d.reason().unwrap_or_default()),
-            _ => Ok(()),
-        }
-    }
-
-    fn disk_in_service(&self) -> bool {
-        self.disk.as_ref().is_some_and(|d| d.in_service())
-    }
-
-    /// Stores an entry, on disk too when `to_disk` and the disk is in service.
-    fn put(&self, key: String, value: Bytes, to_disk: bool) {
-        if self.disk.is_some() && (!to_disk || !self.disk_in_service()) {
-            let memory_only = HybridCacheProperties::default().with_location(Location::InMem);
-            self.cache.insert_with_properties(key, value, memory_only);
+        let out: Vec<String> = self
+            .shards
+            .iter()
+            .filter_map(|s| s.disk.as_ref())
+            .filter(|d| !d.in_service())
+            .map(|d| d.reason().unwrap_or_default())
+            .collect();
+        if out.is_empty() {
+            Ok(())
         } else {
-            self.cache.insert(key, value);
+            Err(out.join("; "))
         }
     }
 
-    /// Looks an entry up, saying whether it was read from the disk tier; on a disk out of
-    /// service, in memory only. A read error from the disk tier takes the disk out of service.
-    async fn fetch_with_source(&self, key: &String) -> Option<(Bytes, bool)> {
-        if self.disk.is_some() && !self.disk_in_service() {
-            return self.cache.memory().get(key).map(|e| (e.value().clone(), false));
-        }
-        match self.cache.get(key).await {
-            Ok(found) => found.map(|e| (e.value().clone(), e.source() == Source::Disk)),
-            Err(e) => {
-                if let Some(d) = &self.disk {
-                    d.failed(&format!("read: {e}"));
-                }
-                None
-            }
-        }
-    }
-
-    async fn fetch(&self, key: &String) -> Option<Bytes> {
-        self.fetch_with_source(key).await.map(|(value, _)| value)
-    }
-
-    /// Removes one stored object (meta first, then its chunks); false if it was not there.
+    /// Removes one stored object (meta first, then its chunks) from every shard that has it;
+    /// false if none had.
     async fn remove_object(&self, hex: &str) -> bool {
-        self.index.forget(hex);
-        let Some(stored) = self.read_meta(hex).await else {
-            return false;
-        };
-        // The meta goes first: from then on the object is a miss, whatever the chunks do.
-        self.cache.remove(&Self::meta_key(hex));
-        for n in 0..stored.chunk_count() {
-            self.cache.remove(&Self::chunk_key(hex, stored.object_id, n));
+        let mut removed = false;
+        for shard in &self.shards {
+            shard.index.forget(hex);
+            let Some(stored) = Self::read_meta_in(shard, &self.metrics, hex).await else {
+                continue;
+            };
+            // The meta goes first: from then on the object is a miss, whatever the chunks do.
+            shard.cache.remove(&Self::meta_key(hex));
+            for n in 0..stored.chunk_count() {
+                shard.cache.remove(&Self::chunk_key(hex, stored.object_id, n));
+            }
+            removed = true;
         }
-        true
+        removed
     }
 
     /// Purges every stored variant of the primary key `key` (host + path + kept query).
     pub async fn purge_key(&self, key: &str) -> u64 {
-        let mut hexes: Vec<String> = self.index.variants(key).into_iter().map(|v| v.hex).collect();
-        // The plain (no Vary) entry, even if the index does not know it.
-        let plain = CacheKey::new(key, "").combined();
-        if !hexes.contains(&plain) {
-            hexes.push(plain);
-        }
+        let mut hexes: Vec<String> = self
+            .shards
+            .iter()
+            .flat_map(|s| s.index.variants(key))
+            .map(|v| v.hex)
+            .collect();
+        // The plain (no Vary) entry, even if no index knows it.
+        hexes.push(CacheKey::new(key, "").combined());
+        hexes.sort();
+        hexes.dedup();
         let mut purged = 0;
         for hex in hexes {
             if self.remove_object(&hex).await {
@@ -283,10 +305,12 @@ impl FoyerStore {
     /// Purges every stored object whose path starts with `path_prefix`, on any host.
     pub async fn purge_prefix(&self, path_prefix: &str) -> u64 {
         let mut purged = 0;
-        for (_, variants) in self.index.under(path_prefix) {
-            for v in variants {
-                if self.remove_object(&v.hex).await {
-                    purged += 1;
+        for shard in &self.shards {
+            for (_, variants) in shard.index.under(path_prefix) {
+                for v in variants {
+                    if self.remove_object(&v.hex).await {
+                        purged += 1;
+                    }
                 }
             }
         }
@@ -299,23 +323,27 @@ impl FoyerStore {
             prefix: path_prefix.to_string(),
             ..Inventory::default()
         };
-        for (key, variants) in self.index.under(path_prefix) {
-            let present: Vec<_> = variants
-                .into_iter()
-                .filter(|v| self.cache.contains(&Self::meta_key(&v.hex)))
-                .collect();
-            if present.is_empty() {
-                continue;
+        // key -> (bytes, variants) over every shard, in key order.
+        let mut held: std::collections::BTreeMap<String, (u64, u32)> = std::collections::BTreeMap::new();
+        for shard in &self.shards {
+            for (key, variants) in shard.index.under(path_prefix) {
+                let present: Vec<_> = variants
+                    .into_iter()
+                    .filter(|v| shard.contains(&Self::meta_key(&v.hex)))
+                    .collect();
+                if present.is_empty() {
+                    continue;
+                }
+                let entry = held.entry(key).or_default();
+                entry.0 += present.iter().map(|v| v.bytes).sum::<u64>();
+                entry.1 += present.len() as u32;
             }
-            let bytes: u64 = present.iter().map(|v| v.bytes).sum();
+        }
+        for (key, (bytes, variants)) in held {
             inv.count += 1;
             inv.bytes += bytes;
             if inv.objects.len() < limit {
-                inv.objects.push(InventoryItem {
-                    key,
-                    bytes,
-                    variants: present.len() as u32,
-                });
+                inv.objects.push(InventoryItem { key, bytes, variants });
             } else {
                 inv.truncated = true;
             }
@@ -325,8 +353,10 @@ impl FoyerStore {
 
     /// Flushes pending disk writes and stops foyer's tasks.
     pub async fn close(&self) {
-        if let Err(e) = self.cache.close().await {
-            tracing::warn!(error = %e, "closing the cache");
+        for shard in &self.shards {
+            if let Err(e) = shard.cache.close().await {
+                tracing::warn!(error = %e, "closing the cache");
+            }
         }
     }
 
@@ -338,48 +368,32 @@ impl FoyerStore {
         format!("c{hex}.{object_id:x}.{n}")
     }
 
-    /// Reads and verifies a meta entry. A corrupt one is removed and counted.
-    async fn read_meta(&self, hex: &str) -> Option<StoredMeta> {
-        let entry = self.fetch(&Self::meta_key(hex)).await?;
+    /// Reads and verifies a meta entry in `shard`. A corrupt one is removed and counted.
+    async fn read_meta_in(shard: &Shard, metrics: &EdgeMetrics, hex: &str) -> Option<StoredMeta> {
+        let entry = shard.fetch_with_source(&Self::meta_key(hex)).await?.0;
         match StoredMeta::decode(&entry) {
             Ok(m) => Some(m),
             Err(e) => {
-                self.drop_corrupt(hex, &format!("meta: {e}"));
+                Self::drop_corrupt_in(shard, metrics, hex, &format!("meta: {e}"));
                 None
             }
         }
     }
 
-    /// Whether an entry is in either tier. An entry that left the memory tier while its disk
-    /// write is still being flushed is in neither index for that moment, so before calling
-    /// it missing, wait for the writes in flight to land and look again.
-    async fn present(&self, key: &String) -> bool {
-        if !self.disk_in_service() {
-            return self.cache.memory().contains(key);
-        }
-        if self.cache.contains(key) {
-            return true;
-        }
-        self.cache.storage().wait().await;
-        self.cache.contains(key)
-    }
-
-    /// Gets an entry and whether it came from disk, with the same second look as
-    /// [`Self::present`].
-    async fn get_entry(&self, key: &String) -> Option<(Bytes, bool)> {
-        if let Some(v) = self.fetch_with_source(key).await {
-            return Some(v);
-        }
-        if self.disk_in_service() {
-            self.cache.storage().wait().await;
-            return self.fetch_with_source(key).await;
+    /// The object's meta and the shard holding it, looking where it may be.
+    async fn find_meta(&self, hex: &str) -> Option<(usize, StoredMeta)> {
+        for i in self.shards_for(hex) {
+            if let Some(m) = Self::read_meta_in(&self.shards[i], &self.metrics, hex).await {
+                return Some((i, m));
+            }
         }
         None
     }
 
-    /// Reads chunk `n` of an object, and whether it came off the disk (where its checksum is
-    /// verified).
-    async fn read_chunk(&self, hex: &str, meta: &StoredMeta, n: u64) -> Result<(Bytes, bool)> {
+    /// Reads chunk `n` of an object in shard `shard`, and whether it came off the disk (where
+    /// its checksum is verified).
+    async fn read_chunk(&self, shard: usize, hex: &str, meta: &StoredMeta, n: u64) -> Result<(Bytes, bool)> {
+        let shard = &self.shards[shard];
         let key = Self::chunk_key(hex, meta.object_id, n);
         let expected = chunk_len(meta, n);
         let checked = |(framed, from_disk): (Bytes, bool)| {
@@ -390,14 +404,14 @@ impl FoyerStore {
             };
             data.map(|d| (d, from_disk))
         };
-        let problem = match self.get_entry(&key).await.map(checked) {
+        let problem = match shard.get_entry(&key).await.map(checked) {
             Some(result) => match result {
                 Ok(data) => return Ok(data),
                 Err(e) => format!("chunk {n}: {e}"),
             },
             None => format!("chunk {n} is missing"),
         };
-        self.drop_corrupt(hex, &problem);
+        Self::drop_corrupt_in(shard, &self.metrics, hex, &problem);
         Error::e_explain(
             ErrorType::InternalError,
             format!("cached body unusable: {problem}"),
@@ -405,39 +419,40 @@ impl FoyerStore {
     }
 
     /// Forgets an object whose stored form cannot be trusted, so the next request refetches.
-    fn drop_corrupt(&self, hex: &str, why: &str) {
+    fn drop_corrupt_in(shard: &Shard, metrics: &EdgeMetrics, hex: &str, why: &str) {
         tracing::warn!(key = hex, why, "dropping a corrupt or incomplete cache entry");
-        self.metrics.corrupt_entries.inc();
-        self.cache.remove(&Self::meta_key(hex));
-        self.index.forget(hex);
+        metrics.corrupt_entries.inc();
+        shard.cache.remove(&Self::meta_key(hex));
+        shard.index.forget(hex);
     }
 
-    fn put_chunk(&self, hex: &str, object_id: u64, n: u64, data: &[u8], to_disk: bool) {
-        self.put(Self::chunk_key(hex, object_id, n), encode_chunk(data), to_disk);
+    fn put_chunk(&self, shard: usize, hex: &str, object_id: u64, n: u64, data: &[u8], to_disk: bool) {
+        self.shards[shard].put(Self::chunk_key(hex, object_id, n), encode_chunk(data), to_disk);
     }
 
     /// Writes an object held in memory only to disk too, chunks first and its meta last, when
     /// it has just earned the disk (`admission`). Entries already gone from memory leave it
     /// as it was.
-    fn promote(&self, hex: &str, stored: &StoredMeta) {
-        if !self.disk_in_service() || self.cache.storage().may_contains(&Self::meta_key(hex)) {
+    fn promote(&self, shard: usize, hex: &str, stored: &StoredMeta) {
+        let shard = &self.shards[shard];
+        if !shard.disk_in_service() || shard.cache.storage().may_contains(&Self::meta_key(hex)) {
             return;
         }
         let mut entries = Vec::new();
         for n in 0..stored.chunk_count() {
             let key = Self::chunk_key(hex, stored.object_id, n);
-            let Some(e) = self.cache.memory().get(&key) else {
+            let Some(e) = shard.cache.memory().get(&key) else {
                 return;
             };
             entries.push((key, e.value().clone()));
         }
         let meta = Self::meta_key(hex);
-        let Some(m) = self.cache.memory().get(&meta) else {
+        let Some(m) = shard.cache.memory().get(&meta) else {
             return;
         };
         entries.push((meta, m.value().clone()));
         for (key, value) in entries {
-            self.cache.insert(key, value);
+            shard.cache.insert(key, value);
         }
         self.metrics.disk_promotions.inc();
     }
@@ -460,7 +475,10 @@ impl FoyerStore {
     /// Whether the store is filling, or holds, an object for this key (no disk read).
     pub fn has_object_or_fill(&self, key: &CacheKey) -> bool {
         let hex = key.combined();
-        self.inflight.read().contains_key(&hex) || self.cache.contains(&Self::meta_key(&hex))
+        self.inflight.read().contains_key(&hex)
+            || self
+                .shards_for(&hex)
+                .any(|i| self.shards[i].contains(&Self::meta_key(&hex)))
     }
 
     fn partial_hit(&self, obj: &Arc<Inflight>) -> Result<Option<(CacheMeta, HitHandler)>> {
@@ -508,13 +526,13 @@ impl Storage for FoyerStore {
         if let Some(obj) = filling {
             return self.partial_hit(&obj);
         }
-        let Some(stored) = self.read_meta(&hex).await else {
+        let Some((shard, stored)) = self.find_meta(&hex).await else {
             return Ok(None);
         };
         // Read the first chunk now: an object whose body is gone is a clean miss here,
         // rather than a response that breaks after its headers were sent.
         let first = if stored.body_len > 0 {
-            match self.read_chunk(&hex, &stored, 0).await {
+            match self.read_chunk(shard, &hex, &stored, 0).await {
                 Ok(c) => Some(c),
                 Err(_) => return Ok(None),
             }
@@ -525,26 +543,40 @@ impl Storage for FoyerStore {
         // object that lost a chunk to eviction is a miss too. Corruption inside a chunk
         // is only found when it is read; see `read_chunk`.
         for n in 1..stored.chunk_count() {
-            if !self.present(&Self::chunk_key(&hex, stored.object_id, n)).await {
-                self.drop_corrupt(&hex, &format!("chunk {n} is missing"));
+            if !self.shards[shard]
+                .present(&Self::chunk_key(&hex, stored.object_id, n))
+                .await
+            {
+                Self::drop_corrupt_in(
+                    &self.shards[shard],
+                    &self.metrics,
+                    &hex,
+                    &format!("chunk {n} is missing"),
+                );
                 return Ok(None);
             }
         }
         let meta = match CacheMeta::deserialize(&stored.internal, &stored.header) {
             Ok(m) => m,
             Err(e) => {
-                self.drop_corrupt(&hex, &format!("meta does not deserialize: {e}"));
+                Self::drop_corrupt_in(
+                    &self.shards[shard],
+                    &self.metrics,
+                    &hex,
+                    &format!("meta does not deserialize: {e}"),
+                );
                 return Ok(None);
             }
         };
         if earned_disk {
-            self.promote(&hex, &stored);
+            self.promote(shard, &hex, &stored);
         }
         let end = stored.body_len;
         Ok(Some((
             meta,
             Box::new(EdgeHit::Complete(ChunkReader {
                 store: self,
+                shard,
                 hex,
                 meta: stored,
                 pos: 0,
@@ -594,6 +626,7 @@ impl Storage for FoyerStore {
             .insert(write_id, obj.clone());
         Ok(Box::new(ChunkWriter {
             store: self,
+            shard: self.shard_of(&hex),
             primary: key.primary_key_str().unwrap_or_default().to_string(),
             hex,
             write_id,
@@ -629,14 +662,15 @@ impl Storage for FoyerStore {
         _trace: &SpanHandle,
     ) -> Result<bool> {
         let hex = key.combined();
-        let Some(mut stored) = self.read_meta(&hex).await else {
+        let Some((shard, mut stored)) = self.find_meta(&hex).await else {
             return Ok(false);
         };
         let (internal, header) = meta.serialize()?;
         stored.internal = internal;
         stored.header = header;
-        let on_disk = self.cache.storage().may_contains(&Self::meta_key(&hex));
-        self.put(
+        let shard = &self.shards[shard];
+        let on_disk = shard.cache.storage().may_contains(&Self::meta_key(&hex));
+        shard.put(
             Self::meta_key(&hex),
             stored.encode(),
             on_disk || self.admission.admits(&hex),
