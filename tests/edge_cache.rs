@@ -396,19 +396,7 @@ async fn when_the_disk_disappears_the_edge_goes_on_from_memory_and_says_so() {
     assert_eq!(get("/t/s0.m4s").await.1, digest(0));
 
     std::fs::remove_dir_all(&cache_dir).unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let health = loop {
-        let r = http1().get(edge.admin_url("/healthz")).send().await.unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
-        if v["status"] == "degraded" {
-            break v;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the disk was never taken out of service: {v}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let health = degraded_health(&edge).await;
     assert!(
         health["reason"].as_str().unwrap().contains("out of service"),
         "{health}"
@@ -510,19 +498,7 @@ async fn objects_spread_over_several_disks_and_a_lost_disk_leaves_the_others_ser
 
     // nvme1 disappears: health names it, its gauge drops, nvme0's stays.
     std::fs::remove_dir_all(&disks[1]).unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let health = loop {
-        let r = http1().get(edge.admin_url("/healthz")).send().await.unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
-        if v["status"] == "degraded" {
-            break v;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "nvme1 never left service: {v}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let health = degraded_health(&edge).await;
     let reason = health["reason"].as_str().unwrap();
     assert!(reason.contains("nvme1") && !reason.contains("nvme0"), "{health}");
     let gauge = |d: &std::path::Path| format!("strata_edge_disk_in_service{{disk=\"{}\"}}", d.display());
@@ -551,6 +527,23 @@ async fn objects_spread_over_several_disks_and_a_lost_disk_leaves_the_others_ser
         shares[0] + refetched as u64,
         "what was fetched again went to the disk that is left"
     );
+}
+
+/// The edge's `/healthz` once it reports "degraded" (a disk out of service), within 10 s.
+async fn degraded_health(edge: &ServerProcess) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = http1().get(edge.admin_url("/healthz")).send().await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+        if v["status"] == "degraded" {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no disk was taken out of service: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Stops the edge as an operator would (its disk writes land) and starts it again.

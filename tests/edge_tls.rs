@@ -84,9 +84,9 @@ fn a_bad_certificate_file_is_refused_naming_the_field() {
     );
 }
 
-/// The common name of the certificate the edge presents to `host` (as SNI) on `port`, and
-/// whether the HTTPS request for `path` succeeded (curl, verification off: test certificates).
-fn presented_cn(host: &str, port: u16, path: &str) -> (Option<String>, bool) {
+/// A verbose curl GET of `url` (verification off: test certificates) with `extra` arguments:
+/// whether it answered 200, and curl's log (what it says of the TLS handshake).
+fn curl_https(url: &str, extra: &[&str]) -> (bool, String) {
     let out = Command::new("curl")
         .args([
             "-sk",
@@ -98,16 +98,23 @@ fn presented_cn(host: &str, port: u16, path: &str) -> (Option<String>, bool) {
             "--max-time",
             "10",
         ])
-        .args(["--resolve", &format!("{host}:{port}:127.0.0.1")])
-        .arg(format!("https://{host}:{port}{path}"))
+        .args(extra)
+        .arg(url)
         .output()
         .unwrap();
-    let log = String::from_utf8_lossy(&out.stderr);
+    let ok = out.status.success() && String::from_utf8_lossy(&out.stdout) == "200";
+    (ok, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// The common name of the certificate the edge presents to `host` (as SNI) on `port`, and
+/// whether the HTTPS request for `path` succeeded.
+fn presented_cn(host: &str, port: u16, path: &str) -> (Option<String>, bool) {
+    let resolve = format!("{host}:{port}:127.0.0.1");
+    let (ok, log) = curl_https(&format!("https://{host}:{port}{path}"), &["--resolve", &resolve]);
     let cn = log
         .lines()
         .find_map(|l| l.trim_start_matches(['*', ' ']).strip_prefix("subject: CN="))
         .map(|cn| cn.trim().to_string());
-    let ok = out.status.success() && String::from_utf8_lossy(&out.stdout) == "200";
     (cn, ok)
 }
 
@@ -235,34 +242,16 @@ fn renewed_certificate_files_are_picked_up_without_a_failed_request() {
     );
 }
 
-/// curl over HTTPS to `port` with `--tls-max max`: whether `/seg.m4s` came back 200, and the
+/// `/seg.m4s` over HTTPS to `port` with `--tls-max max`: whether it came back 200, and the
 /// version curl says it negotiated.
 fn fetch_with_tls_max(port: u16, max: &str) -> (bool, Option<String>) {
-    let out = Command::new("curl")
-        .args([
-            "-sk",
-            "-v",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "--max-time",
-            "10",
-        ])
-        .args(["--tls-max", max])
-        .arg(format!("https://localhost:{port}/seg.m4s"))
-        .output()
-        .unwrap();
-    let log = String::from_utf8_lossy(&out.stderr);
+    let (ok, log) = curl_https(&format!("https://localhost:{port}/seg.m4s"), &["--tls-max", max]);
     let version = log
         .lines()
         .find_map(|l| l.split("SSL connection using ").nth(1))
         .and_then(|rest| rest.split_whitespace().next())
         .map(str::to_string);
-    (
-        out.status.success() && String::from_utf8_lossy(&out.stdout) == "200",
-        version,
-    )
+    (ok, version)
 }
 
 #[test]

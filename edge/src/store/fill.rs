@@ -49,15 +49,7 @@ impl HandleMiss for ChunkWriter {
         let cs = self.store.chunk_size;
         while self.pending.len() >= cs {
             let chunk = self.pending.split_to(cs);
-            self.store.put_chunk(
-                self.shard,
-                &self.hex,
-                self.object_id,
-                self.next_chunk,
-                &chunk,
-                self.to_disk,
-            );
-            self.next_chunk += 1;
+            self.store_chunk(&chunk);
         }
         Ok(())
     }
@@ -65,14 +57,7 @@ impl HandleMiss for ChunkWriter {
     async fn finish(mut self: Box<Self>) -> Result<MissFinishType> {
         if !self.pending.is_empty() {
             let chunk = self.pending.split();
-            self.store.put_chunk(
-                self.shard,
-                &self.hex,
-                self.object_id,
-                self.next_chunk,
-                &chunk,
-                self.to_disk,
-            );
+            self.store_chunk(&chunk);
         }
         let stored = StoredMeta {
             object_id: self.object_id,
@@ -92,6 +77,21 @@ impl HandleMiss for ChunkWriter {
 
     fn streaming_write_tag(&self) -> Option<&[u8]> {
         Some(&self.write_tag)
+    }
+}
+
+impl ChunkWriter {
+    /// Hands the next chunk to foyer.
+    fn store_chunk(&mut self, chunk: &[u8]) {
+        self.store.put_chunk(
+            self.shard,
+            &self.hex,
+            self.object_id,
+            self.next_chunk,
+            chunk,
+            self.to_disk,
+        );
+        self.next_chunk += 1;
     }
 }
 
