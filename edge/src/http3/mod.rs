@@ -181,7 +181,7 @@ async fn serve_connection(
             Ok(Some(resolver)) => {
                 let (app, stop) = (Arc::clone(&app), stop.clone());
                 tokio::spawn(async move {
-                    let (req, stream) = match resolver.resolve_request().await {
+                    let (req, mut stream) = match resolver.resolve_request().await {
                         Ok(r) => r,
                         Err(e) => {
                             tracing::debug!(error = %e, %client, "h3 request head");
@@ -189,6 +189,10 @@ async fn serve_connection(
                         }
                     };
                     let Some(head) = request_header(req) else {
+                        // A head pingora cannot take: reset the stream as malformed (RFC 9114
+                        // section 4.1.2) rather than let quinn end it with no response.
+                        tracing::debug!(%client, "h3 request head not usable");
+                        stream.stop_stream(h3::error::Code::H3_MESSAGE_ERROR);
                         return;
                     };
                     let session =
