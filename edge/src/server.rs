@@ -95,7 +95,12 @@ impl Edge {
                 .map(|(dir, mb)| (dir.clone(), (mb * 1024 * 1024) as usize))
                 .collect(),
             eviction: c.eviction,
-            chunk_size: (c.chunk_kb * 1024) as usize,
+            chunk_size: match c.chunk_kb {
+                0 => crate::store::auto_chunk_size(
+                    disks.iter().map(|(_, mb)| (mb * 1024 * 1024) as usize).min(),
+                ),
+                kb => (kb * 1024) as usize,
+            },
             write_buffer_bytes: (c.write_buffer_mb * 1024 * 1024) as usize,
             disk_admission_requests: c.disk_admission_requests,
             disk_admission_window: match c.disk_admission_window {

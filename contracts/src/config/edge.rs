@@ -337,7 +337,7 @@ pub struct CacheConfig {
     pub disks: Vec<DiskConfig>,
     /// Memory-tier eviction policy.
     pub eviction: Eviction,
-    /// Body chunk size, KiB.
+    /// Body chunk size, KiB; 0 chooses by disk size (1024 on disks of 1 GiB or more, else 256).
     pub chunk_kb: u64,
     /// Disk write buffer, MiB.
     pub write_buffer_mb: u64,
@@ -432,7 +432,7 @@ impl Default for CacheConfig {
             disk_mb: 4096,
             disks: Vec::new(),
             eviction: Eviction::S3fifo,
-            chunk_kb: 256,
+            chunk_kb: 0,
             write_buffer_mb: 64,
             disk_check_ms: 5000,
             honor_request_cache_control: false,
@@ -688,8 +688,11 @@ impl Validate for EdgeConfig {
                 ));
             }
         }
-        if !(64..=16 * 1024).contains(&c.chunk_kb) {
-            return Err(FieldError::new("cache.chunk_kb", "must be between 64 and 16384"));
+        if c.chunk_kb != 0 && !(64..=16 * 1024).contains(&c.chunk_kb) {
+            return Err(FieldError::new(
+                "cache.chunk_kb",
+                "must be 0 (chosen by disk size) or between 64 and 16384",
+            ));
         }
         if c.write_buffer_mb == 0 {
             return Err(FieldError::new("cache.write_buffer_mb", "must be at least 1"));
