@@ -58,6 +58,17 @@ pub fn primary_key(host: &str, path: &str, query: Option<&str>, rules: &KeyRules
     key
 }
 
+/// What separates a primary key from a slice's byte range in the slice's key. A space never
+/// occurs in a request target, so no URL's key can look like a slice's.
+pub const SLICE_MARK: &str = " slice=";
+
+/// The key of the slice holding bytes `first..=last` of the object keyed `primary`. The
+/// range is in the key (not the slice's number), so a change of slice size never mixes
+/// slices cut at different boundaries.
+pub fn slice_key(primary: &str, first: u64, last: u64) -> String {
+    format!("{primary}{SLICE_MARK}{first}-{last}")
+}
+
 fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
         // [v6]:port

@@ -35,6 +35,16 @@ pub fn header_value(name: &str, phase: &CachePhase, ttl: Option<i64>) -> String 
     }
 }
 
+/// Whether the `Cache-Status` field `value` says the cache named `name` answered from what
+/// it stored (a hit, fresh or stale), reading that cache's own (last) member.
+pub fn is_hit(value: &str, name: &str) -> bool {
+    value
+        .rsplit(',')
+        .map(str::trim)
+        .find(|member| member.split(';').next().map(str::trim) == Some(name))
+        .is_some_and(|member| member.split(';').skip(1).any(|p| p.trim() == "hit"))
+}
+
 #[cfg(test)]
 mod test {
     use super::*;
@@ -70,5 +80,20 @@ mod test {
             "strata-edge; fwd=miss; detail=OriginNotCache"
         );
         assert_eq!(outcome(&CachePhase::StaleUpdating), "stale");
+    }
+
+    #[test]
+    fn a_hit_is_read_from_this_caches_own_member() {
+        assert!(is_hit("strata-edge; hit; ttl=60", "strata-edge"));
+        assert!(is_hit(
+            "strata-midtier; fwd=miss, strata-edge; hit",
+            "strata-edge"
+        ));
+        assert!(!is_hit(
+            "strata-midtier; hit, strata-edge; fwd=miss; stored",
+            "strata-edge"
+        ));
+        assert!(!is_hit("strata-edge-2; hit", "strata-edge"));
+        assert!(!is_hit("", "strata-edge"));
     }
 }

@@ -24,6 +24,8 @@ mod request_directives;
 mod resume;
 mod revalidation;
 mod server;
+mod slice;
+mod slicer;
 mod steering_link;
 mod store;
 mod tls_certs;

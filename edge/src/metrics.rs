@@ -70,6 +70,12 @@ pub struct EdgeMetrics {
     pub tls_refused: IntCounter,
     /// Health probes answered (`/.strata/health`), kept out of the request counts and log.
     pub health_probes: IntCounter,
+    /// Slice fetches of large objects, by cache outcome (not in the request counts).
+    pub slice_requests: IntCounterVec,
+    /// Responses served from slices.
+    pub sliced_responses: IntCounter,
+    /// Sliced responses cut because a slice came from another version of the object.
+    pub slice_mismatches: IntCounter,
 }
 
 impl EdgeMetrics {
@@ -224,8 +230,23 @@ impl EdgeMetrics {
                 name("health_probes_answered_total"),
                 "Health probes answered on /.strata/health (not in the request counts or access log)",
             )?,
+            slice_requests: IntCounterVec::new(
+                Opts::new(
+                    name("slice_requests_total"),
+                    "Fetches of one slice of a large object, by cache outcome (not in requests_total)",
+                ),
+                &["outcome"],
+            )?,
+            sliced_responses: IntCounter::new(
+                name("sliced_responses_total"),
+                "Responses served from slices of a large object",
+            )?,
+            slice_mismatches: IntCounter::new(
+                name("slice_mismatches_total"),
+                "Sliced responses cut because a slice belonged to another version of the object",
+            )?,
         };
-        let collectors: [Box<dyn Collector>; 28] = [
+        let collectors: [Box<dyn Collector>; 31] = [
             Box::new(metrics.requests.clone()),
             Box::new(metrics.response_bytes.clone()),
             Box::new(metrics.duration.clone()),
@@ -254,6 +275,9 @@ impl EdgeMetrics {
             Box::new(metrics.tls_reloads.clone()),
             Box::new(metrics.tls_refused.clone()),
             Box::new(metrics.health_probes.clone()),
+            Box::new(metrics.slice_requests.clone()),
+            Box::new(metrics.sliced_responses.clone()),
+            Box::new(metrics.slice_mismatches.clone()),
         ];
         for c in collectors {
             registry.register(c)?;

@@ -11,7 +11,10 @@ use crate::metrics::EdgeMetrics;
 use crate::parent_select::Target;
 use crate::relay::{self, RELAY_HEADER};
 use crate::request_directives::RequestDirectives;
+use crate::resume::Validator;
 use crate::revalidation;
+use crate::slice::{self, Route};
+use crate::slicer::{self, SlicedTally};
 use crate::store::FoyerStore;
 use crate::token_gate::TokenGate;
 use crate::upstreams::Upstreams;
@@ -25,7 +28,8 @@ use pingora::{Error, ErrorSource, ErrorType, Result};
 use pingora_cache::key::HashBinary;
 use pingora_cache::lock::CacheKeyLockImpl;
 use pingora_cache::{
-    CacheKey, CacheMeta, CacheOptionOverrides, CachePhase, ForcedFreshness, RespCacheable, VarianceBuilder,
+    CacheKey, CacheMeta, CacheOptionOverrides, CachePhase, ForcedFreshness, NoCacheReason, RespCacheable,
+    VarianceBuilder,
 };
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -70,6 +74,11 @@ pub struct EdgeProxy {
     pub(crate) honor_request_cache_control: bool,
     /// Playback-token check on player requests, when enforced.
     pub(crate) tokens: Option<Arc<TokenGate>>,
+    /// Slice size in bytes for large objects (`slice.rs`); `None`: never sliced.
+    pub(crate) slice_size: Option<u64>,
+    /// Objects whose upstream ignores `Range` or gives no validator: served whole from then
+    /// on (bounded; forgetting one costs one more uncached sliced answer).
+    pub(crate) unsliceable: foyer::Cache<String, ()>,
 }
 
 /// Per-request state.
@@ -95,7 +104,9 @@ pub struct RequestCtx {
     /// When the current upstream attempt began.
     upstream_started: Option<Instant>,
     /// Why the request could not be served, for the error response.
-    failure: Option<String>,
+    pub(crate) failure: Option<String>,
+    /// What a response served from slices was made of.
+    pub(crate) sliced: Option<SlicedTally>,
 }
 
 impl EdgeProxy {
@@ -143,10 +154,18 @@ impl ProxyHttp for EdgeProxy {
             upstream_bytes: None,
             upstream_started: None,
             failure: None,
+            sliced: None,
         }
     }
 
-    async fn request_filter(&self, session: &mut Session, _ctx: &mut RequestCtx) -> Result<bool> {
+    async fn early_request_filter(&self, session: &mut Session, _ctx: &mut RequestCtx) -> Result<()> {
+        if slicer::slice_of(session).is_some() {
+            slicer::prepare_slice_request(session.req_header_mut());
+        }
+        Ok(())
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let req = session.req_header();
         if req.uri.path() == HEALTH_PROBE_PATH {
             // Answered here, not from the cache or upstream: a parent's probe asks whether
@@ -172,7 +191,15 @@ impl ProxyHttp for EdgeProxy {
             .iter()
             .filter_map(|v| v.to_str().ok());
         let refusal = match hop::judge(cdn_loop, &self.node_id) {
-            LoopVerdict::Forward => return Ok(false),
+            LoopVerdict::Forward => {
+                if let Some(size) = self.slice_size
+                    && let Some(primary) = self.sliced_route(session, ctx)
+                {
+                    self.serve_sliced(session, ctx, &primary, size).await?;
+                    return Ok(true);
+                }
+                return Ok(false);
+            }
             LoopVerdict::Loop => format!(
                 "loop detected: this request already passed through {} (CDN-Loop); check the parents and upstream of the nodes it passed",
                 self.node_id
@@ -284,6 +311,9 @@ impl ProxyHttp for EdgeProxy {
             let authority = self.upstreams.node(target).url.authority.as_str();
             upstream_request.insert_header("host", authority)?;
         }
+        if let Some(s) = slicer::slice_of(session) {
+            upstream_request.insert_header(http::header::RANGE, s.range_value())?;
+        }
         let version = http_version(session.req_header().version);
         upstream_request.append_header("via", hop::via_entry(version, &self.node_id))?;
         upstream_request.append_header(CDN_LOOP, hop::cdn_loop_entry(&self.node_id))?;
@@ -371,10 +401,11 @@ impl ProxyHttp for EdgeProxy {
             .and_then(|h| h.to_str().ok())
             .or_else(|| req.uri.authority().map(|a| a.as_str()))
             .unwrap_or("");
-        let key = CacheKey::new(
-            primary_key(host, req.uri.path(), req.uri.query(), &self.rules),
-            "",
-        );
+        let mut primary = primary_key(host, req.uri.path(), req.uri.query(), &self.rules);
+        if let Some(s) = slicer::slice_of(session) {
+            primary = slicer::key_of(&primary, s);
+        }
+        let key = CacheKey::new(primary, "");
         if req.headers.contains_key(PREWARM_HEADER) {
             self.store.prefer_disk(&key);
         }
@@ -413,6 +444,15 @@ impl ProxyHttp for EdgeProxy {
             .req_header()
             .headers
             .contains_key(http::header::AUTHORIZATION);
+        if slicer::slice_of(session).is_some()
+            && (resp.status != http::StatusCode::PARTIAL_CONTENT || Validator::of(&resp.headers).is_none())
+        {
+            // Only a 206 with a validator can be checked against the object's other slices;
+            // a 200 (an upstream that ignores Range) is the whole object, not this slice.
+            return Ok(RespCacheable::Uncacheable(NoCacheReason::Custom(
+                "slice without a 206 and validator",
+            )));
+        }
         match ctx.not_modified.take() {
             Some(not_modified) => {
                 let merged = revalidation::merge_304(resp, &not_modified);
@@ -548,10 +588,14 @@ impl ProxyHttp for EdgeProxy {
             return;
         }
         let phase = session.cache.phase();
-        let outcome = if error.is_some() {
-            "error"
-        } else {
-            cache_status::outcome(&phase)
+        if let Some(s) = slicer::slice_of(session) {
+            self.log_slice(session, error, s);
+            return;
+        }
+        let outcome = match (error, &ctx.sliced) {
+            (Some(_), _) => "error",
+            (None, Some(tally)) => tally.outcome(),
+            (None, None) => cache_status::outcome(&phase),
         };
         self.metrics.requests.with_label_values(&[outcome]).inc();
         let source = match phase {
@@ -577,10 +621,20 @@ impl ProxyHttp for EdgeProxy {
             .protocol_bytes
             .with_label_values(&[protocol])
             .inc_by(sent);
-        self.metrics
-            .response_bytes
-            .with_label_values(&[source])
-            .inc_by(sent);
+        match &ctx.sliced {
+            Some(tally) => {
+                let bytes = &self.metrics.response_bytes;
+                bytes.with_label_values(&["cache"]).inc_by(tally.cache_bytes);
+                bytes
+                    .with_label_values(&["upstream"])
+                    .inc_by(tally.upstream_bytes);
+            }
+            None => self
+                .metrics
+                .response_bytes
+                .with_label_values(&[source])
+                .inc_by(sent),
+        }
         self.metrics.duration.observe(ctx.started.elapsed().as_secs_f64());
         if let Some(e) = error
             && e.esource() == &ErrorSource::Upstream
@@ -601,6 +655,57 @@ impl ProxyHttp for EdgeProxy {
             error = error.map(|e| e.to_string()),
             "request"
         );
+    }
+}
+
+impl EdgeProxy {
+    /// A slice's fetch is counted apart from requests, and its bytes are counted by the
+    /// request it serves. A client that needed only part of a stored slice lets go of the
+    /// rest: that write error is not the slice's failure.
+    fn log_slice(&self, session: &Session, error: Option<&Error>, s: slice::Slice) {
+        let failed = error.filter(|e| e.esource() != &ErrorSource::Downstream);
+        let outcome = match failed {
+            Some(_) => "error",
+            None => cache_status::outcome(&session.cache.phase()),
+        };
+        self.metrics.slice_requests.with_label_values(&[outcome]).inc();
+        if let Some(e) = failed
+            && e.esource() == &ErrorSource::Upstream
+        {
+            self.metrics.upstream_errors.inc();
+        }
+        let req = session.req_header();
+        tracing::info!(
+            target: "strata_edge::access",
+            method = %req.method,
+            path = %req.uri,
+            slice = s.index,
+            status = session.response_written().map_or(0, |r| r.status.as_u16()),
+            cache = outcome,
+            error = failed.map(|e| e.to_string()),
+            "slice"
+        );
+    }
+
+    /// Whether a request is served from slices (`slice.rs`); its primary key if so.
+    fn sliced_route(&self, session: &Session, ctx: &mut RequestCtx) -> Option<String> {
+        let req = session.req_header();
+        if !matches!(req.method, Method::GET | Method::HEAD) || session.subrequest_ctx.is_some() {
+            return None;
+        }
+        let directives = RequestDirectives::of(req);
+        if directives.only_if_cached || (self.honor_request_cache_control && directives.no_store) {
+            return None;
+        }
+        let key = self.cache_key_callback(session, ctx).ok()?;
+        let primary = key.primary_key_str()?.to_string();
+        if self.unsliceable.contains(&primary) {
+            return None;
+        }
+        let ranged = req.method == Method::GET && req.headers.contains_key(http::header::RANGE);
+        let whole_held = self.store.has_object_or_fill(&key);
+        let slices_held = !whole_held && self.store.holds_slices_of(&primary);
+        (slice::route(ranged, whole_held, slices_held) == Route::Sliced).then_some(primary)
     }
 }
 

@@ -77,7 +77,7 @@ pub fn continues(
 }
 
 /// `bytes FIRST-LAST/COMPLETE` (COMPLETE may be `*`).
-fn parse_content_range(value: &str) -> Option<(u64, u64, Option<u64>)> {
+pub(crate) fn parse_content_range(value: &str) -> Option<(u64, u64, Option<u64>)> {
     let rest = value.trim().strip_prefix("bytes ")?;
     let (span, complete) = rest.split_once('/')?;
     let (first, last) = span.split_once('-')?;

@@ -63,6 +63,9 @@ impl Role {
     }
 }
 
+/// How many objects a node remembers as not sliceable (`EdgeProxy::unsliceable`).
+const UNSLICEABLE_KEYS: usize = 100_000;
+
 /// A ready cache node: cache open, proxy built, listeners not yet bound.
 pub struct Edge {
     config: EdgeConfig,
@@ -195,6 +198,8 @@ impl Edge {
             tokens: tokens.clone(),
             timing_allow_origin: (!config.timing_allow_origin.is_empty())
                 .then(|| config.timing_allow_origin.clone()),
+            slice_size: (config.cache.slice_kb > 0).then_some(config.cache.slice_kb * 1024),
+            unsliceable: foyer::CacheBuilder::new(UNSLICEABLE_KEYS).build(),
         };
         let mut proxy = proxy;
         let h3 = config.tls_listen.filter(|_| config.http3.enabled);

@@ -5,7 +5,7 @@ Prints one JSON line per URL, in order: status, response headers, body length an
 or the error (a reset stream, a timeout). The certificate is not verified (loopback test
 certificates). Exits 0 when every request got a response, 1 otherwise.
 
-Usage: h3_get.py URL [URL ...]
+Usage: h3_get.py URL [URL ...]; `URL|RANGE` sends `range: RANGE` with that request.
 """
 import asyncio
 import hashlib
@@ -48,22 +48,22 @@ class Client(QuicConnectionProtocol):
                 state["done"].set_result(state)
 
     async def get(self, url):
+        url, _, byte_range = url.partition("|")
         u = urlparse(url)
         path = u.path + ("?" + u.query if u.query else "")
         stream_id = self._quic.get_next_available_stream_id()
         state = {"headers": [], "sha": hashlib.sha256(), "len": 0, "done": self._loop.create_future()}
         self.pending[stream_id] = state
-        self.h3.send_headers(
-            stream_id=stream_id,
-            headers=[
-                (b":method", b"GET"),
-                (b":scheme", b"https"),
-                (b":authority", u.netloc.encode()),
-                (b":path", path.encode()),
-                (b"user-agent", b"aioquic"),
-            ],
-            end_stream=True,
-        )
+        headers = [
+            (b":method", b"GET"),
+            (b":scheme", b"https"),
+            (b":authority", u.netloc.encode()),
+            (b":path", path.encode()),
+            (b"user-agent", b"aioquic"),
+        ]
+        if byte_range:
+            headers.append((b"range", byte_range.encode()))
+        self.h3.send_headers(stream_id=stream_id, headers=headers, end_stream=True)
         self.transmit()
         try:
             await asyncio.wait_for(state["done"], 60)
@@ -81,7 +81,7 @@ class Client(QuicConnectionProtocol):
 
 
 async def main(urls):
-    first = urlparse(urls[0])
+    first = urlparse(urls[0].partition("|")[0])
     config = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN, verify_mode=ssl.CERT_NONE)
     config.server_name = first.hostname
     async with connect(first.hostname, first.port, configuration=config, create_protocol=Client) as client:

@@ -339,6 +339,9 @@ pub struct CacheConfig {
     pub eviction: Eviction,
     /// Body chunk size, KiB; 0 chooses by disk size (1024 on disks of 1 GiB or more, else 256).
     pub chunk_kb: u64,
+    /// Slice size, KiB: a range of an object not held whole is fetched and stored as the
+    /// slices of this size it touches; 0 turns slicing off (ranges then fetch whole objects).
+    pub slice_kb: u64,
     /// Disk write buffer, MiB.
     pub write_buffer_mb: u64,
     /// Disk probe interval, milliseconds.
@@ -433,6 +436,7 @@ impl Default for CacheConfig {
             disks: Vec::new(),
             eviction: Eviction::S3fifo,
             chunk_kb: 0,
+            slice_kb: 4096,
             write_buffer_mb: 64,
             disk_check_ms: 5000,
             honor_request_cache_control: false,
@@ -694,6 +698,12 @@ impl Validate for EdgeConfig {
                 "must be 0 (chosen by disk size) or between 64 and 16384",
             ));
         }
+        if c.slice_kb != 0 && !(64..=1024 * 1024).contains(&c.slice_kb) {
+            return Err(FieldError::new(
+                "cache.slice_kb",
+                "must be 0 (no slicing) or between 64 and 1048576",
+            ));
+        }
         if c.write_buffer_mb == 0 {
             return Err(FieldError::new("cache.write_buffer_mb", "must be at least 1"));
         }
@@ -847,6 +857,9 @@ mod test {
         let mut c = EdgeConfig::default();
         c.cache.chunk_kb = 1;
         assert_eq!(c.validate().unwrap_err().field, "cache.chunk_kb");
+        c.cache.chunk_kb = 0;
+        c.cache.slice_kb = 10;
+        assert_eq!(c.validate().unwrap_err().field, "cache.slice_kb");
         let mut c = EdgeConfig::default();
         c.cache.disk_mb = 10;
         assert_eq!(c.validate().unwrap_err().field, "cache.disk_mb");

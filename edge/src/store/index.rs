@@ -110,6 +110,27 @@ impl KeyIndex {
             .collect()
     }
 
+    /// Keys (with their variants) that start with `key_prefix`, host included.
+    pub fn starting_with(&self, key_prefix: &str) -> Vec<(String, Vec<Variant>)> {
+        self.maps
+            .read()
+            .by_key
+            .range(key_prefix.to_string()..)
+            .take_while(|(key, _)| key.starts_with(key_prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// Whether some key starts with `key_prefix`.
+    pub fn any_starting_with(&self, key_prefix: &str) -> bool {
+        self.maps
+            .read()
+            .by_key
+            .range(key_prefix.to_string()..)
+            .next()
+            .is_some_and(|(key, _)| key.starts_with(key_prefix))
+    }
+
     /// The variants stored for exactly `key`.
     pub fn variants(&self, key: &str) -> Vec<Variant> {
         self.maps.read().by_key.get(key).cloned().unwrap_or_default()

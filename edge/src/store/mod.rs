@@ -15,6 +15,7 @@ mod index;
 mod inflight;
 mod shard;
 
+use crate::cache_key::SLICE_MARK;
 use crate::metrics::EdgeMetrics;
 use admission::Admission;
 use async_trait::async_trait;
@@ -295,12 +296,18 @@ impl FoyerStore {
         removed
     }
 
-    /// Purges every stored variant of the primary key `key` (host + path + kept query).
+    /// Purges every stored variant of the primary key `key` (host + path + kept query), and
+    /// every slice of it.
     pub async fn purge_key(&self, key: &str) -> u64 {
+        let slices = format!("{key}{SLICE_MARK}");
         let mut hexes: Vec<String> = self
             .shards
             .iter()
-            .flat_map(|s| s.index.variants(key))
+            .flat_map(|s| {
+                let mut held = s.index.variants(key);
+                held.extend(s.index.starting_with(&slices).into_iter().flat_map(|(_, v)| v));
+                held
+            })
             .map(|v| v.hex)
             .collect();
         // The plain (no Vary) entry, even if no index knows it.
@@ -484,6 +491,13 @@ impl FoyerStore {
     /// A pre-warm fetch asks for `key`: the object goes to disk at once, whatever its count.
     pub fn prefer_disk(&self, key: &CacheKey) {
         self.admission.prefer(&key.combined());
+    }
+
+    /// Whether the store holds slices of the object keyed `primary` (by its key index, which
+    /// may briefly list evicted ones).
+    pub fn holds_slices_of(&self, primary: &str) -> bool {
+        let slices = format!("{primary}{SLICE_MARK}");
+        self.shards.iter().any(|s| s.index.any_starting_with(&slices))
     }
 
     /// Whether the store is filling, or holds, an object for this key (no disk read).

@@ -1,0 +1,489 @@
+//! Large objects in slices: a range of an object the edge does not hold whole fetches only
+//! the 4 MiB slices it touches (with Range requests to the real origin), later requests are
+//! served from slices held, a version change between slices cuts the response instead of
+//! mixing bytes, purge removes the slices, and an upstream that ignores Range still gets
+//! every byte right.
+
+mod support;
+
+use reqwest::StatusCode;
+use std::time::Duration;
+use support::script_origin::ScriptOrigin;
+use support::{
+    ServerProcess, base_url, free_port, h3_get, http1, http2, metric, pattern, sha256, start_cache_node,
+    start_edge, start_origin, start_tls_edge,
+};
+use tempfile::TempDir;
+
+const MB: usize = 1 << 20;
+const SLICE: usize = 4 * MB;
+const TOKEN: &str = "slice-test-admin-token-0123456789";
+
+struct Cdn {
+    origin: ServerProcess,
+    edge: ServerProcess,
+    content: TempDir,
+    cache: TempDir,
+}
+
+impl Cdn {
+    fn start() -> Cdn {
+        let content = tempfile::tempdir().unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(content.path().join("t")).unwrap();
+        std::fs::write(content.path().join("t/big.mp4"), pattern(40 * MB, 7)).unwrap();
+        std::fs::write(content.path().join("t/small.m4s"), pattern(3 * MB, 8)).unwrap();
+        let origin = start_origin(content.path());
+        let edge = Self::edge(&origin, &cache);
+        Cdn {
+            origin,
+            edge,
+            content,
+            cache,
+        }
+    }
+
+    fn edge(origin: &ServerProcess, cache: &TempDir) -> ServerProcess {
+        start_edge(
+            &base_url(origin),
+            cache.path(),
+            &["--slice-kb", "4096"],
+            &[("STRATA_EDGE_ADMIN_TOKEN", TOKEN)],
+        )
+    }
+
+    fn file(&self, rel: &str) -> Vec<u8> {
+        std::fs::read(self.content.path().join(rel)).unwrap()
+    }
+
+    /// (requests, body bytes) the origin has answered with 2xx, once the edge's fills have
+    /// settled: a slice is read to its end after the client got its part.
+    async fn origin_sent(&self) -> (f64, f64) {
+        let url = self.origin.admin_url("/metrics");
+        let read = || async {
+            (
+                metric(&url, "strata_origin_requests_total{status_class=\"2xx\"}").await,
+                metric(&url, "strata_origin_response_bytes_total").await,
+            )
+        };
+        let mut last = read().await;
+        for _ in 0..50 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let now = read().await;
+            if now == last {
+                break;
+            }
+            last = now;
+        }
+        last
+    }
+
+    async fn edge_metric(&self, sample: &str) -> f64 {
+        metric(&self.edge.admin_url("/metrics"), sample).await
+    }
+
+    /// GETs `path` with `range`, checking a 206 for exactly `from..=to` of `data`; returns
+    /// the Cache-Status.
+    async fn range(
+        &self,
+        client: &reqwest::Client,
+        path: &str,
+        range: &str,
+        from: usize,
+        to: usize,
+    ) -> String {
+        let data = self.file(path.trim_start_matches('/'));
+        let r = client
+            .get(self.edge.url(path))
+            .header("range", range)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT, "{range}");
+        assert_eq!(
+            r.headers()["content-range"],
+            format!("bytes {from}-{to}/{}", data.len()).as_str(),
+            "{range}"
+        );
+        let status = r.headers()["cache-status"].to_str().unwrap().to_string();
+        let body = r.bytes().await.unwrap();
+        assert_eq!(body.len(), to - from + 1, "{range}");
+        assert!(
+            body[..] == data[from..=to],
+            "{range}: the bytes differ from the origin's"
+        );
+        status
+    }
+}
+
+#[tokio::test]
+async fn a_range_miss_fetches_only_the_slices_it_touches() {
+    let mut cdn = Cdn::start();
+    let n = 40 * MB;
+    let before = cdn.origin_sent().await;
+
+    // Bytes 5,000,000-7,000,000 lie in slice 1: one 4 MiB Range request upstream.
+    let status = cdn
+        .range(
+            &http1(),
+            "/t/big.mp4",
+            "bytes=5000000-7000000",
+            5_000_000,
+            7_000_000,
+        )
+        .await;
+    assert!(status.contains("fwd=miss"), "{status}");
+    let after = cdn.origin_sent().await;
+    assert_eq!(after.0 - before.0, 1.0, "one origin request");
+    assert_eq!(
+        after.1 - before.1,
+        SLICE as f64,
+        "exactly one slice from the origin"
+    );
+
+    // The same range again, and another inside slice 1 (over HTTP/2): from the cache.
+    let status = cdn
+        .range(
+            &http1(),
+            "/t/big.mp4",
+            "bytes=5000000-7000000",
+            5_000_000,
+            7_000_000,
+        )
+        .await;
+    assert!(status.contains("hit"), "{status}");
+    cdn.range(&http2(), "/t/big.mp4", "bytes=4194304-4194403", SLICE, SLICE + 99)
+        .await;
+    assert_eq!(
+        cdn.origin_sent().await,
+        after,
+        "no origin request for held slices"
+    );
+
+    // Across a slice boundary: slices 2 and 3.
+    cdn.range(
+        &http1(),
+        "/t/big.mp4",
+        "bytes=9000000-13000000",
+        9_000_000,
+        13_000_000,
+    )
+    .await;
+    let after = cdn.origin_sent().await;
+    assert_eq!(after.1 - before.1, (3 * SLICE) as f64, "slices 1, 2 and 3");
+
+    // A suffix needs the length first (slice 0), then the last slice (9).
+    cdn.range(&http1(), "/t/big.mp4", "bytes=-10", n - 10, n - 1)
+        .await;
+    let after = cdn.origin_sent().await;
+    assert_eq!(after.1 - before.1, (5 * SLICE) as f64, "slices 0 and 9 added");
+
+    // The whole object now comes from the slices held plus the five missing ones.
+    let r = http1().get(cdn.edge.url("/t/big.mp4")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-length"], n.to_string().as_str());
+    assert_eq!(
+        sha256(&r.bytes().await.unwrap()),
+        sha256(&cdn.file("t/big.mp4")),
+        "the whole object, byte-exact"
+    );
+    let after = cdn.origin_sent().await;
+    assert_eq!(after.1 - before.1, n as f64, "every slice fetched exactly once");
+    assert_eq!(after.0 - before.0, 10.0, "ten slices, ten origin requests");
+
+    // Past the end: 416 with the length (the origin's, for the slice past the end).
+    let r = http1()
+        .get(cdn.edge.url("/t/big.mp4"))
+        .header("range", format!("bytes={n}-"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(r.headers()["content-range"], format!("bytes */{n}").as_str());
+
+    // A HEAD describes the object from its slices.
+    let r = http1().head(cdn.edge.url("/t/big.mp4")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-length"], n.to_string().as_str());
+
+    let sliced = cdn.edge_metric("strata_edge_sliced_responses_total").await;
+    assert!(sliced >= 7.0, "sliced responses counted: {sliced}");
+    let slice_hits = cdn
+        .edge_metric("strata_edge_slice_requests_total{outcome=\"hit\"}")
+        .await;
+    assert!(slice_hits >= 5.0, "slice hits counted: {slice_hits}");
+
+    // Slices are on disk: a restarted edge serves them without the origin.
+    let after = cdn.origin_sent().await;
+    cdn.edge.signal("TERM");
+    assert!(cdn.edge.wait_exit(Duration::from_secs(20)).success());
+    cdn.edge = Cdn::edge(&cdn.origin, &cdn.cache);
+    let status = cdn
+        .range(
+            &http1(),
+            "/t/big.mp4",
+            "bytes=30000000-30000099",
+            30_000_000,
+            30_000_099,
+        )
+        .await;
+    assert!(status.contains("hit"), "{status}");
+    assert_eq!(
+        cdn.origin_sent().await,
+        after,
+        "no origin request after the restart"
+    );
+
+    // Purging the URL removes every slice: the next range goes to the origin again.
+    let purge = http1()
+        .post(cdn.edge.admin_url("/v1/purge"))
+        .bearer_auth(TOKEN)
+        .body(format!(r#"{{"urls":["{}"]}}"#, cdn.edge.url("/t/big.mp4")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(purge.status(), StatusCode::OK);
+    let purged: serde_json::Value = purge.json().await.unwrap();
+    assert_eq!(purged["purged"], 10, "the ten slices: {purged}");
+    let status = cdn
+        .range(
+            &http1(),
+            "/t/big.mp4",
+            "bytes=30000000-30000099",
+            30_000_000,
+            30_000_099,
+        )
+        .await;
+    assert!(status.contains("fwd=miss"), "{status}");
+}
+
+#[tokio::test]
+async fn concurrent_ranges_of_one_cold_slice_make_one_origin_request() {
+    let cdn = Cdn::start();
+    let data = cdn.file("t/big.mp4");
+    let before = cdn.origin_sent().await;
+    // 40 clients, 40 different ranges, all inside slice 2 (8-12 MiB).
+    let fetches = (0..40u64).map(|i| {
+        let from = 8 * MB as u64 + i * 100_000;
+        let to = from + 49_999;
+        let url = cdn.edge.url("/t/big.mp4");
+        async move {
+            let r = http1()
+                .get(url)
+                .header("range", format!("bytes={from}-{to}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+            (from as usize, to as usize, r.bytes().await.unwrap())
+        }
+    });
+    for (from, to, body) in futures::future::join_all(fetches).await {
+        assert!(body[..] == data[from..=to], "bytes {from}-{to} differ");
+    }
+    let after = cdn.origin_sent().await;
+    assert_eq!(after.0 - before.0, 1.0, "one origin request for the slice");
+    assert_eq!(after.1 - before.1, SLICE as f64);
+}
+
+#[tokio::test]
+async fn a_small_object_comes_whole_with_its_first_slice() {
+    let cdn = Cdn::start();
+    let data = cdn.file("t/small.m4s");
+    let before = cdn.origin_sent().await;
+    cdn.range(&http1(), "/t/small.m4s", "bytes=0-99", 0, 99).await;
+    let after = cdn.origin_sent().await;
+    assert_eq!(after.0 - before.0, 1.0);
+    assert_eq!(
+        after.1 - before.1,
+        data.len() as f64,
+        "the whole 3 MB object, once"
+    );
+    cdn.range(
+        &http1(),
+        "/t/small.m4s",
+        "bytes=1000000-1000099",
+        1_000_000,
+        1_000_099,
+    )
+    .await;
+    let r = http1().get(cdn.edge.url("/t/small.m4s")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers()["cache-status"].to_str().unwrap().contains("hit"));
+    assert_eq!(sha256(&r.bytes().await.unwrap()), sha256(&data));
+    assert_eq!(cdn.origin_sent().await, after, "served from the one slice");
+}
+
+#[tokio::test]
+async fn an_object_that_changes_between_slices_is_cut_never_mixed() {
+    let cdn = Cdn::start();
+    // Slice 1 of the first version is held.
+    cdn.range(
+        &http1(),
+        "/t/big.mp4",
+        "bytes=5000000-5000099",
+        5_000_000,
+        5_000_099,
+    )
+    .await;
+    // The origin's file changes (another length, so another validator too).
+    let v2 = pattern(40 * MB + 1, 9);
+    std::fs::write(cdn.content.path().join("t/big.mp4"), &v2).unwrap();
+    // The whole object: slice 0 comes from the new version, slice 1 from the cache is the
+    // old one. The response must fail, not splice the two.
+    let r = http1().get(cdn.edge.url("/t/big.mp4")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body = r.bytes().await;
+    assert!(body.is_err(), "a response mixing two versions must be cut");
+    assert_eq!(cdn.edge_metric("strata_edge_slice_mismatches_total").await, 1.0);
+    // The slices were dropped: the next request is the new version, whole and exact.
+    let mut whole = None;
+    for _ in 0..50 {
+        // The drop runs in the background; give it a moment.
+        let r = http1().get(cdn.edge.url("/t/big.mp4")).send().await.unwrap();
+        if let Ok(b) = r.bytes().await {
+            whole = Some(b);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let whole = whole.expect("the new version is served once the old slices are gone");
+    assert_eq!(sha256(&whole), sha256(&v2));
+}
+
+#[tokio::test]
+async fn an_upstream_that_ignores_range_is_served_exactly_and_then_cached_whole() {
+    let origin = ScriptOrigin::start();
+    let cache = tempfile::tempdir().unwrap();
+    let edge = start_edge(
+        &format!("http://{}", origin.addr),
+        cache.path(),
+        &["--slice-kb", "1024"],
+        &[],
+    );
+    let path = "/x.mp4?len=3000000&cc=max-age%3D60";
+    let data = pattern(3_000_000, "/x.mp4".len() as u64);
+    let get = |range: &'static str| {
+        let url = edge.url(path);
+        async move {
+            let r = http1().get(url).header("range", range).send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT, "{range}");
+            let status = r.headers()["cache-status"].to_str().unwrap().to_string();
+            (status, r.bytes().await.unwrap())
+        }
+    };
+    // The upstream answers the slice's Range with its whole 200: the range is cut from it.
+    let (_, body) = get("bytes=2000000-2000099").await;
+    assert!(body[..] == data[2_000_000..=2_000_099]);
+    assert_eq!(origin.count("/x.mp4"), 1);
+    // Then the object is fetched whole and cached as such.
+    let (_, body) = get("bytes=100-199").await;
+    assert!(body[..] == data[100..=199]);
+    assert_eq!(origin.count("/x.mp4"), 2);
+    let (status, body) = get("bytes=2999000-2999999").await;
+    assert!(body[..] == data[2_999_000..]);
+    assert!(status.contains("hit"), "{status}");
+    assert_eq!(origin.count("/x.mp4"), 2, "held whole now");
+}
+
+#[tokio::test]
+async fn sliced_ranges_are_served_over_http3_from_the_same_slices() {
+    let cdn = Cdn::start();
+    let data = cdn.file("t/big.mp4");
+    let tls = start_tls_edge(&cdn.origin, &["--slice-kb", "4096"]);
+    // Cold, all at once on one QUIC connection: within one slice, across two, a suffix, and
+    // the same range twice (the two collapse onto one slice fetch).
+    let ranges = [
+        (5_000_000, 5_999_999),
+        (8_000_000, 9_000_000),
+        (data.len() - 1000, data.len() - 1),
+        (20_000_000, 20_000_099),
+        (20_000_000, 20_000_099),
+    ];
+    let urls: Vec<String> = ranges
+        .iter()
+        .enumerate()
+        .map(|(i, (from, to))| match i {
+            2 => format!("{}|bytes=-1000", tls.https("/t/big.mp4")),
+            _ => format!("{}|bytes={from}-{to}", tls.https("/t/big.mp4")),
+        })
+        .collect();
+    let results = tokio::task::spawn_blocking(move || h3_get(&urls)).await.unwrap();
+    for (r, (from, to)) in results.iter().zip(ranges) {
+        assert_eq!(r["status"], 206, "{r}");
+        assert_eq!(
+            r["headers"]["content-range"],
+            format!("bytes {from}-{to}/{}", data.len()),
+            "{r}"
+        );
+        assert_eq!(r["sha256"], sha256(&data[from..=to]), "{r}");
+        assert!(
+            r["headers"].get("alt-svc").is_none(),
+            "no Alt-Svc to a client on HTTP/3: {r}"
+        );
+    }
+    let sliced = metric(
+        &tls.edge.admin_url("/metrics"),
+        "strata_edge_sliced_responses_total",
+    )
+    .await;
+    assert_eq!(sliced, 5.0);
+}
+
+#[tokio::test]
+async fn edges_and_their_mid_tier_slice_alike_so_the_origin_sends_each_slice_once() {
+    let cdn = Cdn::start();
+    let data = cdn.file("t/big.mp4");
+    let mid_cache = tempfile::tempdir().unwrap();
+    let mid = start_cache_node(
+        "midtier",
+        &base_url(&cdn.origin),
+        mid_cache.path(),
+        &["--slice-kb", "4096"],
+        &[],
+    );
+    let mid_url = base_url(&mid);
+    let edges: Vec<(TempDir, ServerProcess)> = (0..2)
+        .map(|i| {
+            let cache = tempfile::tempdir().unwrap();
+            let listen = format!("127.0.0.{}:{}", 20 + i, free_port());
+            let edge = start_edge(
+                &base_url(&cdn.origin),
+                cache.path(),
+                &["--slice-kb", "4096", "--listen", &listen, "--parent", &mid_url],
+                &[],
+            );
+            (cache, edge)
+        })
+        .collect();
+    let before = cdn.origin_sent().await;
+    for (_, edge) in &edges {
+        // One content name for both edges, as players reach them (the mid-tier keys by it).
+        let r = http1()
+            .get(edge.url("/t/big.mp4"))
+            .header("host", "video.example")
+            .header("range", "bytes=13000000-13999999")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+        assert_eq!(
+            r.headers()["content-range"],
+            format!("bytes 13000000-13999999/{}", data.len()).as_str()
+        );
+        let body = r.bytes().await.unwrap();
+        assert!(body[..] == data[13_000_000..=13_999_999]);
+    }
+    let after = cdn.origin_sent().await;
+    assert_eq!(after.0 - before.0, 1.0, "the origin saw one request");
+    assert_eq!(after.1 - before.1, SLICE as f64, "for one slice");
+    let mid_slices = metric(
+        &mid.admin_url("/metrics"),
+        "strata_midtier_sliced_responses_total",
+    )
+    .await;
+    assert_eq!(
+        mid_slices, 2.0,
+        "each edge's slice request was one slice at the mid-tier"
+    );
+}
