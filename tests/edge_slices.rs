@@ -352,6 +352,59 @@ async fn an_object_that_changes_between_slices_is_cut_never_mixed() {
 }
 
 #[tokio::test]
+async fn an_origin_outage_fails_or_cuts_the_response_and_keeps_the_slices_held() {
+    let mut cdn = Cdn::start();
+    cdn.range(
+        &http1(),
+        "/t/big.mp4",
+        "bytes=5000000-5000099",
+        5_000_000,
+        5_000_099,
+    )
+    .await;
+    cdn.origin.signal("TERM");
+    assert!(cdn.origin.wait_exit(Duration::from_secs(20)).success());
+    // Nothing held for slice 0: a 502 that says why.
+    let r = http1()
+        .get(cdn.edge.url("/t/big.mp4"))
+        .header("range", "bytes=0-99")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("failed"), "{text}");
+    // Slice 1 is held, slice 2 is not: the response starts, then is cut.
+    let r = http1()
+        .get(cdn.edge.url("/t/big.mp4"))
+        .header("range", "bytes=5000000-9999999")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+    assert!(
+        r.bytes().await.is_err(),
+        "a response missing its second slice must be cut"
+    );
+    assert_eq!(
+        cdn.edge_metric("strata_edge_slice_mismatches_total").await,
+        0.0,
+        "an outage is not a new version"
+    );
+    // What was held is still served.
+    let status = cdn
+        .range(
+            &http1(),
+            "/t/big.mp4",
+            "bytes=6000000-6000099",
+            6_000_000,
+            6_000_099,
+        )
+        .await;
+    assert!(status.contains("hit"), "{status}");
+}
+
+#[tokio::test]
 async fn an_upstream_that_ignores_range_is_served_exactly_and_then_cached_whole() {
     let origin = ScriptOrigin::start();
     let cache = tempfile::tempdir().unwrap();

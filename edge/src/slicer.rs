@@ -138,7 +138,7 @@ impl SliceFetch {
                     return Ok(head);
                 }
                 Some(HttpTask::Header(..)) => continue,
-                Some(HttpTask::Failed(e)) => return Err(e),
+                Some(HttpTask::Failed(e)) => return Err(slice_error(self.slice, &format!("failed: {e}"))),
                 Some(_) => return Err(slice_error(self.slice, "answered a body before its head")),
                 None => return Err(slice_error(self.slice, "ended without an answer")),
             }
@@ -156,7 +156,7 @@ impl SliceFetch {
                     }
                 }
                 Some(HttpTask::Done | HttpTask::Trailer(_)) => self.ended = true,
-                Some(HttpTask::Failed(e)) => return Err(e),
+                Some(HttpTask::Failed(e)) => return Err(slice_error(self.slice, &format!("failed: {e}"))),
                 Some(_) => return Err(slice_error(self.slice, "sent an unexpected part")),
                 None => return Err(slice_error(self.slice, "ended before its body did")),
             }
@@ -298,6 +298,11 @@ impl EdgeProxy {
     ) -> Result<SliceHead> {
         match slice::check(resp.status, &resp.headers, fetch.slice, Some(established)) {
             Ok(head) => Ok(head),
+            Err(why) if !resp.status.is_success() => {
+                // An upstream error, not another version: the slices held stay.
+                ctx.failure = Some(format!("sliced fetch: {why}"));
+                Err(slice_error(fetch.slice, &why))
+            }
             Err(why) => {
                 self.metrics.slice_mismatches.inc();
                 tracing::warn!(

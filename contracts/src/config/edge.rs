@@ -121,7 +121,7 @@ impl Default for SteeringLink {
 }
 
 /// Whether player requests must carry a playback token, and the keys that verify it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct TokenConfig {
     /// Refuse requests without a valid token (401/403 with a reason).
@@ -130,16 +130,6 @@ pub struct TokenConfig {
     pub keys: Vec<crate::token::TokenKey>,
     /// Path prefixes served without a token (for example public artwork).
     pub exempt_paths: Vec<String>,
-}
-
-impl Default for TokenConfig {
-    fn default() -> Self {
-        Self {
-            enforce: false,
-            keys: Vec::new(),
-            exempt_paths: Vec::new(),
-        }
-    }
 }
 
 /// A certificate chosen by SNI.
