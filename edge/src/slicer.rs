@@ -75,8 +75,6 @@ impl SlicedTally {
 struct SliceFetch {
     slice: Slice,
     rx: mpsc::Receiver<HttpTask>,
-    /// Kept so that the subrequest never sees its input closed.
-    _tx: mpsc::Sender<HttpTask>,
     ended: bool,
     hit: bool,
 }
@@ -112,11 +110,16 @@ impl SliceFetch {
         }
         let (prepared, handle) =
             made.ok_or_else(|| Error::explain(ErrorType::InternalError, "subrequests are not allowed"))?;
-        tokio::spawn(prepared.run());
+        // The subrequest's input stays open until it ends: it watches that channel the way
+        // a proxy watches a client connection, and takes its closing for a client gone.
+        let input = handle.tx;
+        tokio::spawn(async move {
+            prepared.run().await;
+            drop(input);
+        });
         Ok(SliceFetch {
             slice,
             rx: handle.rx,
-            _tx: handle.tx,
             ended: false,
             hit: false,
         })
