@@ -39,9 +39,18 @@ def main():
         prefix=False,
         logf=lambda s: print(s, file=sys.stderr, flush=True),
     )
-    udp = DNSServer(resolver, port=0, address="127.0.0.1", logger=logger)
-    port = udp.server.server_address[1]
-    tcp = DNSServer(resolver, port=port, address="127.0.0.1", tcp=True, logger=logger)
+    # The OS picks a free UDP port; the same number may be taken for TCP (by any connection's
+    # local port), so try again with another until both are ours.
+    for attempt in range(50):
+        udp = DNSServer(resolver, port=0, address="127.0.0.1", logger=logger)
+        port = udp.server.server_address[1]
+        try:
+            tcp = DNSServer(resolver, port=port, address="127.0.0.1", tcp=True, logger=logger)
+            break
+        except OSError:
+            udp.server.server_close()
+    else:
+        sys.exit("no port free for both UDP and TCP")
     udp.start_thread()
     tcp.start_thread()
     print(f"port {port}", flush=True)
