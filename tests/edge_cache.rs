@@ -645,3 +645,39 @@ async fn with_disk_admission_an_object_reaches_disk_once_it_earns_it() {
         "a pre-warmed object survives a restart: {after:?}"
     );
 }
+
+#[tokio::test]
+async fn evicted_objects_leave_the_key_index() {
+    // 40 objects of 1 MB through a 16 MB memory-only cache: most are evicted, and the
+    // index's background sweep forgets them (it would otherwise list every key ever stored).
+    let origin = support::script_origin::ScriptOrigin::start();
+    let cache = tempfile::tempdir().unwrap();
+    let edge = support::start_edge(
+        &format!("http://{}", origin.addr),
+        cache.path(),
+        &["--memory-mb", "16", "--disk-mb", "0"],
+        &[],
+    );
+    for i in 0..40 {
+        let r = http1()
+            .get(edge.url(&format!("/o{i}?len=1000000&cc=max-age%3D600")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.bytes().await.unwrap().len(), 1_000_000);
+    }
+    let url = edge.admin_url("/metrics");
+    let mut listed = f64::MAX;
+    for _ in 0..100 {
+        listed = metric(&url, "strata_edge_cache_indexed_objects").await;
+        if (1.0..30.0).contains(&listed) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // At most 16 bodies fit; a few more metas (small entries) may outlive their bodies.
+    assert!(
+        (1.0..30.0).contains(&listed),
+        "the index lists {listed} of the 40 objects; a 16 MB cache holds about 16 of 1 MB"
+    );
+}

@@ -76,6 +76,8 @@ pub struct EdgeMetrics {
     pub sliced_responses: IntCounter,
     /// Sliced responses cut because a slice came from another version of the object.
     pub slice_mismatches: IntCounter,
+    /// Objects the cache's key index lists (for purge and inventory), as of its last sweep.
+    pub indexed_objects: prometheus::IntGauge,
 }
 
 impl EdgeMetrics {
@@ -245,8 +247,12 @@ impl EdgeMetrics {
                 name("slice_mismatches_total"),
                 "Sliced responses cut because a slice belonged to another version of the object",
             )?,
+            indexed_objects: prometheus::IntGauge::new(
+                name("cache_indexed_objects"),
+                "Objects the cache's key index lists, evicted ones forgotten by its background sweep",
+            )?,
         };
-        let collectors: [Box<dyn Collector>; 31] = [
+        let collectors: [Box<dyn Collector>; 32] = [
             Box::new(metrics.requests.clone()),
             Box::new(metrics.response_bytes.clone()),
             Box::new(metrics.duration.clone()),
@@ -278,6 +284,7 @@ impl EdgeMetrics {
             Box::new(metrics.slice_requests.clone()),
             Box::new(metrics.sliced_responses.clone()),
             Box::new(metrics.slice_mismatches.clone()),
+            Box::new(metrics.indexed_objects.clone()),
         ];
         for c in collectors {
             registry.register(c)?;

@@ -63,6 +63,9 @@ impl Role {
     }
 }
 
+/// Keys of the cache index checked for eviction each second (a million in about 8 minutes).
+const INDEX_SWEEP_BATCH: usize = 2000;
+
 /// How many objects a node remembers as not sliceable (`EdgeProxy::unsliceable`).
 const UNSLICEABLE_KEYS: usize = 100_000;
 
@@ -115,6 +118,7 @@ impl Edge {
         // pingora's cache API wants 'static storage; the edge lives as long as the process.
         let store: &'static FoyerStore = Box::leak(Box::new(store));
         store.watch_disk(&support, Duration::from_millis(c.disk_check_ms));
+        store.sweep_index(&support, Duration::from_secs(1), INDEX_SWEEP_BATCH);
         let upstreams =
             Arc::new(Upstreams::from_config(&config, metrics.clone()).map_err(EdgeError::Config)?);
         Ok(Self {

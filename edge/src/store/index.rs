@@ -25,13 +25,26 @@ pub struct Variant {
 struct Maps {
     by_key: BTreeMap<String, Vec<Variant>>,
     key_of: HashMap<String, String>,
+    /// Body bytes of every variant listed.
+    bytes: u64,
+}
+
+/// The journal file and how many lines it holds, so that it is rewritten before it grows far
+/// beyond what it describes.
+struct Journal {
+    path: PathBuf,
+    file: File,
+    lines: u64,
 }
 
 /// The key map and its journal.
 pub struct KeyIndex {
     maps: RwLock<Maps>,
-    journal: Option<Mutex<File>>,
+    journal: Option<Mutex<Journal>>,
 }
+
+/// A journal is rewritten once it has this many lines more than twice the variants listed.
+const JOURNAL_SLACK: u64 = 10_000;
 
 impl KeyIndex {
     /// An index kept in memory only.
@@ -66,22 +79,64 @@ impl KeyIndex {
         for hex in dead {
             remove(&mut maps, &hex);
         }
-        let tmp: PathBuf = path.with_extension("log.new");
-        {
-            let mut out = std::io::BufWriter::new(File::create(&tmp)?);
-            for (key, variants) in &maps.by_key {
-                for v in variants {
-                    writeln!(out, "+\t{}\t{}\t{key}", v.hex, v.bytes)?;
-                }
-            }
-            out.flush()?;
-        }
-        std::fs::rename(&tmp, path)?;
-        let journal = OpenOptions::new().append(true).open(path)?;
+        let journal = rewrite(path, &maps)?;
         Ok(Self {
             maps: RwLock::new(maps),
             journal: Some(Mutex::new(journal)),
         })
+    }
+
+    /// Body bytes of every variant listed.
+    pub fn bytes(&self) -> u64 {
+        self.maps.read().bytes
+    }
+
+    /// Variants listed.
+    pub fn variant_count(&self) -> usize {
+        self.maps.read().key_of.len()
+    }
+
+    /// Checks up to `batch` keys after `cursor` (from the first when `None`) and forgets the
+    /// variants `alive` says are gone (evicted); returns where to go on, `None` once the end
+    /// is reached. Called a batch at a time in the background, so that what the cache
+    /// evicted leaves the map (and its journal) without a pause.
+    pub fn sweep(&self, cursor: Option<&str>, batch: usize, alive: impl Fn(&str) -> bool) -> Option<String> {
+        let (dead, next) = {
+            let maps = self.maps.read();
+            let mut keys = match cursor {
+                Some(c) => maps
+                    .by_key
+                    .range::<str, _>((std::ops::Bound::Excluded(c), std::ops::Bound::Unbounded)),
+                None => maps.by_key.range::<str, _>(..),
+            };
+            let mut dead = Vec::new();
+            let mut last = None;
+            for (key, variants) in keys.by_ref().take(batch) {
+                dead.extend(variants.iter().filter(|v| !alive(&v.hex)).map(|v| v.hex.clone()));
+                last = Some(key.clone());
+            }
+            let more = keys.next().is_some();
+            (dead, last.filter(|_| more))
+        };
+        for hex in dead {
+            self.forget(&hex);
+        }
+        self.compact_if_grown();
+        next
+    }
+
+    /// Rewrites the journal when it holds far more lines than variants listed.
+    fn compact_if_grown(&self) {
+        let Some(journal) = &self.journal else { return };
+        let maps = self.maps.read();
+        let mut journal = journal.lock();
+        if journal.lines <= 2 * maps.key_of.len() as u64 + JOURNAL_SLACK {
+            return;
+        }
+        match rewrite(&journal.path.clone(), &maps) {
+            Ok(fresh) => *journal = fresh,
+            Err(e) => tracing::warn!(error = %e, "cannot rewrite the cache index journal"),
+        }
     }
 
     /// Records a stored variant of `key`.
@@ -137,12 +192,36 @@ impl KeyIndex {
     }
 
     fn append(&self, line: &str) {
-        if let Some(journal) = &self.journal
-            && let Err(e) = journal.lock().write_all(line.as_bytes())
-        {
+        let Some(journal) = &self.journal else { return };
+        let mut journal = journal.lock();
+        journal.lines += 1;
+        if let Err(e) = journal.file.write_all(line.as_bytes()) {
             tracing::warn!(error = %e, "cannot append to the cache index journal");
         }
     }
+}
+
+/// Writes `maps` as a fresh journal at `path` (through a temporary file and a rename) and
+/// opens it for appending.
+fn rewrite(path: &Path, maps: &Maps) -> std::io::Result<Journal> {
+    let tmp: PathBuf = path.with_extension("log.new");
+    let mut lines = 0;
+    {
+        let mut out = std::io::BufWriter::new(File::create(&tmp)?);
+        for (key, variants) in &maps.by_key {
+            for v in variants {
+                writeln!(out, "+\t{}\t{}\t{key}", v.hex, v.bytes)?;
+                lines += 1;
+            }
+        }
+        out.flush()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    Ok(Journal {
+        path: path.to_path_buf(),
+        file: OpenOptions::new().append(true).open(path)?,
+        lines,
+    })
 }
 
 fn insert(maps: &mut Maps, key: &str, hex: &str, bytes: u64) {
@@ -150,15 +229,26 @@ fn insert(maps: &mut Maps, key: &str, hex: &str, bytes: u64) {
         && old_key != key
         && let Some(vs) = maps.by_key.get_mut(&old_key)
     {
+        let gone: u64 = vs.iter().filter(|v| v.hex == hex).map(|v| v.bytes).sum();
+        maps.bytes -= gone;
         vs.retain(|v| v.hex != hex);
+        if vs.is_empty() {
+            maps.by_key.remove(&old_key);
+        }
     }
     let variants = maps.by_key.entry(key.to_string()).or_default();
     match variants.iter_mut().find(|v| v.hex == hex) {
-        Some(v) => v.bytes = bytes,
-        None => variants.push(Variant {
-            hex: hex.to_string(),
-            bytes,
-        }),
+        Some(v) => {
+            maps.bytes = maps.bytes - v.bytes + bytes;
+            v.bytes = bytes;
+        }
+        None => {
+            variants.push(Variant {
+                hex: hex.to_string(),
+                bytes,
+            });
+            maps.bytes += bytes;
+        }
     }
 }
 
@@ -166,6 +256,8 @@ fn remove(maps: &mut Maps, hex: &str) {
     if let Some(key) = maps.key_of.remove(hex)
         && let Some(vs) = maps.by_key.get_mut(&key)
     {
+        let gone: u64 = vs.iter().filter(|v| v.hex == hex).map(|v| v.bytes).sum();
+        maps.bytes -= gone;
         vs.retain(|v| v.hex != hex);
         if vs.is_empty() {
             maps.by_key.remove(&key);
@@ -209,6 +301,67 @@ mod test {
                 }
             ]
         );
+    }
+
+    #[test]
+    fn bytes_are_kept_as_variants_come_and_go() {
+        let ix = KeyIndex::in_memory();
+        ix.record("e/a", "h1", 10);
+        ix.record("e/a", "h2", 20);
+        ix.record("e/b", "h3", 5);
+        assert_eq!(ix.bytes(), 35);
+        ix.record("e/a", "h1", 12);
+        assert_eq!(ix.bytes(), 37, "a variant stored again counts once");
+        ix.record("e/c", "h3", 6);
+        assert_eq!(ix.bytes(), 38, "a hash that moved to another key counts once");
+        assert!(ix.variants("e/b").is_empty());
+        ix.forget("h2");
+        assert_eq!(ix.bytes(), 18);
+        ix.forget("h2");
+        assert_eq!(ix.bytes(), 18);
+    }
+
+    #[test]
+    fn sweeps_forget_what_was_evicted_a_batch_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("strata-index.log");
+        let ix = KeyIndex::open(&path, |_| true).unwrap();
+        for i in 0..10 {
+            ix.record(&format!("e/{i}"), &format!("h{i}"), 1);
+        }
+        let alive = |hex: &str| hex != "h3" && hex != "h7";
+        let mut cursor = ix.sweep(None, 4, alive);
+        let mut batches = 1;
+        while let Some(c) = cursor {
+            cursor = ix.sweep(Some(&c), 4, alive);
+            batches += 1;
+        }
+        assert_eq!(batches, 3, "10 keys in batches of 4");
+        assert_eq!(ix.under("/").len(), 8);
+        assert_eq!(ix.bytes(), 8);
+        // A restart reads the forgetting back from the journal.
+        drop(ix);
+        let ix = KeyIndex::open(&path, |_| true).unwrap();
+        assert_eq!(ix.under("/").len(), 8);
+    }
+
+    #[test]
+    fn a_grown_journal_is_rewritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("strata-index.log");
+        let ix = KeyIndex::open(&path, |_| true).unwrap();
+        // One object stored and evicted again and again: the journal grows, the map not.
+        for i in 0..(JOURNAL_SLACK + 10) {
+            ix.record("e/churn", &format!("h{i}"), 1);
+            ix.forget(&format!("h{i}"));
+        }
+        ix.record("e/kept", "hk", 1);
+        ix.sweep(None, 100, |_| true);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text, "+\thk\t1\te/kept\n", "rewritten to what it describes");
+        ix.record("e/more", "hm", 1);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 2, "and appended to after");
     }
 
     #[test]

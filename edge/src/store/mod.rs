@@ -238,9 +238,41 @@ impl FoyerStore {
     }
 
     /// Capacity not taken by stored objects (bodies as indexed; an estimate, since an object
-    /// may be held in both tiers).
+    /// may be held in both tiers, and an evicted one counts until the index sweep finds it).
     pub fn free_bytes(&self) -> u64 {
-        self.capacity.saturating_sub(self.inventory("/", 0).bytes)
+        let held: u64 = self.shards.iter().map(|s| s.index.bytes()).sum();
+        self.capacity.saturating_sub(held)
+    }
+
+    /// Walks each shard's key index on `spawner`, `batch` keys every `every`, forgetting the
+    /// objects foyer has evicted: without it the index (and its journal) would keep every key
+    /// ever stored until a restart.
+    pub fn sweep_index(
+        &'static self,
+        spawner: &tokio::runtime::Handle,
+        every: std::time::Duration,
+        batch: usize,
+    ) {
+        for shard in &self.shards {
+            spawner.spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                let mut cursor: Option<String> = None;
+                loop {
+                    tick.tick().await;
+                    if shard.disk.as_ref().is_some_and(|d| !d.in_service()) {
+                        // Its objects cannot be looked up now, but they are not gone: a disk
+                        // back in service after a restart brings them back, and a purge by
+                        // prefix must still find them.
+                        continue;
+                    }
+                    cursor = shard.index.sweep(cursor.as_deref(), batch, |hex| {
+                        shard.contains(&Self::meta_key(hex))
+                    });
+                    let objects: usize = self.shards.iter().map(|s| s.index.variant_count()).sum();
+                    self.metrics.indexed_objects.set(objects as i64);
+                }
+            });
+        }
     }
 
     /// Probes each disk every `every` on `spawner`, taking it out of service on failure.
