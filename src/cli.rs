@@ -364,6 +364,10 @@ pub struct CacheNodeArgs {
     /// (overrides `cache.disk_admission_requests`).
     #[arg(long, value_name = "N")]
     pub disk_admission: Option<u32>,
+    /// Count `--disk-admission` requests per MiB of body, so large objects need more
+    /// (overrides `cache.disk_admission_by_size`).
+    #[arg(long)]
+    pub disk_admission_by_size: bool,
     /// Slice size in KiB for ranges of objects not held whole; 0 turns slicing off
     /// (overrides `cache.slice_kb`).
     #[arg(long, value_name = "KIB")]

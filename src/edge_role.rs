@@ -142,6 +142,9 @@ pub fn apply_node_flags(config: &mut EdgeConfig, args: &CacheNodeArgs) {
     if let Some(n) = args.disk_admission {
         config.cache.disk_admission_requests = n;
     }
+    if args.disk_admission_by_size {
+        config.cache.disk_admission_by_size = true;
+    }
     if let Some(kb) = args.slice_kb {
         config.cache.slice_kb = kb;
     }

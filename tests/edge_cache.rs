@@ -603,10 +603,27 @@ async fn with_disk_admission_an_object_reaches_disk_once_it_earns_it() {
     let cache = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(content.path().join("t")).unwrap();
     for name in ["once", "twice", "prewarmed"] {
-        std::fs::write(content.path().join(format!("t/{name}.m4s")), pattern(300_000, 7)).unwrap();
+        std::fs::write(content.path().join(format!("t/{name}.m4s")), pattern(400_000, 7)).unwrap();
+    }
+    for i in 0..30 {
+        std::fs::write(
+            content.path().join(format!("t/fill-{i}.m4s")),
+            pattern(2 << 20, i),
+        )
+        .unwrap();
     }
     let origin = start_origin(content.path());
-    let mut edge = support::start_edge(&base_url(&origin), cache.path(), &["--disk-admission", "2"], &[]);
+    let mut edge = support::start_edge(
+        &base_url(&origin),
+        cache.path(),
+        // 5 requests per MiB (by size, the default): 2 for these 400 KB objects.
+        &["--disk-admission", "5", "--disk-mb", "64"],
+        &[],
+    );
+    // While the disk has room every object goes there: fill it past 90% first, so that
+    // admission has something to choose.
+    let fill: Vec<String> = (0..30).map(|i| format!("/t/fill-{i}.m4s")).collect();
+    statuses(&edge, &fill).await;
     let [once, twice] = ["/t/once.m4s".to_string(), "/t/twice.m4s".to_string()];
     // One request each: both stored in memory only. The second request for `twice` is a
     // memory hit that earns it the disk: it is written there then.
@@ -632,6 +649,14 @@ async fn with_disk_admission_an_object_reaches_disk_once_it_earns_it() {
     r.bytes().await.unwrap();
     graceful_restart(&mut edge);
     let after = statuses(&edge, &[once, twice, "/t/prewarmed.m4s".to_string()]).await;
+    // The fill objects were asked for once (their threshold is 10) but written while the
+    // disk had room: those the disk's FIFO kept are hits after the restart.
+    let filled = statuses(&edge, &fill[10..28]).await;
+    let kept = filled.iter().filter(|s| s.contains("; hit")).count();
+    assert!(
+        kept >= 5,
+        "objects asked for once while the disk had room were written to it: {filled:?}"
+    );
     assert!(
         after[0].contains("fwd=miss"),
         "an object asked for once was kept off the disk: {after:?}"

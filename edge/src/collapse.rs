@@ -86,6 +86,7 @@ mod test {
             write_buffer_bytes: 1 << 20,
             disk_admission_requests: 1,
             disk_admission_window: 1000,
+            disk_admission_by_size: false,
         };
         let metrics = EdgeMetrics::register(&registry, "strata_edge").unwrap();
         let store = FoyerStore::open(&settings, metrics, &registry, tokio::runtime::Handle::current())

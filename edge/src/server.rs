@@ -113,6 +113,7 @@ impl Edge {
                 0 => (32 * disk_mb).max(100),
                 w => w,
             },
+            disk_admission_by_size: c.disk_admission_by_size,
         };
         let store = FoyerStore::open(&settings, metrics.clone(), registry, support.clone()).await?;
         // pingora's cache API wants 'static storage; the edge lives as long as the process.

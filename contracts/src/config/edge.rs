@@ -344,6 +344,9 @@ pub struct CacheConfig {
     /// Requests after which every object's request count is halved (how far "recent" goes);
     /// 0: 32 per MiB of disk.
     pub disk_admission_window: u64,
+    /// Whether `disk_admission_requests` counts per MiB of body, so that large objects need
+    /// more requests than small ones (popularity per byte).
+    pub disk_admission_by_size: bool,
 }
 
 /// Cache key rules.
@@ -430,8 +433,9 @@ impl Default for CacheConfig {
             write_buffer_mb: 64,
             disk_check_ms: 5000,
             honor_request_cache_control: false,
-            disk_admission_requests: 1,
+            disk_admission_requests: 4,
             disk_admission_window: 0,
+            disk_admission_by_size: true,
         }
     }
 }

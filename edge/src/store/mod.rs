@@ -100,6 +100,8 @@ pub struct StoreSettings {
     pub disk_admission_requests: u32,
     /// Requests after which every object's count is halved.
     pub disk_admission_window: u64,
+    /// Whether `disk_admission_requests` is per MiB of body.
+    pub disk_admission_by_size: bool,
 }
 
 /// Why the cache could not be opened.
@@ -118,6 +120,8 @@ pub struct FoyerStore {
     metrics: EdgeMetrics,
     /// Configured size of both tiers, bytes.
     capacity: u64,
+    /// The disks' size together, bytes.
+    disk_capacity: u64,
     /// Which objects go to disk.
     admission: Admission,
 }
@@ -172,7 +176,12 @@ impl FoyerStore {
             metrics,
             capacity: (settings.memory_bytes + settings.disks.iter().map(|(_, size)| size).sum::<usize>())
                 as u64,
-            admission: Admission::new(settings.disk_admission_requests, settings.disk_admission_window),
+            disk_capacity: settings.disks.iter().map(|(_, size)| *size as u64).sum(),
+            admission: Admission::with_size(
+                settings.disk_admission_requests,
+                settings.disk_admission_by_size,
+                settings.disk_admission_window,
+            ),
         })
     }
 
@@ -242,6 +251,18 @@ impl FoyerStore {
     pub fn free_bytes(&self) -> u64 {
         let held: u64 = self.shards.iter().map(|s| s.index.bytes()).sum();
         self.capacity.saturating_sub(held)
+    }
+
+    /// Whether the disks still have room (under 90% of their size held, by the key index):
+    /// until then there is nothing to choose between and every object is written, so that
+    /// an empty cache fills at once; disk admission chooses only once keeping one object
+    /// means evicting another.
+    fn disk_has_room(&self) -> bool {
+        if !self.admission.is_selective() || self.disk_capacity == 0 {
+            return false;
+        }
+        let held: u64 = self.shards.iter().map(|s| s.index.bytes()).sum();
+        held < self.disk_capacity / 10 * 9
     }
 
     /// Walks each shard's key index on `spawner`, `batch` keys every `every`, forgetting the
@@ -590,7 +611,7 @@ impl Storage for FoyerStore {
         _trace: &SpanHandle,
     ) -> Result<Option<(CacheMeta, HitHandler)>> {
         let hex = key.combined();
-        let earned_disk = self.admission.record(&hex);
+        let requests = self.admission.record(&hex);
         // A fill in progress is the newest version: prefer it, so an expired object being
         // refetched is not served while its replacement streams in.
         let filling = self
@@ -643,7 +664,7 @@ impl Storage for FoyerStore {
                 return Ok(None);
             }
         };
-        if earned_disk {
+        if self.admission.earned_now(requests, stored.body_len) {
             self.promote(shard, &hex, &stored);
         }
         let end = stored.body_len;
@@ -691,7 +712,12 @@ impl Storage for FoyerStore {
         _trace: &SpanHandle,
     ) -> Result<MissHandler> {
         let hex = key.combined();
-        let to_disk = self.admission.admits(&hex);
+        let length = meta
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        let to_disk = self.disk_has_room() || self.admission.admits(&hex, length);
         let write_id = self.next_write.fetch_add(1, Ordering::Relaxed);
         let obj = Arc::new(Inflight::new(meta.serialize()?));
         self.inflight
@@ -748,7 +774,7 @@ impl Storage for FoyerStore {
         shard.put(
             Self::meta_key(&hex),
             stored.encode(),
-            on_disk || self.admission.admits(&hex),
+            on_disk || self.admission.admits(&hex, Some(stored.body_len)),
         );
         Ok(true)
     }
