@@ -107,6 +107,8 @@ pub struct RequestCtx {
     pub(crate) failure: Option<String>,
     /// What a response served from slices was made of.
     pub(crate) sliced: Option<SlicedTally>,
+    /// The HTTP version the client spoke, as `Via` writes it.
+    client_version: &'static str,
 }
 
 impl EdgeProxy {
@@ -155,12 +157,28 @@ impl ProxyHttp for EdgeProxy {
             upstream_started: None,
             failure: None,
             sliced: None,
+            client_version: "1.1",
         }
     }
 
-    async fn early_request_filter(&self, session: &mut Session, _ctx: &mut RequestCtx) -> Result<()> {
+    async fn early_request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
         if slicer::slice_of(session).is_some() {
             slicer::prepare_slice_request(session.req_header_mut());
+        }
+        // pingora makes a subrequest (a stale-while-revalidate refresh, a slice) by reading
+        // the request again as HTTP/1.1 text, which an HTTP/2 request (`HTTP/2` in the
+        // request line, its host only in the URI) does not survive: its refreshes never
+        // happened. The request is shown as HTTP/1.1 with a Host from here on; the
+        // protocol the client spoke is kept for `Via`.
+        let req = session.req_header_mut();
+        ctx.client_version = http_version(req.version);
+        if req.version != http::Version::HTTP_11 && req.version != http::Version::HTTP_10 {
+            if !req.headers.contains_key(http::header::HOST)
+                && let Some(authority) = req.uri.authority().map(|a| a.as_str().to_string())
+            {
+                req.insert_header(http::header::HOST, authority)?;
+            }
+            req.set_version(http::Version::HTTP_11);
         }
         Ok(())
     }
@@ -317,7 +335,7 @@ impl ProxyHttp for EdgeProxy {
         if let Some(s) = slicer::slice_of(session) {
             upstream_request.insert_header(http::header::RANGE, s.range_value())?;
         }
-        let version = http_version(session.req_header().version);
+        let version = ctx.client_version;
         upstream_request.append_header("via", hop::via_entry(version, &self.node_id))?;
         upstream_request.append_header(CDN_LOOP, hop::cdn_loop_entry(&self.node_id))?;
         if ctx.via_relay

@@ -284,20 +284,35 @@ pub fn if_range_holds(request: &HeaderMap, object: &HeaderMap) -> bool {
         .is_some_and(|v| v.trim() == condition)
 }
 
-/// Whether a GET's `If-None-Match` names the object's entity tag (weak comparison, RFC 9110
-/// section 13.1.2), so that a `304` answers it.
+/// Whether a GET's preconditions say the client's copy is current, so that a `304` answers
+/// it (RFC 9110 section 13.2.2): its `If-None-Match` names the object's entity tag (weak
+/// comparison, section 13.1.2), or, only when it sends no `If-None-Match`, the object was
+/// not modified after its `If-Modified-Since` (section 13.1.3).
 pub fn not_modified(request: &HeaderMap, object: &HeaderMap) -> bool {
-    let opaque = |tag: &str| tag.trim().trim_start_matches("W/").to_string();
-    let Some(etag) = object.get(header::ETAG).and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    let etag = opaque(etag);
-    request
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|tag| tag.trim() == "*" || opaque(tag) == etag)
+    fn text(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
+        headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    if request.contains_key(header::IF_NONE_MATCH) {
+        let opaque = |tag: &str| tag.trim().trim_start_matches("W/").to_string();
+        let Some(etag) = text(object, header::ETAG) else {
+            return false;
+        };
+        let etag = opaque(etag);
+        return request
+            .get_all(header::IF_NONE_MATCH)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|tag| tag.trim() == "*" || opaque(tag) == etag);
+    }
+    let date = |headers, name| text(headers, name).and_then(|v| httpdate::parse_http_date(v.trim()).ok());
+    match (
+        date(request, header::IF_MODIFIED_SINCE),
+        date(object, header::LAST_MODIFIED),
+    ) {
+        (Some(since), Some(modified)) => modified <= since,
+        _ => false,
+    }
 }
 
 /// The client's response head: the fields of the first slice's answer, with the status,
@@ -554,6 +569,19 @@ mod test {
         assert!(inm("*"));
         assert!(!inm("\"v0\""));
         assert!(!not_modified(&headers(&[]), &object));
+        let ims = |v: &str| not_modified(&headers(&[("if-modified-since", v)]), &object);
+        assert!(ims("Sun, 29 Nov 2026 06:00:00 GMT"), "not modified since then");
+        assert!(ims("Mon, 30 Nov 2026 06:00:00 GMT"));
+        assert!(!ims("Sat, 28 Nov 2026 06:00:00 GMT"), "modified after");
+        assert!(!ims("yesterday"), "not a date: no 304");
+        let both = headers(&[
+            ("if-none-match", "\"v0\""),
+            ("if-modified-since", "Mon, 30 Nov 2026 06:00:00 GMT"),
+        ]);
+        assert!(
+            !not_modified(&both, &object),
+            "If-None-Match decides when present"
+        );
     }
 
     #[test]

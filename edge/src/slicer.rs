@@ -80,36 +80,17 @@ struct SliceFetch {
 }
 
 impl SliceFetch {
-    fn start(session: &mut Session, slice: Slice) -> Result<SliceFetch> {
-        // pingora builds a subrequest by parsing the request as HTTP/1.1 text: an HTTP/2
-        // request would say `HTTP/2` there (which no HTTP/1 parser takes) and carry its host
-        // only in the URI. The request is shown as HTTP/1.1 with a Host while the
-        // subrequest is made, then restored.
-        let req = session.req_header_mut();
-        let version = req.version;
-        let added_host = match (req.headers.contains_key(header::HOST), req.uri.authority()) {
-            (false, Some(authority)) => {
-                let authority = authority.as_str().to_string();
-                req.insert_header(header::HOST, authority)?;
-                true
-            }
-            _ => false,
-        };
-        req.set_version(http::Version::HTTP_11);
+    fn start(session: &Session, slice: Slice) -> Result<SliceFetch> {
+        // The request reads as HTTP/1.1 with a Host whatever the client spoke
+        // (`early_request_filter`), which is what pingora needs to make a subrequest of it.
+        let spawner = session
+            .subrequest_spawner
+            .as_ref()
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "subrequests are not allowed"))?;
         let ctx = SubrequestCtx::builder()
             .user_ctx(Box::new(SliceRequest(slice)))
             .build();
-        let made = session
-            .subrequest_spawner
-            .as_ref()
-            .map(|spawner| spawner.create_subrequest(session.as_downstream(), ctx));
-        let req = session.req_header_mut();
-        req.set_version(version);
-        if added_host {
-            req.remove_header(&header::HOST);
-        }
-        let (prepared, handle) =
-            made.ok_or_else(|| Error::explain(ErrorType::InternalError, "subrequests are not allowed"))?;
+        let (prepared, handle) = spawner.create_subrequest(session.as_downstream(), ctx);
         // The subrequest's input stays open until it ends: it watches that channel the way
         // a proxy watches a client connection, and takes its closing for a client gone.
         let input = handle.tx;
