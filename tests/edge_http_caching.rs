@@ -570,3 +570,15 @@ async fn a_fetch_that_fails_before_its_head_is_retried_and_nobody_sees_the_failu
     .await;
     assert_eq!(retries, 1.0);
 }
+
+#[tokio::test]
+async fn via_names_the_protocol_the_client_spoke() {
+    // The request is shown to pingora as HTTP/1.1 whatever the client spoke (subrequests
+    // need it); the upstream must still learn the client's protocol from Via.
+    let b = start();
+    for (client, version, path) in [(http1(), "1.1", "/via1"), (support::http2(), "2", "/via2")] {
+        let url = format!("{path}?vary=Via&cc=no-store");
+        let (_, _, body, _) = get_via(&client, &b, &url, &[]).await;
+        assert!(body.starts_with(&format!("Via={version} ")), "{version}: {body}");
+    }
+}
