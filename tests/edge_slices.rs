@@ -254,6 +254,22 @@ async fn concurrent_ranges_of_one_cold_slice_make_one_origin_request() {
 }
 
 #[tokio::test]
+async fn a_head_of_a_cold_large_object_fetches_one_slice_not_the_object() {
+    let cdn = Cdn::start();
+    let before = cdn.origin_sent().await;
+    let r = http1().head(cdn.edge.url("/t/big.mp4")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-length"], (40 * MB).to_string().as_str());
+    let after = cdn.origin_sent().await;
+    assert_eq!(after.1 - before.1, SLICE as f64, "slice 0 only, not 40 MB");
+    // The GET that follows fetches the other nine.
+    let r = http1().get(cdn.edge.url("/t/big.mp4")).send().await.unwrap();
+    assert_eq!(sha256(&r.bytes().await.unwrap()), sha256(&cdn.file("t/big.mp4")));
+    let after = cdn.origin_sent().await;
+    assert_eq!(after.1 - before.1, (40 * MB) as f64, "every byte fetched once");
+}
+
+#[tokio::test]
 async fn a_small_object_comes_whole_with_its_first_slice() {
     let cdn = Cdn::start();
     let data = cdn.file("t/small.m4s");

@@ -723,10 +723,10 @@ impl EdgeProxy {
         if self.unsliceable.contains(&primary) {
             return None;
         }
-        let ranged = req.method == Method::GET && req.headers.contains_key(http::header::RANGE);
+        let partial = req.method == Method::HEAD || req.headers.contains_key(http::header::RANGE);
         let whole_held = self.store.has_object_or_fill(&key);
         let slices_held = !whole_held && self.store.holds_slices_of(&primary);
-        (slice::route(ranged, whole_held, slices_held) == Route::Sliced).then_some(primary)
+        (slice::route(partial, whole_held, slices_held) == Route::Sliced).then_some(primary)
     }
 }
 

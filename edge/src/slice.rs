@@ -4,8 +4,8 @@
 //! subrequests, so each slice is an ordinary cached object (key: [`slice_key`]) with its own
 //! collapsing, freshness and revalidation.
 //!
-//! When: a GET with `Range` for an object the cache does not hold whole, and any GET or HEAD
-//! of an object whose slices it holds. A range miss so fetches only the slices it touches,
+//! When: a GET with `Range` or a HEAD for an object the cache does not hold whole, and any
+//! GET of an object whose slices it holds. A range miss so fetches only the slices it touches,
 //! and an object no larger than one slice comes whole with its first slice (the small
 //! object "fetched whole once"). A GET without `Range` of an object held neither way
 //! fetches it whole, as before, and a range of an object held whole is served from it.
@@ -68,12 +68,14 @@ pub enum Route {
     Sliced,
 }
 
-/// The route: `ranged` when a GET carries `Range`, `whole_held` when the cache holds (or
-/// is filling) the whole object, `slices_held` when it holds slices of it.
-pub fn route(ranged: bool, whole_held: bool, slices_held: bool) -> Route {
+/// The route: `partial` when the request needs only part of the object's bytes (a GET with
+/// `Range`, or a HEAD, which needs none: pingora would fetch the whole object to answer
+/// it), `whole_held` when the cache holds (or is filling) the whole object, `slices_held`
+/// when it holds slices of it.
+pub fn route(partial: bool, whole_held: bool, slices_held: bool) -> Route {
     if whole_held {
         Route::Whole
-    } else if ranged || slices_held {
+    } else if partial || slices_held {
         Route::Sliced
     } else {
         Route::Whole
@@ -389,7 +391,7 @@ mod test {
 
     #[test]
     fn ranges_go_to_slices_unless_the_whole_object_is_held() {
-        assert_eq!(route(true, false, false), Route::Sliced, "a range miss");
+        assert_eq!(route(true, false, false), Route::Sliced, "a range (or HEAD) miss");
         assert_eq!(route(true, true, false), Route::Whole, "held whole");
         assert_eq!(route(true, true, true), Route::Whole, "held whole wins");
         assert_eq!(
