@@ -41,16 +41,18 @@ impl Slice {
     /// The slice of `size` bytes that holds byte `offset`.
     pub fn holding(offset: u64, size: u64) -> Slice {
         let index = offset / size;
+        let first = index * size;
         Slice {
             index,
-            first: index * size,
-            last: index * size + size - 1,
+            first,
+            // A range near u64::MAX (a client may send any number) must not overflow.
+            last: first.saturating_add(size - 1),
         }
     }
 
     /// The slice after this one.
     pub fn next(self) -> Slice {
-        Slice::holding(self.last + 1, self.last - self.first + 1)
+        Slice::holding(self.last.saturating_add(1), self.last - self.first + 1)
     }
 
     /// The `Range` value that asks for it.
@@ -387,6 +389,14 @@ mod test {
         assert_eq!(s.range_value(), format!("bytes={}-{}", 4 * MB, 8 * MB - 1));
         assert_eq!(Slice::holding(0, 4 * MB).index, 0);
         assert_eq!(Slice::holding(4 * MB - 1, 4 * MB).index, 0);
+        // Absurd offsets from a client do not overflow.
+        let end = Slice::holding(u64::MAX, 4 * MB);
+        assert_eq!(end.last, u64::MAX);
+        assert!(end.next().first >= end.first);
+        assert_eq!(
+            wanted("bytes=99999999999999999999-").first_slice(4 * MB).last,
+            u64::MAX
+        );
     }
 
     #[test]
