@@ -259,8 +259,11 @@ impl ProxyHttp for EdgeProxy {
         let labels = self.labels(target);
         self.metrics.upstream_requests.with_label_values(&labels).inc();
         ctx.upstream_bytes = Some(self.metrics.upstream_bytes.with_label_values(&labels));
-        ctx.via_relay =
-            self.relay.is_some() && matches!(session.req_header().method, Method::GET | Method::HEAD);
+        // A slice is a Range request, whose 206 the relay would never resume (it continues
+        // only whole 200s): the hop would be cost without use.
+        ctx.via_relay = self.relay.is_some()
+            && matches!(session.req_header().method, Method::GET | Method::HEAD)
+            && slicer::slice_of(session).is_none();
         let mut peer = match &self.relay {
             Some(relay) if ctx.via_relay => HttpPeer::new_uds(relay, false, String::new())?,
             _ => {
