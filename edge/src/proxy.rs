@@ -109,6 +109,9 @@ pub struct RequestCtx {
     pub(crate) sliced: Option<SlicedTally>,
     /// The HTTP version the client spoke, as `Via` writes it.
     client_version: &'static str,
+    /// The cache key `request_filter` made to choose the route, for pingora's own call to
+    /// `cache_key_callback`, so that it is made once per request.
+    key: Option<CacheKey>,
 }
 
 impl EdgeProxy {
@@ -158,6 +161,7 @@ impl ProxyHttp for EdgeProxy {
             failure: None,
             sliced: None,
             client_version: "1.1",
+            key: None,
         }
     }
 
@@ -417,7 +421,10 @@ impl ProxyHttp for EdgeProxy {
         Ok(())
     }
 
-    fn cache_key_callback(&self, session: &Session, _ctx: &mut RequestCtx) -> Result<CacheKey> {
+    fn cache_key_callback(&self, session: &Session, ctx: &mut RequestCtx) -> Result<CacheKey> {
+        if let Some(key) = ctx.key.take() {
+            return Ok(key);
+        }
         let req = session.req_header();
         let host = req
             .headers
@@ -723,13 +730,17 @@ impl EdgeProxy {
         }
         let key = self.cache_key_callback(session, ctx).ok()?;
         let primary = key.primary_key_str()?.to_string();
-        if self.unsliceable.contains(&primary) {
-            return None;
-        }
         let partial = req.method == Method::HEAD || req.headers.contains_key(http::header::RANGE);
-        let whole_held = self.store.has_object_or_fill(&key);
-        let slices_held = !whole_held && self.store.holds_slices_of(&primary);
-        (slice::route(partial, whole_held, slices_held) == Route::Sliced).then_some(primary)
+        let sliced = !self.unsliceable.contains(&primary) && {
+            let whole_held = self.store.has_object_or_fill(&key);
+            let slices_held = !whole_held && self.store.holds_slices_of(&primary);
+            slice::route(partial, whole_held, slices_held) == Route::Sliced
+        };
+        if sliced {
+            return Some(primary);
+        }
+        ctx.key = Some(key);
+        None
     }
 }
 

@@ -227,14 +227,8 @@ fn rewrite(path: &Path, maps: &Maps) -> std::io::Result<Journal> {
 fn insert(maps: &mut Maps, key: &str, hex: &str, bytes: u64) {
     if let Some(old_key) = maps.key_of.insert(hex.to_string(), key.to_string())
         && old_key != key
-        && let Some(vs) = maps.by_key.get_mut(&old_key)
     {
-        let gone: u64 = vs.iter().filter(|v| v.hex == hex).map(|v| v.bytes).sum();
-        maps.bytes -= gone;
-        vs.retain(|v| v.hex != hex);
-        if vs.is_empty() {
-            maps.by_key.remove(&old_key);
-        }
+        drop_variant(maps, &old_key, hex);
     }
     let variants = maps.by_key.entry(key.to_string()).or_default();
     match variants.iter_mut().find(|v| v.hex == hex) {
@@ -253,15 +247,22 @@ fn insert(maps: &mut Maps, key: &str, hex: &str, bytes: u64) {
 }
 
 fn remove(maps: &mut Maps, hex: &str) {
-    if let Some(key) = maps.key_of.remove(hex)
-        && let Some(vs) = maps.by_key.get_mut(&key)
-    {
-        let gone: u64 = vs.iter().filter(|v| v.hex == hex).map(|v| v.bytes).sum();
-        maps.bytes -= gone;
-        vs.retain(|v| v.hex != hex);
-        if vs.is_empty() {
-            maps.by_key.remove(&key);
-        }
+    if let Some(key) = maps.key_of.remove(hex) {
+        drop_variant(maps, &key, hex);
+    }
+}
+
+/// Takes the variant `hex` out of `key`'s list (and its bytes out of the total), and the key
+/// out of the map once it has no variant left.
+fn drop_variant(maps: &mut Maps, key: &str, hex: &str) {
+    let Some(vs) = maps.by_key.get_mut(key) else {
+        return;
+    };
+    let gone: u64 = vs.iter().filter(|v| v.hex == hex).map(|v| v.bytes).sum();
+    maps.bytes -= gone;
+    vs.retain(|v| v.hex != hex);
+    if vs.is_empty() {
+        maps.by_key.remove(key);
     }
 }
 
