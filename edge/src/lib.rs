@@ -8,6 +8,7 @@
 //! RFC 9213's targeted fields), `cache_status` (RFC 9211), and `store` (where bytes live).
 
 mod admin_api;
+mod body_channel;
 pub mod cache_key;
 mod cache_status;
 pub mod cacheability;

@@ -9,6 +9,7 @@
 //! A failure before the response head closes the connection without an answer, so pingora
 //! sees the same upstream error it would have seen directly and moves to its next candidate.
 
+use crate::body_channel::{BodyChannel, BodySender};
 use crate::health::Source;
 use crate::metrics::EdgeMetrics;
 use crate::parent_select::Target;
@@ -16,7 +17,7 @@ use crate::resume::{self, Validator};
 use crate::upstreams::Upstreams;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Empty, channel::Channel, channel::Sender};
+use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -179,7 +180,7 @@ impl Relay {
     async fn handle(
         self: Arc<Self>,
         req: Request<Incoming>,
-    ) -> Result<Response<Channel<Bytes, std::io::Error>>, RelayError> {
+    ) -> Result<Response<BodyChannel>, RelayError> {
         let (parts, _) = req.into_parts();
         let targets = parts
             .headers
@@ -198,7 +199,8 @@ impl Relay {
             .map_or_else(|| "/".to_string(), |p| p.to_string());
         let response = self
             .send(&parts.method, targets[0], &path_and_query, &headers)
-            .await?;
+            .await
+            .inspect_err(|e| tracing::warn!(error = %e, "relay: no response head"))?;
         let (mut head, body) = response.into_parts();
         for name in HOP_BY_HOP {
             head.headers.remove(*name);
@@ -217,7 +219,7 @@ impl Relay {
             headers,
             total,
         };
-        let (tx, channel) = Channel::new(4);
+        let (tx, channel) = BodyChannel::new(4);
         tokio::spawn(Arc::clone(&self).pump(body, tx, original));
         Ok(Response::from_parts(head, channel))
     }
@@ -264,7 +266,7 @@ impl Relay {
     async fn pump(
         self: Arc<Self>,
         mut body: Incoming,
-        mut tx: Sender<Bytes, std::io::Error>,
+        mut tx: BodySender,
         mut original: Original,
     ) {
         let mut delivered: u64 = 0;
@@ -297,7 +299,8 @@ impl Relay {
                     self.metrics.resume_failures.inc();
                     tx.abort(std::io::Error::other(format!(
                         "upstream failed mid-body: {failure}"
-                    )));
+                    )))
+                    .await;
                     return;
                 }
             }
@@ -366,3 +369,4 @@ mod test {
         }
     }
 }
+
