@@ -177,10 +177,7 @@ impl Relay {
         Ok(path)
     }
 
-    async fn handle(
-        self: Arc<Self>,
-        req: Request<Incoming>,
-    ) -> Result<Response<BodyChannel>, RelayError> {
+    async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<Response<BodyChannel>, RelayError> {
         let (parts, _) = req.into_parts();
         let targets = parts
             .headers
@@ -263,12 +260,7 @@ impl Relay {
 
     /// Streams `body` into `tx`; when the upstream fails mid-body, continues from the next
     /// candidate, or aborts the response (the client sees a cut transfer, never wrong bytes).
-    async fn pump(
-        self: Arc<Self>,
-        mut body: Incoming,
-        mut tx: BodySender,
-        mut original: Original,
-    ) {
+    async fn pump(self: Arc<Self>, mut body: Incoming, mut tx: BodySender, mut original: Original) {
         let mut delivered: u64 = 0;
         let mut resumes = 0;
         loop {
@@ -369,4 +361,3 @@ mod test {
         }
     }
 }
-
