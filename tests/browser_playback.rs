@@ -215,7 +215,10 @@ async fn hls_js_switches_pathway_when_its_edge_dies_mid_play() {
 /// answer get charged to the pathway it just switched to (hls.js's content steering penalizes
 /// "the current pathway"), which under load left it stuck on the dead edge (seen in CI). So
 /// hls.js's play starts once steering has taken the edge out, and must be pointed at the live
-/// edge from the start. With `mid_play`, the player starts on the live home edge (buffering
+/// edge from the start; steering, told by the manifest's steering URL which edge that is
+/// (`base`), keeps the player on it rather than moving it to an identical clone (such a move
+/// at start, landing while the first fragments loaded, left hls.js 1.7.4 stalled at 0 s with
+/// no error in about 1 run of 8). With `mid_play`, the player starts on the live home edge (buffering
 /// only 4 s ahead) and the edge dies 5 s in: steering's next answer must move it (hls.js by
 /// the `cdn` parameter of a clone, which the control plane's media playlists turn into segment
 /// URLs) to the other edge without stopping playback.

@@ -125,6 +125,30 @@ async fn steering_follows_the_fleet_and_speaks_to_players() {
         nyc.url("").trim_end_matches('/')
     );
 
+    // The manifest's own pathway already names the best edge (`base`): the player stays on
+    // it (no clone of it, the manifest's id in its place), and the reloads keep saying so.
+    let base = nyc.url("").trim_end_matches('/').to_string();
+    let (status, m) = get_json(
+        &steering.url(&format!(
+            "/v1/steering/play-1?title=sample&player=hls&base={}",
+            strata_contracts::query::encode(&base)
+        )),
+        Some("8.8.8.8"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(m["PATHWAY-PRIORITY"], json!(["strata", "edge-fra-1", "cdn-b"]));
+    let clones: Vec<&str> = m["PATHWAY-CLONES"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["ID"].as_str().unwrap())
+        .collect();
+    assert_eq!(clones, ["edge-fra-1", "cdn-b"]);
+    let reload = m["RELOAD-URI"].as_str().unwrap();
+    let (_, again) = get_json(reload, Some("8.8.8.8")).await;
+    assert_eq!(again["PATHWAY-PRIORITY"], m["PATHWAY-PRIORITY"], "{reload}");
+
     // 302 for players that do not speak steering; the query (a token, say) is kept.
     let no_redirects = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

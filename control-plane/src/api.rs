@@ -28,7 +28,7 @@ use strata_contracts::api::control_plane::{
     PlaybackRequest, PlaybackResponse, Refusal, SearchResponse, SignInRequest, SignInResponse, Timestamp,
     Title, TitleList, TitleSummary,
 };
-use strata_contracts::api::steering::CDN_PARAM;
+use strata_contracts::api::steering::{BASE_PARAM, CDN_PARAM};
 use strata_contracts::config::control_plane::ControlPlaneConfig;
 use strata_contracts::token::{KeyRing, PlaybackClaims, TokenKey, same_secret, sign_playback};
 use tower_http::cors::{Any, CorsLayer};
@@ -701,7 +701,7 @@ async fn start_play(
     Ok(PlaybackResponse {
         hls_url: (!title.hls.is_empty()).then(|| format!("{base}/master.m3u8")),
         dash_url: (!title.dash.is_empty()).then(|| format!("{base}/manifest.mpd")),
-        steering_url: steering_uri(app, &play_id, &title.id, None),
+        steering_url: steering_uri(app, &play_id, &title.id, None, cdn_base(app, &cdn)),
         cdn: if cdn.is_empty() {
             app.config.cdn_url.trim_end_matches('/').to_string()
         } else {
@@ -716,9 +716,11 @@ async fn start_play(
     })
 }
 
-/// The play's steering URL: the session is the play, the title keys edge affinity, and the
-/// player family (`hls` or `dash`, when known) tells steering how to write host replacements.
-fn steering_uri(app: &App, play: &str, title: &str, player: Option<&str>) -> Option<String> {
+/// The play's steering URL: the session is the play, the title keys edge affinity, the
+/// player family (`hls` or `dash`, when known) tells steering how to write host replacements,
+/// and `base` (the CDN the manifest's own pathway names) lets steering leave a player there
+/// when that is where it would send it.
+fn steering_uri(app: &App, play: &str, title: &str, player: Option<&str>, base: &str) -> Option<String> {
     (!app.config.steering_url.is_empty()).then(|| {
         let mut uri = format!(
             "{}/v1/steering/{play}?title={title}",
@@ -728,8 +730,22 @@ fn steering_uri(app: &App, play: &str, title: &str, player: Option<&str>) -> Opt
             uri.push_str("&player=");
             uri.push_str(p);
         }
+        uri.push_str(&format!(
+            "&{BASE_PARAM}={}",
+            strata_contracts::query::encode(base.trim_end_matches('/'))
+        ));
         uri
     })
+}
+
+/// The CDN base URL a play's manifests name: the one steering chose at its start, else
+/// `cdn_url`.
+fn cdn_base<'a>(app: &'a App, play_cdn: &'a str) -> &'a str {
+    if play_cdn.is_empty() {
+        app.config.cdn_url.as_str()
+    } else {
+        play_cdn
+    }
 }
 
 // ---- manifests ----
@@ -788,11 +804,7 @@ fn manifest_response(content_type: &'static str, body: String) -> Response {
 /// The CDN URL of `path`'s directory for a play: steering's choice at its start, else
 /// `cdn_url`.
 fn cdn_dir(app: &App, play: &Play, path: &str) -> String {
-    let base = if play.cdn.is_empty() {
-        app.config.cdn_url.as_str()
-    } else {
-        play.cdn.as_str()
-    };
+    let base = cdn_base(app, &play.cdn);
     format!("{}{}", base.trim_end_matches('/'), dir_of(path))
 }
 
@@ -808,7 +820,7 @@ async fn hls_master(State(app): State<Shared>, Path(play_id): Path<String>) -> A
     let text = packaged(&app, &title.hls).await?;
     let play_base = format!("{}/v1/plays/{play_id}", app.public_url);
     let cdn = cdn_dir(&app, &play, &title.hls);
-    let steering = steering_uri(&app, &play_id, &title.id, Some("hls"));
+    let steering = steering_uri(&app, &play_id, &title.id, Some("hls"), cdn_base(&app, &play.cdn));
     let urls = PlayUrls {
         play_base: &play_base,
         cdn_dir: &cdn,
@@ -906,7 +918,7 @@ async fn dash_mpd(State(app): State<Shared>, Path(play_id): Path<String>) -> Api
         )
     })?;
     let cdn = cdn_dir(&app, &play, &title.dash);
-    let steering = steering_uri(&app, &play_id, &title.id, Some("dash"));
+    let steering = steering_uri(&app, &play_id, &title.id, Some("dash"), cdn_base(&app, &play.cdn));
     let urls = PlayUrls {
         play_base: "",
         cdn_dir: &cdn,

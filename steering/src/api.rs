@@ -21,7 +21,8 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 use strata_contracts::api::control_plane::ApiError;
 use strata_contracts::api::steering::{
-    Decision, EdgeAck, EdgeRegistration, FleetView, Heartbeat, PrewarmJob, PrewarmJobs, PrewarmRequest,
+    BASE_PARAM, Decision, EdgeAck, EdgeRegistration, FleetView, Heartbeat, PrewarmJob, PrewarmJobs,
+    PrewarmRequest,
 };
 use strata_contracts::config::steering::SteeringConfig;
 use strata_contracts::query;
@@ -251,16 +252,24 @@ async fn steering(
         .map_or(session.as_str(), |(_, v)| v.as_str())
         .to_string();
     let ip = client_ip(&app.config.client_ip_header, &headers, peer);
+    let base = query
+        .iter()
+        .find(|(k, _)| k == BASE_PARAM)
+        .map(|(_, v)| v.as_str());
     let decision = decide_for(&app, ip, &title);
-    // The session's state rides in RELOAD-URI: which title, which player family.
-    let reload = format!(
+    // The session's state rides in RELOAD-URI: which title, which player family, and where
+    // the manifest's own pathway points.
+    let mut reload = format!(
         "{}/v1/steering/{}?title={}&player={}",
         app.public_url,
         query::encode(&session),
         query::encode(&title),
         player.name()
     );
-    let manifest = steering_manifest(&decision, player, app.config.ttl_secs, reload);
+    if let Some(b) = base {
+        reload.push_str(&format!("&{BASE_PARAM}={}", query::encode(b)));
+    }
+    let manifest = steering_manifest(&decision, player, app.config.ttl_secs, reload, base);
     let mut resp = Json(manifest).into_response();
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -55,21 +55,48 @@ fn origin(url: &str) -> String {
     }
 }
 
+/// Whether two CDN base URLs name the same place (a trailing slash aside).
+fn same_base(a: &str, b: &str) -> bool {
+    a.trim_end_matches('/') == b.trim_end_matches('/')
+}
+
 /// The manifest for a decision: priority in the decision's order, each pathway a clone of
 /// [`BASE_PATHWAY`] whose host is the pathway's, and the base pathway last (the manifest's
-/// own URLs) so the list is never empty.
+/// own URLs) so the list is never empty. When `base` (the URL the manifest's own pathway
+/// names) is one of the decision's pathways, that pathway is named [`BASE_PATHWAY`] in its
+/// place and not cloned: a player already there stays put.
 pub fn steering_manifest(
     decision: &Decision,
     player: Player,
     ttl: u64,
     reload_uri: String,
+    base: Option<&str>,
 ) -> SteeringManifest {
-    let mut priority: Vec<String> = decision.pathways.iter().map(|p| p.id.clone()).collect();
-    priority.push(BASE_PATHWAY.to_string());
+    let at_base = decision
+        .pathways
+        .iter()
+        .position(|p| base.is_some_and(|b| same_base(&p.url, b)));
+    let mut priority: Vec<String> = decision
+        .pathways
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            if Some(i) == at_base {
+                BASE_PATHWAY.to_string()
+            } else {
+                p.id.clone()
+            }
+        })
+        .collect();
+    if at_base.is_none() {
+        priority.push(BASE_PATHWAY.to_string());
+    }
     let clones = decision
         .pathways
         .iter()
-        .map(|p| PathwayClone {
+        .enumerate()
+        .filter(|(i, _)| Some(*i) != at_base)
+        .map(|(_, p)| PathwayClone {
             base_id: BASE_PATHWAY.into(),
             id: p.id.clone(),
             uri_replacement: match player {
@@ -126,6 +153,7 @@ mod test {
             Player::Hls,
             30,
             "http://steer/v1/steering/s?title=t".into(),
+            None,
         );
         let json = serde_json::to_value(&m).unwrap();
         assert_eq!(json["VERSION"], 1);
@@ -143,8 +171,14 @@ mod test {
             json["PATHWAY-CLONES"][1]["URI-REPLACEMENT"]["PARAMS"]["cdn"],
             "https://cdn-b.example"
         );
-        let dash =
-            serde_json::to_value(steering_manifest(&decision(), Player::Dash, 30, String::new())).unwrap();
+        let dash = serde_json::to_value(steering_manifest(
+            &decision(),
+            Player::Dash,
+            30,
+            String::new(),
+            None,
+        ))
+        .unwrap();
         assert_eq!(
             dash["PATHWAY-CLONES"][0]["URI-REPLACEMENT"],
             serde_json::json!({"HOST": "http://127.0.0.2:8081"})
@@ -156,13 +190,36 @@ mod test {
     }
 
     #[test]
+    fn a_pathway_at_the_manifests_own_base_keeps_the_manifests_id() {
+        for base in ["http://127.0.0.2:8081", "http://127.0.0.2:8081/"] {
+            let m = steering_manifest(&decision(), Player::Hls, 30, String::new(), Some(base));
+            assert_eq!(m.pathway_priority, ["strata", "cdn-b"], "{base}");
+            let clones: Vec<_> = m.pathway_clones.iter().map(|c| c.id.as_str()).collect();
+            assert_eq!(clones, ["cdn-b"]);
+        }
+        // The base is second: the player moves to the first, and the base keeps its rank.
+        let m = steering_manifest(
+            &decision(),
+            Player::Dash,
+            30,
+            String::new(),
+            Some("https://cdn-b.example/base"),
+        );
+        assert_eq!(m.pathway_priority, ["edge-a", "strata"]);
+        // A base that is not among the pathways (a dead edge): everything as without one.
+        let m = steering_manifest(&decision(), Player::Hls, 30, String::new(), Some("http://gone:1"));
+        assert_eq!(m.pathway_priority, ["edge-a", "cdn-b", "strata"]);
+        assert_eq!(m.pathway_clones.len(), 2);
+    }
+
+    #[test]
     fn an_empty_decision_still_names_a_pathway() {
         let d = Decision {
             client: "x".into(),
             matched_by: "none".into(),
             pathways: vec![],
         };
-        let m = steering_manifest(&d, Player::Hls, 5, String::new());
+        let m = steering_manifest(&d, Player::Hls, 5, String::new(), None);
         assert_eq!(m.pathway_priority, ["strata"]);
         assert!(serde_json::to_value(&m).unwrap().get("PATHWAY-CLONES").is_none());
     }

@@ -36,7 +36,12 @@ const libs = {
 const buffer = Number(process.env.BUFFER_SECONDS || 0);
 const setup = {
   hls: `const hls = new Hls(${buffer ? `{ debug: false, maxBufferLength: ${buffer}, maxMaxBufferLength: ${buffer} }` : '{ debug: false }'});
-        hls.on(Hls.Events.ERROR, (_, d) => { if (d.fatal) errors.push('hls: ' + d.type + ' ' + d.details); });
+        hls.on(Hls.Events.ERROR, (_, d) => { (d.fatal ? errors : warnings).push('hls: ' + d.type + ' ' + d.details); });
+        for (const e of ['MEDIA_ATTACHED', 'MANIFEST_PARSED', 'LEVEL_LOADED', 'AUDIO_TRACK_LOADED', 'AUDIO_TRACK_SWITCHED', 'BUFFER_CODECS', 'BUFFER_CREATED',
+                         'FRAG_LOADED', 'FRAG_PARSED', 'FRAG_BUFFERED', 'STEERING_MANIFEST_LOADED', 'LEVEL_SWITCHING', 'LEVEL_SWITCHED'])
+          hls.on(Hls.Events[e], (_, d) => events.push(e + (d && d.frag ? ' ' + d.frag.type + ' ' + d.frag.sn : '')
+            + (d && d.steeringManifest ? ' ' + d.steeringManifest['PATHWAY-PRIORITY'] : '') + (d && d.level !== undefined ? ' level ' + d.level : '')
+            + ' @' + video.currentTime.toFixed(1)));
         hls.loadSource(MANIFEST); hls.attachMedia(video);`,
   dash: `const p = dashjs.MediaPlayer().create();
          p.on('error', e => errors.push('dash: ' + JSON.stringify(e.error || e).slice(0, 200)));
@@ -50,6 +55,8 @@ const page = `<!doctype html><html><body>
   const MANIFEST = ${JSON.stringify(manifest)};
   const video = document.getElementById('v');
   const errors = [];
+  const warnings = [];
+  const events = [];
   video.addEventListener('error', () => errors.push('video: ' + (video.error && video.error.message)));
   ${setup[player]}
   window.state = () => {
@@ -61,7 +68,9 @@ const page = `<!doctype html><html><body>
       protocols[p] = (protocols[p] || 0) + 1;
     }
     return { currentTime: video.currentTime, width: video.videoWidth, height: video.videoHeight,
-             decodedFrames: q.totalVideoFrames, droppedFrames: q.droppedVideoFrames, errors, protocols };
+             decodedFrames: q.totalVideoFrames, droppedFrames: q.droppedVideoFrames, errors, protocols,
+             warnings: warnings.slice(0, 20), events: events.slice(0, 40), readyState: video.readyState,
+             buffered: Array.from({ length: video.buffered.length }, (_, i) => [video.buffered.start(i), video.buffered.end(i)]) };
   };
 </script></body></html>`;
 
@@ -93,6 +102,13 @@ try {
   // Requests the browser itself saw fail (refused, reset, blocked, aborted), with its reason:
   // a failing test then says what the network did, not only that the player gave up.
   const failed = [];
+  // Every answer a content host gave, in order (the page's own host aside): on a failure,
+  // what the player asked for and got.
+  const answers = [];
+  tab.on('response', r => {
+    const u = new URL(r.url());
+    if (u.host !== 'localhost:9' && answers.length < 80) answers.push(`${u.host}${u.pathname} ${r.status()}`);
+  });
   tab.on('requestfailed', r => {
     const u = new URL(r.url());
     if (failed.length < 20) failed.push(`${u.host}${u.pathname} ${r.failure()?.errorText}`);
@@ -116,7 +132,9 @@ try {
     state = await tab.evaluate(() => window.state());
   } while (state.currentTime < target && Date.now() < deadline);
   const ok = state.currentTime > MIN_SECONDS && state.errors.length === 0 && state.width > 0;
-  console.log(JSON.stringify({ ok, ...state, mediaRequests, hosts, failed }));
+  const detail = ok ? {} : { answers };
+  if (ok) { delete state.warnings; delete state.events; }
+  console.log(JSON.stringify({ ok, ...state, mediaRequests, hosts, failed, ...detail }));
   process.exitCode = ok ? 0 : 1;
 } finally {
   if (ctx) await ctx.close();

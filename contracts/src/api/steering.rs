@@ -148,6 +148,13 @@ pub struct UriReplacement {
 /// control plane's media playlists (`PARAMS` of the clone).
 pub const CDN_PARAM: &str = "cdn";
 
+/// The query parameter of a steering URL that names the CDN base URL the manifest's own
+/// pathway points at. Steering then names a pathway at that URL by the manifest's own id
+/// rather than a clone of it, so a player already on the best edge is not moved at its
+/// first steering answer (a needless switch: playlists reloaded, and hls.js 1.7 can stall
+/// when it lands while the first fragments load).
+pub const BASE_PARAM: &str = "base";
+
 /// A pathway made from another by replacing its host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PathwayClone {
