@@ -75,6 +75,17 @@ fn fifty_parallel_h3_requests_get_the_origins_bytes_cold_and_warm() {
         3.0
     );
     assert_eq!(m("strata_edge_quic_rtt_seconds_count"), 3.0);
+    // Megabytes went out in datagrams of at most a few KB, in no more system calls than
+    // datagrams (fewer when GSO batches them).
+    let (sent, ios) = (
+        m("strata_edge_quic_udp_datagrams_total{direction=\"sent\"}"),
+        m("strata_edge_quic_udp_ios_total{direction=\"sent\"}"),
+    );
+    assert!(
+        sent > 1000.0 && ios >= 1.0 && ios <= sent,
+        "sent {sent} in {ios} calls"
+    );
+    assert!(m("strata_edge_quic_udp_datagrams_total{direction=\"received\"}") > 0.0);
 }
 
 #[test]

@@ -64,6 +64,11 @@ pub struct EdgeMetrics {
     pub quic_lost_packets: IntCounter,
     /// Smoothed RTT of QUIC connections, sampled when they close.
     pub quic_rtt: Histogram,
+    /// UDP datagrams of QUIC connections, by direction (`sent`, `received`), at close.
+    pub quic_udp_datagrams: IntCounterVec,
+    /// System calls that moved them, by direction: fewer than datagrams when segmentation
+    /// offload (GSO/GRO) batches them.
+    pub quic_udp_ios: IntCounterVec,
     /// Certificate reloads after their files changed, by outcome (`ok`, `failed`).
     pub tls_reloads: IntCounterVec,
     /// TLS handshakes refused because the client offered no TLS 1.3 cipher suite.
@@ -217,6 +222,20 @@ impl EdgeMetrics {
                     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
                 ]),
             )?,
+            quic_udp_datagrams: IntCounterVec::new(
+                Opts::new(
+                    name("quic_udp_datagrams_total"),
+                    "UDP datagrams of QUIC connections, by direction, counted when each connection closes",
+                ),
+                &["direction"],
+            )?,
+            quic_udp_ios: IntCounterVec::new(
+                Opts::new(
+                    name("quic_udp_ios_total"),
+                    "System calls that sent or received those datagrams (fewer with GSO/GRO), by direction",
+                ),
+                &["direction"],
+            )?,
             tls_reloads: IntCounterVec::new(
                 Opts::new(
                     name("tls_reloads_total"),
@@ -252,7 +271,7 @@ impl EdgeMetrics {
                 "Objects the cache's key index lists, evicted ones forgotten by its background sweep",
             )?,
         };
-        let collectors: [Box<dyn Collector>; 32] = [
+        let collectors: [Box<dyn Collector>; 34] = [
             Box::new(metrics.requests.clone()),
             Box::new(metrics.response_bytes.clone()),
             Box::new(metrics.duration.clone()),
@@ -278,6 +297,8 @@ impl EdgeMetrics {
             Box::new(metrics.quic_open.clone()),
             Box::new(metrics.quic_lost_packets.clone()),
             Box::new(metrics.quic_rtt.clone()),
+            Box::new(metrics.quic_udp_datagrams.clone()),
+            Box::new(metrics.quic_udp_ios.clone()),
             Box::new(metrics.tls_reloads.clone()),
             Box::new(metrics.tls_refused.clone()),
             Box::new(metrics.health_probes.clone()),

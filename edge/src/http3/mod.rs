@@ -159,6 +159,16 @@ async fn connection(
     metrics.quic_open.dec();
     metrics.quic_lost_packets.inc_by(stats.path.lost_packets);
     metrics.quic_rtt.observe(stats.path.rtt.as_secs_f64());
+    for (direction, udp) in [("sent", stats.udp_tx), ("received", stats.udp_rx)] {
+        metrics
+            .quic_udp_datagrams
+            .with_label_values(&[direction])
+            .inc_by(udp.datagrams);
+        metrics
+            .quic_udp_ios
+            .with_label_values(&[direction])
+            .inc_by(udp.ios);
+    }
 }
 
 /// The h3 requests of one established connection.
