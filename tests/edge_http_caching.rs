@@ -417,6 +417,35 @@ async fn request_no_cache_and_max_age_make_the_edge_revalidate() {
 }
 
 #[tokio::test]
+async fn max_stale_takes_a_stale_copy_within_its_bound_unless_the_response_forbids_it() {
+    let b = start_with(HONOR_REQUESTS);
+    let url = "/ms?cc=max-age%3D1&etag=s1&stamp=1";
+    let strict = "/msr?cc=max-age%3D1%2C%20must-revalidate&etag=s2&stamp=1";
+    get(&b, url, &[]).await;
+    get(&b, strict, &[]).await;
+    tokio::time::sleep(Duration::from_millis(2300)).await; // both stale by over a second
+    let (status, cs, body, h) = get(&b, url, &[("cache-control", "max-stale=60")]).await;
+    assert_eq!((status, body.as_str()), (200, "fetch 1"));
+    assert!(cs.contains("hit") && !cs.contains("fwd="), "{cs}");
+    let age: u64 = h["age"].to_str().unwrap().parse().unwrap();
+    assert!(age >= 2, "the Age of a stale copy tells its age: {age}");
+    get(&b, url, &[("cache-control", "max-stale")]).await;
+    assert_eq!(
+        b.upstream.count("/ms"),
+        1,
+        "max-stale (any) and max-stale=60 took the stale copy"
+    );
+    // Stale by more than max-stale allows: revalidated.
+    let (_, cs, _, _) = get(&b, url, &[("cache-control", "max-stale=0")]).await;
+    assert!(cs.contains("fwd=stale"), "{cs}");
+    assert_eq!(b.upstream.count("/ms"), 2);
+    // must-revalidate wins over the client's max-stale.
+    let (_, cs, _, _) = get(&b, strict, &[("cache-control", "max-stale")]).await;
+    assert!(cs.contains("fwd=stale"), "{cs}");
+    assert_eq!(b.upstream.count("/msr"), 2);
+}
+
+#[tokio::test]
 async fn only_if_cached_answers_504_instead_of_fetching() {
     let b = start();
     let (status, cs, _, _) = get(
@@ -478,6 +507,13 @@ async fn by_default_a_client_cannot_force_the_edge_back_to_the_origin() {
         assert_eq!(body, "fetch 1");
     }
     assert_eq!(b.upstream.count("/nc"), 1);
+    // Nor take a stale copy the origin's freshness says must be revalidated.
+    let url = "/ncs?cc=max-age%3D1&etag=d2&stamp=1";
+    get(&b, url, &[]).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let (_, cs, _, _) = get(&b, url, &[("cache-control", "max-stale")]).await;
+    assert!(cs.contains("fwd=stale"), "{cs}");
+    assert_eq!(b.upstream.count("/ncs"), 2);
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@
 //! chain is its audience too.
 
 use pingora::http::ResponseHeader;
-use pingora_cache::cache_control::{CacheControl, InterpretCacheControl};
+use pingora_cache::cache_control::{CacheControl, DirectiveKey, InterpretCacheControl};
 use pingora_cache::filters::resp_cacheable;
 use pingora_cache::{CacheMeta, CacheMetaDefaults, NoCacheReason, RespCacheable};
 use std::time::Duration;
@@ -26,15 +26,13 @@ static DEFAULTS: CacheMetaDefaults = CacheMetaDefaults::new(|_| None, 0, 0);
 
 /// Decides whether `resp` may be stored, and its freshness.
 pub fn decide(resp: &ResponseHeader, authorization_present: bool) -> RespCacheable {
-    let cc = [STRATA_CACHE_CONTROL, CDN_CACHE_CONTROL]
-        .iter()
-        .find_map(|name| CacheControl::from_resp_headers_named(name, resp))
-        .or_else(|| CacheControl::from_resp_headers(resp));
+    let cc = governing(resp);
     if vary_names(resp).any(|name| name == "*") {
         return RespCacheable::Uncacheable(NoCacheReason::OriginNotCache);
     }
-    let mut stored = resp.clone();
-    let _ = stored.remove_header(STRATA_CACHE_CONTROL);
+    // Our own field stays in the stored head (a 304 that omits it keeps its freshness, and
+    // `stale_forbidden` can read it); it is stripped from every response the edge sends.
+    let stored = resp.clone();
     let lifetime_from_directive = cc.as_ref().is_some_and(|c| c.fresh_duration().is_some());
     match resp_cacheable(cc.as_ref(), stored, authorization_present, &DEFAULTS) {
         RespCacheable::Cacheable(meta) if lifetime_from_directive => match upstream_age(resp) {
@@ -43,6 +41,27 @@ pub fn decide(resp: &ResponseHeader, authorization_present: bool) -> RespCacheab
         },
         other => other,
     }
+}
+
+/// The `Cache-Control` that governs this cache: ours, else RFC 9213's, else the plain one.
+fn governing(resp: &ResponseHeader) -> Option<CacheControl> {
+    [STRATA_CACHE_CONTROL, CDN_CACHE_CONTROL]
+        .iter()
+        .find_map(|name| CacheControl::from_resp_headers_named(name, resp))
+        .or_else(|| CacheControl::from_resp_headers(resp))
+}
+
+/// Whether a stored response may never be served stale without revalidation, even to a
+/// client that accepts it (`max-stale`): `must-revalidate`, `proxy-revalidate`, `s-maxage`
+/// (RFC 9111 sections 4.2.4, 5.2.2.2, 5.2.2.8, 5.2.2.10) or `no-cache` in the field that
+/// governs this cache.
+pub fn stale_forbidden(resp: &ResponseHeader) -> bool {
+    governing(resp).is_some_and(|cc| {
+        cc.must_revalidate()
+            || cc.proxy_revalidate()
+            || cc.no_cache()
+            || cc.has_directive(&DirectiveKey::SMaxAge)
+    })
 }
 
 /// The request header names a response varies on, lower-cased (`*` included as is).
@@ -170,8 +189,8 @@ mod test {
             RespCacheable::Cacheable(meta) => {
                 let h = meta.response_header();
                 assert!(
-                    h.headers.get(STRATA_CACHE_CONTROL).is_none(),
-                    "ours is not stored"
+                    h.headers.get(STRATA_CACHE_CONTROL).is_some(),
+                    "ours is stored (and stripped on the way out)"
                 );
                 assert!(
                     h.headers.get(CDN_CACHE_CONTROL).is_some(),
@@ -205,6 +224,32 @@ mod test {
             RespCacheable::Cacheable(meta) => assert!(meta.age().as_secs() >= 150),
             _ => unreachable!(),
         }
+    }
+
+    #[test]
+    fn stale_is_forbidden_by_the_revalidate_directives_of_the_governing_field() {
+        for cc in [
+            "max-age=60, must-revalidate",
+            "max-age=60, proxy-revalidate",
+            "s-maxage=60",
+            "no-cache",
+        ] {
+            assert!(stale_forbidden(&resp(&[("cache-control", cc)])), "{cc}");
+        }
+        assert!(!stale_forbidden(&resp(&[("cache-control", "max-age=60")])));
+        assert!(!stale_forbidden(&resp(&[(
+            "expires",
+            "Thu, 01 Jan 2099 00:00:00 GMT"
+        )])));
+        // The targeted field governs: ours over CDN-Cache-Control over Cache-Control.
+        assert!(stale_forbidden(&resp(&[
+            ("cache-control", "max-age=60"),
+            ("strata-cache-control", "max-age=60, must-revalidate"),
+        ])));
+        assert!(!stale_forbidden(&resp(&[
+            ("cache-control", "max-age=60, must-revalidate"),
+            ("cdn-cache-control", "max-age=60"),
+        ])));
     }
 
     #[test]

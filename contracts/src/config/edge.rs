@@ -336,7 +336,8 @@ pub struct CacheConfig {
     pub write_buffer_mb: u64,
     /// Disk probe interval, milliseconds.
     pub disk_check_ms: u64,
-    /// Whether request `no-cache`, `max-age`, `min-fresh` and `no-store` are honoured.
+    /// Whether request `no-cache`, `max-age`, `min-fresh`, `max-stale` and `no-store` are
+    /// honoured.
     pub honor_request_cache_control: bool,
     /// Requests an object needs within the recent past before it is written to disk; 1
     /// writes every object.
