@@ -12,6 +12,7 @@ mod body_channel;
 pub mod cache_key;
 mod cache_status;
 pub mod cacheability;
+mod client_socket;
 mod collapse;
 mod dns;
 mod health;

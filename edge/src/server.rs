@@ -3,6 +3,7 @@
 //! signal handling, so that every role of the binary stops the same way.
 
 use crate::cache_key::KeyRules;
+use crate::client_socket::ClientSockets;
 use crate::collapse::FillAwareLock;
 use crate::hop;
 use crate::http3;
@@ -18,6 +19,7 @@ use pingora::apps::HttpServerOptions;
 use pingora::listeners::tls::TlsSettings;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
+use pingora::services::listening::Service;
 use pingora_cache::lock::CacheKeyLockImpl;
 use std::sync::Arc;
 use std::time::Duration;
@@ -256,7 +258,11 @@ impl Edge {
             )?),
             _ => None,
         };
-        let mut service = pingora::proxy::http_proxy_service(&server.configuration, proxy);
+        let app = ClientSockets::new(
+            pingora::proxy::http_proxy(&server.configuration, proxy),
+            config.client_notsent_lowat_kb,
+        );
+        let mut service = Service::new("Pingora HTTP Proxy Service".to_string(), app);
         service.add_tcp(&config.listen.to_string());
         if let Some(tls) = config.tls_listen {
             let mut settings = TlsSettings::intermediate("", "")
@@ -268,7 +274,7 @@ impl Edge {
             service.add_tls_with_settings(&tls.to_string(), None, settings);
             tracing::info!(addr = %tls, "{} listening (https: h2, http/1.1)", self.role.name());
         }
-        if let Some(app) = service.app_logic_mut() {
+        if let Some(app) = service.app_logic_mut().and_then(ClientSockets::app_mut) {
             let mut options = HttpServerOptions::default();
             options.h2c = true;
             app.server_options = Some(options);
