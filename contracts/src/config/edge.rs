@@ -691,6 +691,12 @@ impl Validate for EdgeConfig {
                 ));
             }
         }
+        if self.client_notsent_lowat_kb > 64 * 1024 {
+            return Err(FieldError::new(
+                "client_notsent_lowat_kb",
+                "must be at most 65536 (64 MiB); 0 leaves the kernel's setting",
+            ));
+        }
         if c.chunk_kb != 0 && !(64..=16 * 1024).contains(&c.chunk_kb) {
             return Err(FieldError::new(
                 "cache.chunk_kb",
@@ -856,6 +862,10 @@ mod test {
         let mut c = EdgeConfig::default();
         c.cache.chunk_kb = 1;
         assert_eq!(c.validate().unwrap_err().field, "cache.chunk_kb");
+        c.cache.chunk_kb = 0;
+        c.client_notsent_lowat_kb = 1 << 20;
+        assert_eq!(c.validate().unwrap_err().field, "client_notsent_lowat_kb");
+        c.client_notsent_lowat_kb = 16;
         c.cache.chunk_kb = 0;
         c.cache.slice_kb = 10;
         assert_eq!(c.validate().unwrap_err().field, "cache.slice_kb");
