@@ -11,6 +11,7 @@ use pingora_cache::CacheKey;
 use pingora_cache::storage::{HandleHit, Storage};
 use pingora_cache::trace::SpanHandle;
 use std::any::Any;
+use std::collections::VecDeque;
 
 /// Reading a complete object, chunk by chunk, within an optional range.
 pub(super) struct ChunkReader {
@@ -24,7 +25,17 @@ pub(super) struct ChunkReader {
     pub(super) end: u64,
     /// Chunk 0 (and whether it came off the disk), already read by the lookup.
     pub(super) first: Option<(Bytes, bool)>,
+    /// Chunks read ahead at the first read, by index, in order.
+    pub(super) ahead: VecDeque<(u64, (Bytes, bool))>,
+    /// Whether the read-ahead has been made.
+    pub(super) read_ahead: bool,
 }
+
+/// How much of an object the first read takes in hand at once. A chunk present at lookup
+/// can be evicted before a slow client gets to it (a cache that turns over quickly, a
+/// client that reads slowly): the response would then be cut mid-body. Held chunks cannot
+/// go away; a segment (a few MiB) is held whole, larger objects in their first window.
+const READ_AHEAD_BYTES: u64 = 8 << 20;
 
 impl ChunkReader {
     async fn read(&mut self) -> Result<Option<Bytes>> {
@@ -33,8 +44,20 @@ impl ChunkReader {
         }
         let cs = self.meta.chunk_size as u64;
         let n = self.pos / cs;
-        let (chunk, from_disk) = match (n, &self.first) {
-            (0, Some(first)) => first.clone(),
+        if !self.read_ahead {
+            self.read_ahead = true;
+            self.fill_ahead(n, cs).await?;
+        }
+        while self.ahead.front().is_some_and(|(i, _)| *i < n) {
+            self.ahead.pop_front();
+        }
+        let held = match self.ahead.front() {
+            Some((i, _)) if *i == n => self.ahead.pop_front().map(|(_, c)| c),
+            _ => None,
+        };
+        let (chunk, from_disk) = match (held, n, &self.first) {
+            (Some(c), _, _) => c,
+            (None, 0, Some(first)) => first.clone(),
             _ => {
                 self.store
                     .read_chunk(self.shard, &self.hex, &self.meta, n)
@@ -52,6 +75,25 @@ impl ChunkReader {
             .with_label_values(&[tier])
             .inc_by((stop - start) as u64);
         Ok(Some(chunk.slice(start..stop)))
+    }
+
+    /// Reads the chunks from `n` on that the response needs, up to [`READ_AHEAD_BYTES`], all
+    /// at once (chunk 0 came with the lookup).
+    async fn fill_ahead(&mut self, n: u64, cs: u64) -> Result<()> {
+        let last = (self.end - 1) / cs;
+        let window = (READ_AHEAD_BYTES / cs).max(1);
+        let wanted: Vec<u64> = (n..=last.min(n + window - 1))
+            .filter(|i| !(*i == 0 && self.first.is_some()))
+            .collect();
+        if wanted.len() < 2 {
+            return Ok(()); // nothing gained over reading it when it is needed
+        }
+        let (store, shard, hex, meta) = (self.store, self.shard, &self.hex, &self.meta);
+        let chunks =
+            futures::future::try_join_all(wanted.iter().map(|i| store.read_chunk(shard, hex, meta, *i)))
+                .await?;
+        self.ahead = wanted.into_iter().zip(chunks).collect();
+        Ok(())
     }
 
     fn seek(&mut self, start: usize, end: Option<usize>) -> Result<()> {
@@ -122,5 +164,76 @@ impl HandleHit for EdgeHit {
 
     fn as_any_mut(&mut self) -> &mut (dyn Any + Send + Sync) {
         self
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::super::{FoyerStore, StoreSettings};
+    use crate::metrics::EdgeMetrics;
+    use bytes::Bytes;
+    use pingora::http::ResponseHeader;
+    use pingora_cache::storage::Storage;
+    use pingora_cache::{CacheKey, CacheMeta};
+    use std::time::{Duration, SystemTime};
+    use strata_contracts::config::edge::Eviction;
+
+    const CHUNK: usize = 64 * 1024;
+
+    async fn store() -> &'static FoyerStore {
+        let registry = prometheus::Registry::new();
+        let metrics = EdgeMetrics::register(&registry, "strata_edge").unwrap();
+        let settings = StoreSettings {
+            metric_prefix: "strata_edge".into(),
+            memory_bytes: 64 << 20,
+            disks: Vec::new(),
+            eviction: Eviction::Lru,
+            chunk_size: CHUNK,
+            write_buffer_bytes: 16 << 20,
+            disk_admission_requests: 1,
+            disk_admission_window: 0,
+            disk_admission_by_size: false,
+        };
+        let store = FoyerStore::open(&settings, metrics, &registry, tokio::runtime::Handle::current())
+            .await
+            .unwrap();
+        Box::leak(Box::new(store))
+    }
+
+    /// A chunk that goes away while a response is being sent (evicted under a quickly
+    /// turning cache, here removed by hand) does not cut that response: the first read took
+    /// the object's chunks in hand.
+    #[tokio::test]
+    async fn a_chunk_evicted_mid_response_does_not_cut_it() {
+        let store = store().await;
+        let body: Vec<u8> = (0..5 * CHUNK as u32 + 100).map(|i| (i % 251) as u8).collect();
+        let key = CacheKey::new("/seg.m4s", "");
+        let mut head = ResponseHeader::build(200, None).unwrap();
+        head.insert_header("content-length", body.len().to_string())
+            .unwrap();
+        let now = SystemTime::now();
+        let meta = CacheMeta::new(now + Duration::from_secs(60), now, 0, 0, head);
+        let trace = pingora_cache::trace::Span::inactive().handle();
+        let mut miss = store.get_miss_handler(&key, &meta, &trace).await.unwrap();
+        miss.write_body(Bytes::from(body.clone()), true).await.unwrap();
+        miss.finish().await.unwrap();
+
+        let (_, mut hit) = store.lookup(&key, &trace).await.unwrap().expect("a hit");
+        let mut got = hit.read_body().await.unwrap().unwrap().to_vec();
+        // Every chunk after the one just read disappears from the cache.
+        let hex = pingora_cache::key::CacheHashKey::combined(&key);
+        let meta = store.find_meta(&hex).await.unwrap().1;
+        for n in 1..meta.chunk_count() {
+            store.shards[0]
+                .cache
+                .remove(&FoyerStore::chunk_key(&hex, meta.object_id, n));
+        }
+        while let Some(piece) = hit.read_body().await.unwrap() {
+            got.extend_from_slice(&piece);
+        }
+        assert_eq!(got.len(), body.len());
+        assert!(got == body, "the bytes are the object's");
+        // The next lookup finds the object incomplete: a miss, never a cut response.
+        assert!(store.lookup(&key, &trace).await.unwrap().is_none());
     }
 }

@@ -38,7 +38,7 @@ use pingora_cache::trace::SpanHandle;
 use pingora_cache::{CacheKey, CacheMeta};
 use shard::{Shard, route};
 use std::any::Any;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -678,6 +678,8 @@ impl Storage for FoyerStore {
                 pos: 0,
                 end,
                 first,
+                ahead: VecDeque::new(),
+                read_ahead: false,
             })),
         )))
     }
