@@ -89,6 +89,16 @@ impl Cdn {
             .await
     }
 
+    /// GETs `path` from the edge with the Range `range`.
+    async fn send_range(&self, client: &reqwest::Client, path: &str, range: &str) -> reqwest::Response {
+        client
+            .get(self.edge.url(path))
+            .header("range", range)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// GETs `path` with the Range `range`, checking a 206 for exactly `from..=to` of the
     /// file; returns the Cache-Status.
     async fn range_as(
@@ -100,12 +110,7 @@ impl Cdn {
         to: usize,
     ) -> String {
         let data = self.file(path.trim_start_matches('/'));
-        let r = client
-            .get(self.edge.url(path))
-            .header("range", range)
-            .send()
-            .await
-            .unwrap();
+        let r = self.send_range(client, path, range).await;
         assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT, "{range}");
         assert_eq!(
             r.headers()["content-range"],
@@ -175,21 +180,15 @@ async fn a_range_miss_fetches_only_the_slices_it_touches() {
     assert_eq!(after.0 - before.0, 10.0, "ten slices, ten origin requests");
 
     // Past the end: 416 with the length (the origin's, for the slice past the end).
-    let r = http1()
-        .get(cdn.edge.url("/t/big.mp4"))
-        .header("range", format!("bytes={n}-"))
-        .send()
-        .await
-        .unwrap();
+    let r = cdn
+        .send_range(&http1(), "/t/big.mp4", &format!("bytes={n}-"))
+        .await;
     assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
     assert_eq!(r.headers()["content-range"], format!("bytes */{n}").as_str());
     // A first byte past any object (near u64::MAX): the same answer, no overflow.
-    let r = http1()
-        .get(cdn.edge.url("/t/big.mp4"))
-        .header("range", "bytes=18446744073709551615-")
-        .send()
-        .await
-        .unwrap();
+    let r = cdn
+        .send_range(&http1(), "/t/big.mp4", "bytes=18446744073709551615-")
+        .await;
     assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
 
     // A HEAD describes the object from its slices.
@@ -335,22 +334,14 @@ async fn an_origin_outage_fails_or_cuts_the_response_and_keeps_the_slices_held()
     cdn.origin.signal("TERM");
     assert!(cdn.origin.wait_exit(Duration::from_secs(20)).success());
     // Nothing held for slice 0: a 502 that says why.
-    let r = http1()
-        .get(cdn.edge.url("/t/big.mp4"))
-        .header("range", "bytes=0-99")
-        .send()
-        .await
-        .unwrap();
+    let r = cdn.send_range(&http1(), "/t/big.mp4", "bytes=0-99").await;
     assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
     let text = r.text().await.unwrap();
     assert!(text.contains("failed"), "{text}");
     // Slice 1 is held, slice 2 is not: the response starts, then is cut.
-    let r = http1()
-        .get(cdn.edge.url("/t/big.mp4"))
-        .header("range", "bytes=5000000-9999999")
-        .send()
-        .await
-        .unwrap();
+    let r = cdn
+        .send_range(&http1(), "/t/big.mp4", "bytes=5000000-9999999")
+        .await;
     assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
     assert!(
         r.bytes().await.is_err(),

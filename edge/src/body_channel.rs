@@ -10,7 +10,7 @@
 //! in one queue, which hands out what it holds before it reports that it is closed.
 
 use bytes::Bytes;
-use hyper::body::{Body, Frame, SizeHint};
+use hyper::body::{Body, Frame};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::sync::mpsc;
@@ -61,10 +61,6 @@ impl Body for BodyChannel {
         self.rx
             .poll_recv(cx)
             .map(|item| item.map(|chunk| chunk.map(Frame::data)))
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        SizeHint::default()
     }
 }
 

@@ -59,12 +59,7 @@ pub fn continues(
     if Validator::of(headers).as_ref() != Some(original) {
         return Err("the representation changed (validator differs)".into());
     }
-    let range = headers
-        .get(header::CONTENT_RANGE)
-        .and_then(|v| v.to_str().ok())
-        .ok_or("no Content-Range")?;
-    let (first, last, complete) =
-        parse_content_range(range).ok_or_else(|| format!("bad Content-Range `{range}`"))?;
+    let (range, (first, last, complete)) = content_range_of(headers)?;
     if first != delivered {
         return Err(format!("starts at byte {first}, not {delivered}"));
     }
@@ -76,8 +71,22 @@ pub fn continues(
     Ok(())
 }
 
+/// A `Content-Range`'s first and last byte and the complete length (`None` for `*`).
+pub(crate) type ContentRange = (u64, u64, Option<u64>);
+
+/// A response's `Content-Range`: its text (for messages) and its parts, or why there is none
+/// to use.
+pub(crate) fn content_range_of(headers: &HeaderMap) -> Result<(&str, ContentRange), String> {
+    let value = headers
+        .get(header::CONTENT_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .ok_or("no Content-Range")?;
+    let parsed = parse_content_range(value).ok_or_else(|| format!("bad Content-Range `{value}`"))?;
+    Ok((value, parsed))
+}
+
 /// `bytes FIRST-LAST/COMPLETE` (COMPLETE may be `*`).
-pub(crate) fn parse_content_range(value: &str) -> Option<(u64, u64, Option<u64>)> {
+fn parse_content_range(value: &str) -> Option<ContentRange> {
     let rest = value.trim().strip_prefix("bytes ")?;
     let (span, complete) = rest.split_once('/')?;
     let (first, last) = span.split_once('-')?;

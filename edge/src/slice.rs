@@ -17,7 +17,7 @@
 //!
 //! [`slice_key`]: crate::cache_key::slice_key
 
-use crate::resume::{Validator, parse_content_range};
+use crate::resume::{Validator, content_range_of};
 use http::{HeaderMap, Method, StatusCode, header};
 use http_range_header::{ParsedRanges, RangeUnsatisfiableError, SyntacticallyCorrectRange};
 use pingora::http::ResponseHeader;
@@ -217,12 +217,7 @@ pub fn check(
     let validator = Validator::of(headers);
     let head = match status {
         StatusCode::PARTIAL_CONTENT => {
-            let value = headers
-                .get(header::CONTENT_RANGE)
-                .and_then(|v| v.to_str().ok())
-                .ok_or("a 206 without Content-Range")?;
-            let (first, last, total) =
-                parse_content_range(value).ok_or_else(|| format!("bad Content-Range `{value}`"))?;
+            let (value, (first, last, total)) = content_range_of(headers)?;
             let total = total.ok_or_else(|| format!("`{value}` does not give the length"))?;
             if first != slice.first || last != slice.last.min(total.saturating_sub(1)) {
                 return Err(format!("`{value}` is not bytes {}-{}", slice.first, slice.last));

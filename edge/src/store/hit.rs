@@ -23,9 +23,8 @@ pub(super) struct ChunkReader {
     pub(super) pos: u64,
     /// Exclusive end.
     pub(super) end: u64,
-    /// Chunk 0 (and whether it came off the disk), already read by the lookup.
-    pub(super) first: Option<(Bytes, bool)>,
-    /// Chunks read ahead at the first read, by index, in order.
+    /// Chunks in hand, by index, in order, with whether they came off the disk: chunk 0
+    /// from the lookup, then those the first read takes ahead.
     pub(super) ahead: VecDeque<(u64, (Bytes, bool))>,
     /// Whether the read-ahead has been made.
     pub(super) read_ahead: bool,
@@ -51,14 +50,14 @@ impl ChunkReader {
         while self.ahead.front().is_some_and(|(i, _)| *i < n) {
             self.ahead.pop_front();
         }
-        let held = match self.ahead.front() {
-            Some((i, _)) if *i == n => self.ahead.pop_front().map(|(_, c)| c),
-            _ => None,
+        let held = if self.ahead.front().is_some_and(|(i, _)| *i == n) {
+            self.ahead.pop_front()
+        } else {
+            None
         };
-        let (chunk, from_disk) = match (held, n, &self.first) {
-            (Some(c), _, _) => c,
-            (None, 0, Some(first)) => first.clone(),
-            _ => {
+        let (chunk, from_disk) = match held {
+            Some((_, chunk)) => chunk,
+            None => {
                 self.store
                     .read_chunk(self.shard, &self.hex, &self.meta, n)
                     .await?
@@ -77,13 +76,14 @@ impl ChunkReader {
         Ok(Some(chunk.slice(start..stop)))
     }
 
-    /// Reads the chunks from `n` on that the response needs, up to [`READ_AHEAD_BYTES`], all
-    /// at once (chunk 0 came with the lookup).
+    /// Reads the chunks from `n` on that the response needs and does not hold yet, up to
+    /// [`READ_AHEAD_BYTES`], all at once.
     async fn fill_ahead(&mut self, n: u64, cs: u64) -> Result<()> {
+        self.ahead.retain(|(i, _)| *i >= n);
         let last = (self.end - 1) / cs;
         let window = (READ_AHEAD_BYTES / cs).max(1);
         let wanted: Vec<u64> = (n..=last.min(n + window - 1))
-            .filter(|i| !(*i == 0 && self.first.is_some()))
+            .filter(|i| !self.ahead.iter().any(|(held, _)| held == i))
             .collect();
         if wanted.len() < 2 {
             return Ok(()); // nothing gained over reading it when it is needed
@@ -92,7 +92,8 @@ impl ChunkReader {
         let chunks =
             futures::future::try_join_all(wanted.iter().map(|i| store.read_chunk(shard, hex, meta, *i)))
                 .await?;
-        self.ahead = wanted.into_iter().zip(chunks).collect();
+        // What is held (at most chunk `n`, from the lookup) comes before what was wanted.
+        self.ahead.extend(wanted.into_iter().zip(chunks));
         Ok(())
     }
 

@@ -38,7 +38,7 @@ use pingora_cache::trace::SpanHandle;
 use pingora_cache::{CacheKey, CacheMeta};
 use shard::{Shard, route};
 use std::any::Any;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -677,8 +677,7 @@ impl Storage for FoyerStore {
                 meta: stored,
                 pos: 0,
                 end,
-                first,
-                ahead: VecDeque::new(),
+                ahead: first.map(|chunk| (0, chunk)).into_iter().collect(),
                 read_ahead: false,
             })),
         )))
