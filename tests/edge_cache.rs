@@ -272,13 +272,29 @@ async fn corrupt_disk_entries_are_refetched_never_served() {
     assert!(flipped >= 3, "the cache files held the object ({flipped} flips)");
     let before = cdn.origin_fetches().await;
     cdn.edge = start_edge(&cdn.origin, cdn.cache.path());
-    // The first read may meet the damage after its headers went out: then the response is
-    // cut short (the client sees an error), but a complete response is always correct.
-    if let Ok(r) = http1().get(cdn.edge.url("/t/big.m4s")).send().await
-        && let Ok(body) = r.bytes().await
-    {
-        assert_eq!(sha256(&body), expected, "a complete body is never wrong");
+    // The first read meets the damage: before its head went out (the object is a miss), or
+    // after (the edge continues the response from the origin with exactly the bytes its
+    // stored copy could not give). Either way the client gets the whole, right body.
+    let r = http1().get(cdn.edge.url("/t/big.m4s")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let status = r.headers()["cache-status"].to_str().unwrap().to_string();
+    assert_eq!(
+        sha256(&r.bytes().await.unwrap()),
+        expected,
+        "the first response after the damage is whole and right ({status})"
+    );
+    let metrics = cdn.edge.admin_url("/metrics");
+    let continued = metric(&metrics, "strata_edge_hit_repairs_total{result=\"continued\"}").await;
+    if status.starts_with("strata-edge; hit") {
+        assert!(
+            continued >= 1.0,
+            "a hit that met damage was continued from the origin"
+        );
     }
+    assert_eq!(
+        metric(&metrics, "strata_edge_hit_repairs_total{result=\"failed\"}").await,
+        0.0
+    );
     let r = http1().get(cdn.edge.url("/t/big.m4s")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(
@@ -290,11 +306,7 @@ async fn corrupt_disk_entries_are_refetched_never_served() {
         cdn.origin_fetches().await - before >= 1.0,
         "the object came from the origin again"
     );
-    let dropped = metric(
-        &cdn.edge.admin_url("/metrics"),
-        "strata_edge_cache_corrupt_entries_total",
-    )
-    .await;
+    let dropped = metric(&metrics, "strata_edge_cache_corrupt_entries_total").await;
     assert!(dropped >= 1.0, "the damage was noticed and counted");
 }
 

@@ -16,6 +16,7 @@ mod client_socket;
 mod collapse;
 mod dns;
 mod health;
+mod hit_repair;
 mod hop;
 mod http3;
 mod metrics;

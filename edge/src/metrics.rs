@@ -52,6 +52,8 @@ pub struct EdgeMetrics {
     pub resumed: IntCounter,
     /// Responses cut because no upstream could continue them.
     pub resume_failures: IntCounter,
+    /// Hits whose stored copy failed mid-response, by whether an upstream continued them.
+    pub hit_repairs: IntCounterVec,
     /// Responses by client protocol (`h1`, `h2`, `h3`).
     pub protocol_requests: IntCounterVec,
     /// Response body bytes by client protocol.
@@ -190,6 +192,13 @@ impl EdgeMetrics {
                 name("upstream_resume_failures_total"),
                 "Responses cut because no upstream could continue them after a mid-body failure",
             )?,
+            hit_repairs: IntCounterVec::new(
+                Opts::new(
+                    name("hit_repairs_total"),
+                    "Hits whose stored copy could not be read mid-response: continued (an upstream answered exactly the missing bytes) or failed (none did; the response was cut)",
+                ),
+                &["result"],
+            )?,
             protocol_requests: IntCounterVec::new(
                 Opts::new(name("protocol_requests_total"), "Responses, by client protocol"),
                 &["protocol"],
@@ -271,7 +280,7 @@ impl EdgeMetrics {
                 "Objects the cache's key index lists, evicted ones forgotten by its background sweep",
             )?,
         };
-        let collectors: [Box<dyn Collector>; 34] = [
+        let collectors: [Box<dyn Collector>; 35] = [
             Box::new(metrics.requests.clone()),
             Box::new(metrics.response_bytes.clone()),
             Box::new(metrics.duration.clone()),
@@ -291,6 +300,7 @@ impl EdgeMetrics {
             Box::new(metrics.token_rejections.clone()),
             Box::new(metrics.resumed.clone()),
             Box::new(metrics.resume_failures.clone()),
+            Box::new(metrics.hit_repairs.clone()),
             Box::new(metrics.protocol_requests.clone()),
             Box::new(metrics.protocol_bytes.clone()),
             Box::new(metrics.quic_connections.clone()),

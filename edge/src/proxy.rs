@@ -6,16 +6,17 @@ use crate::cache_key::{KeyRules, primary_key};
 use crate::cache_status;
 use crate::cacheability::{self, STRATA_CACHE_CONTROL};
 use crate::health::Source;
+use crate::hit_repair::HitRepair;
 use crate::hop::{self, LoopVerdict};
 use crate::metrics::EdgeMetrics;
 use crate::parent_select::Target;
-use crate::relay::{self, RELAY_HEADER};
+use crate::relay::{self, RELAY_HEADER, Relay};
 use crate::request_directives::RequestDirectives;
 use crate::resume::Validator;
 use crate::revalidation;
 use crate::slice::{self, Route};
 use crate::slicer::{self, SlicedTally};
-use crate::store::FoyerStore;
+use crate::store::{self, FoyerStore};
 use crate::token_gate::TokenGate;
 use crate::upstreams::Upstreams;
 use async_trait::async_trait;
@@ -61,6 +62,9 @@ pub struct EdgeProxy {
     pub(crate) cache_name: String,
     /// The resuming relay's socket path, when misses go through it (`relay.rs`).
     pub(crate) relay: Option<String>,
+    /// The relay itself, through which a hit whose stored copy fails mid-response is
+    /// continued (`hit_repair.rs`); present with `relay`.
+    pub(crate) repairs: Option<Arc<Relay>>,
     /// `Alt-Svc` advertising HTTP/3 on TCP responses, when it is served.
     pub(crate) alt_svc: Option<String>,
     /// `Timing-Allow-Origin` for responses without one.
@@ -115,6 +119,49 @@ pub struct RequestCtx {
 }
 
 impl EdgeProxy {
+    /// Lets a GET hit on a whole stored object continue from the upstreams if its stored
+    /// copy fails mid-response (`hit_repair.rs`). Slices are left out: their bytes sit at
+    /// other offsets than the object's. Built only for complete hits with a validator.
+    fn give_repair(
+        &self,
+        session: &Session,
+        meta: &CacheMeta,
+        hit: &mut pingora_cache::HitHandler,
+        ctx: &RequestCtx,
+    ) {
+        let Some(relay) = &self.repairs else { return };
+        let req = session.req_header();
+        if req.method != Method::GET || slicer::slice_of(session).is_some() {
+            return;
+        }
+        store::attach_repair(hit, || {
+            let validator = Validator::of(meta.headers())?;
+            let total = meta
+                .headers()
+                .get(http::header::CONTENT_LENGTH)?
+                .to_str()
+                .ok()?
+                .parse()
+                .ok()?;
+            let key = session.cache.maybe_cache_key()?;
+            let targets = self.upstreams.plan(key.primary_key_str().unwrap_or_default());
+            let path_and_query = req.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+            let hop = [
+                ("via", hop::via_entry(ctx.client_version, &self.node_id)),
+                (CDN_LOOP, hop::cdn_loop_entry(&self.node_id)),
+            ];
+            Some(Box::new(HitRepair::new(
+                Arc::clone(relay),
+                targets,
+                path_and_query,
+                &req.headers,
+                hop,
+                (total, validator),
+                self.metrics.clone(),
+            )))
+        });
+    }
+
     /// The labels of the per-upstream metrics for `target`.
     fn labels(&self, target: Target) -> [&str; 2] {
         let node = self.upstreams.node(target);
@@ -517,12 +564,13 @@ impl ProxyHttp for EdgeProxy {
 
     async fn cache_hit_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         meta: &CacheMeta,
-        _hit_handler: &mut pingora_cache::HitHandler,
+        hit_handler: &mut pingora_cache::HitHandler,
         _is_fresh: bool,
         ctx: &mut RequestCtx,
     ) -> Result<Option<ForcedFreshness>> {
+        self.give_repair(session, meta, hit_handler, ctx);
         Ok(ctx.directives.on_hit(meta, SystemTime::now()))
     }
 

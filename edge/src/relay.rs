@@ -345,6 +345,53 @@ impl Relay {
         }
         None
     }
+
+    /// Bytes `first..end` of the `total`-byte representation `validator` names, from the
+    /// first of `targets` that answers exactly those (`Range` with `If-Range`); for a stored
+    /// copy that cannot be read to its end (`hit_repair.rs`). Each target is asked once.
+    pub async fn fetch_between(
+        &self,
+        targets: &[Target],
+        path_and_query: &str,
+        headers: &HeaderMap,
+        (first, end, total): (u64, u64, u64),
+        validator: &Validator,
+    ) -> Result<Incoming, String> {
+        let mut headers = headers.clone();
+        let range = HeaderValue::from_str(&resume::range_between(first, end)).map_err(|e| e.to_string())?;
+        headers.insert(header::RANGE, range);
+        let if_range = HeaderValue::from_str(validator.if_range()).map_err(|e| e.to_string())?;
+        headers.insert(header::IF_RANGE, if_range);
+        let mut why = String::from("no upstream to ask");
+        for &target in targets {
+            let node = self.upstreams.node(target);
+            match self.send(&Method::GET, target, path_and_query, &headers).await {
+                Ok(response) => {
+                    match resume::answers_between(
+                        response.status(),
+                        response.headers(),
+                        first,
+                        end,
+                        total,
+                        validator,
+                    ) {
+                        Ok(()) => return Ok(response.into_body()),
+                        Err(e) => why = format!("{} {}: {e}", node.kind, node.label),
+                    }
+                }
+                Err(e) => {
+                    self.upstreams.report(target, false, Source::Traffic);
+                    why = e.to_string();
+                }
+            }
+        }
+        Err(why)
+    }
+
+    /// How long one read of an upstream body may take.
+    pub fn read_timeout(&self) -> Duration {
+        self.read_timeout
+    }
 }
 
 #[cfg(test)]

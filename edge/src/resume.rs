@@ -44,6 +44,11 @@ pub fn range_after(delivered: u64) -> String {
     format!("bytes={delivered}-")
 }
 
+/// The `Range` value that asks for bytes `first..end` (`end` exclusive, after `first`).
+pub fn range_between(first: u64, end: u64) -> String {
+    format!("bytes={first}-{}", end - 1)
+}
+
 /// Whether a response to [`range_after`] continues the original: `Ok` when it is a `206`
 /// for exactly bytes `delivered..total` of the same representation.
 pub fn continues(
@@ -53,22 +58,51 @@ pub fn continues(
     total: Option<u64>,
     original: &Validator,
 ) -> Result<(), String> {
-    if status != StatusCode::PARTIAL_CONTENT {
-        return Err(format!("answered {status}, not 206"));
-    }
-    if Validator::of(headers).as_ref() != Some(original) {
-        return Err("the representation changed (validator differs)".into());
-    }
-    let (range, (first, last, complete)) = content_range_of(headers)?;
-    if first != delivered {
-        return Err(format!("starts at byte {first}, not {delivered}"));
-    }
+    let (range, (_, last, complete)) = same_bytes_from(status, headers, delivered, original)?;
     if let Some(total) = total
         && (last + 1 != total || complete.is_some_and(|c| c != total))
     {
         return Err(format!("`{range}` does not end the {total}-byte object"));
     }
     Ok(())
+}
+
+/// Whether a response to [`range_between`] is exactly bytes `first..end` of the same
+/// `total`-byte representation: a stored copy may then be continued with it.
+pub fn answers_between(
+    status: StatusCode,
+    headers: &HeaderMap,
+    first: u64,
+    end: u64,
+    total: u64,
+    original: &Validator,
+) -> Result<(), String> {
+    let (range, (_, last, complete)) = same_bytes_from(status, headers, first, original)?;
+    if last + 1 != end || complete != Some(total) {
+        return Err(format!("`{range}` is not bytes {first}-{} of {total}", end - 1));
+    }
+    Ok(())
+}
+
+/// A `206` of the `original` representation that starts at byte `first`: its
+/// `Content-Range`, for the caller to check where it ends.
+fn same_bytes_from<'h>(
+    status: StatusCode,
+    headers: &'h HeaderMap,
+    first: u64,
+    original: &Validator,
+) -> Result<(&'h str, ContentRange), String> {
+    if status != StatusCode::PARTIAL_CONTENT {
+        return Err(format!("answered {status}, not 206"));
+    }
+    if Validator::of(headers).as_ref() != Some(original) {
+        return Err("the representation changed (validator differs)".into());
+    }
+    let (range, parsed) = content_range_of(headers)?;
+    if parsed.0 != first {
+        return Err(format!("starts at byte {}, not {first}", parsed.0));
+    }
+    Ok((range, parsed))
 }
 
 /// A `Content-Range`'s first and last byte and the complete length (`None` for `*`).
@@ -151,5 +185,31 @@ mod test {
         );
         let garbage = headers(&[("etag", "\"v1\""), ("content-range", "bytes 9-2/20000")]);
         assert!(continues(StatusCode::PARTIAL_CONTENT, &garbage, 9, Some(20000), &v).is_err());
+    }
+
+    #[test]
+    fn a_stored_copy_is_continued_only_with_exactly_its_missing_bytes() {
+        let v = Validator::ETag("\"v1\"".into());
+        assert_eq!(range_between(65536, 131072), "bytes=65536-131071");
+        let answer = |range: &str, etag: &str| headers(&[("etag", etag), ("content-range", range)]);
+        let ok = answer("bytes 65536-131071/200000", "\"v1\"");
+        let check = |status, h: &HeaderMap| answers_between(status, h, 65536, 131072, 200000, &v);
+        assert_eq!(check(StatusCode::PARTIAL_CONTENT, &ok), Ok(()));
+        assert!(
+            check(StatusCode::OK, &ok).is_err(),
+            "a whole 200 is not the range"
+        );
+        for (range, etag) in [
+            ("bytes 65536-131071/200000", "\"v2\""), // another representation
+            ("bytes 0-131071/200000", "\"v1\""),     // starts elsewhere
+            ("bytes 65536-199999/200000", "\"v1\""), // ends elsewhere
+            ("bytes 65536-131071/300000", "\"v1\""), // another size
+            ("bytes 65536-131071/*", "\"v1\""),      // size unknown: cannot be the same
+        ] {
+            assert!(
+                check(StatusCode::PARTIAL_CONTENT, &answer(range, etag)).is_err(),
+                "{range} {etag}"
+            );
+        }
     }
 }

@@ -170,13 +170,14 @@ impl Edge {
                 config.upstream_timeouts.retries.max(1),
                 self.metrics.clone(),
             ));
-            let addr = relay
+            let addr = Arc::clone(&relay)
                 .start(&self.support, shutdown.clone())
                 .map_err(EdgeError::Relay)?;
-            Some(addr.display().to_string())
+            Some((addr.display().to_string(), relay))
         } else {
             None
         };
+        let (relay, repairs) = relay.unzip();
         let node_id = self.node_id();
         let tokens = TokenGate::from_config(&config.token)
             .map_err(|e| EdgeError::Config(format!("token.keys: {e}")))?
@@ -195,6 +196,7 @@ impl Edge {
             node_id: node_id.clone(),
             cache_name: format!("strata-{}", self.role.name()),
             relay,
+            repairs,
             rules: self.key_rules(),
             store: self.store,
             lock,

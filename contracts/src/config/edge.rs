@@ -46,7 +46,8 @@ pub struct EdgeConfig {
     pub parents: Vec<ParentConfig>,
     /// Whether to fetch from the origins directly when every parent is down.
     pub origin_fallback: bool,
-    /// Whether a response whose upstream fails mid-body is continued from the next one.
+    /// Whether a response whose upstream fails mid-body is continued from the next one, and a
+    /// hit whose stored copy fails mid-response from the upstreams.
     pub resume_mid_body: bool,
     /// `Timing-Allow-Origin` added to responses that lack one; empty adds none.
     pub timing_allow_origin: String,

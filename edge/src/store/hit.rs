@@ -1,17 +1,37 @@
 //! Serving a hit: a complete object read chunk by chunk (within a range when pingora seeks),
-//! or an object still filling, followed as it arrives.
+//! or an object still filling, followed as it arrives. A complete object whose stored chunk
+//! cannot be read mid-response (corrupt, or evicted past the read-ahead) is continued from an
+//! upstream when the proxy gave it a [`Repair`]; without one, the response is cut.
 
 use super::FoyerStore;
 use super::entry::StoredMeta;
 use super::inflight::PartialReader;
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::BoxStream;
 use pingora::{Error, ErrorType, Result};
 use pingora_cache::CacheKey;
-use pingora_cache::storage::{HandleHit, Storage};
+use pingora_cache::storage::{HandleHit, HitHandler, Storage};
 use pingora_cache::trace::SpanHandle;
 use std::any::Any;
 use std::collections::VecDeque;
+use std::sync::Mutex;
+
+/// The bytes a [`Repair`] fetched, as they arrive.
+pub type RepairBody = BoxStream<'static, std::result::Result<Bytes, String>>;
+
+/// Where the rest of a stored response comes from when one of its chunks cannot be read
+/// after the response has started: the proxy knows the request and its upstreams, the store
+/// knows which bytes are missing.
+#[async_trait]
+pub trait Repair: Send + Sync {
+    /// Bytes `first..end` of the stored representation, exactly those or an error.
+    async fn fetch(&self, first: u64, end: u64) -> std::result::Result<RepairBody, String>;
+
+    /// Counts how a repair went: `continued` or `failed`.
+    fn outcome(&self, continued: bool);
+}
 
 /// Reading a complete object, chunk by chunk, within an optional range.
 pub(super) struct ChunkReader {
@@ -28,6 +48,15 @@ pub(super) struct ChunkReader {
     pub(super) ahead: VecDeque<(u64, (Bytes, bool))>,
     /// Whether the read-ahead has been made.
     pub(super) read_ahead: bool,
+    /// A chunk the read-ahead could not read, and why: reading it again would only fail
+    /// (and count the damage) again.
+    pub(super) unreadable: Option<(u64, String)>,
+    /// Where to continue from when a chunk cannot be read (`Repair`).
+    pub(super) repair: Option<Box<dyn Repair>>,
+    /// The upstream's bytes once a repair has begun; the rest of the response comes from
+    /// there. In a `Mutex` only to be `Sync` as pingora's hit handlers must be: it is only
+    /// ever reached through `&mut self` (`get_mut`), never locked.
+    pub(super) repaired: Option<Mutex<RepairBody>>,
 }
 
 /// How much of an object the first read takes in hand at once. A chunk present at lookup
@@ -38,6 +67,9 @@ const READ_AHEAD_BYTES: u64 = 8 << 20;
 
 impl ChunkReader {
     async fn read(&mut self) -> Result<Option<Bytes>> {
+        if self.repaired.is_some() {
+            return self.read_repaired().await;
+        }
         if self.pos >= self.end {
             return Ok(None);
         }
@@ -45,7 +77,7 @@ impl ChunkReader {
         let n = self.pos / cs;
         if !self.read_ahead {
             self.read_ahead = true;
-            self.fill_ahead(n, cs).await?;
+            self.fill_ahead(n, cs).await;
         }
         while self.ahead.front().is_some_and(|(i, _)| *i < n) {
             self.ahead.pop_front();
@@ -57,11 +89,13 @@ impl ChunkReader {
         };
         let (chunk, from_disk) = match held {
             Some((_, chunk)) => chunk,
-            None => {
-                self.store
-                    .read_chunk(self.shard, &self.hex, &self.meta, n)
-                    .await?
-            }
+            None => match self.unreadable.take().filter(|(i, _)| *i == n) {
+                Some((_, why)) => return self.repair(why).await,
+                None => match self.store.read_chunk(self.shard, &self.hex, &self.meta, n).await {
+                    Ok(chunk) => chunk,
+                    Err(e) => return self.repair(e.to_string()).await,
+                },
+            },
         };
         let base = n * cs;
         let start = (self.pos - base) as usize;
@@ -77,8 +111,9 @@ impl ChunkReader {
     }
 
     /// Reads the chunks from `n` on that the response needs and does not hold yet, up to
-    /// [`READ_AHEAD_BYTES`], all at once.
-    async fn fill_ahead(&mut self, n: u64, cs: u64) -> Result<()> {
+    /// [`READ_AHEAD_BYTES`], all at once. Those before the first that cannot be read are
+    /// kept; that one is remembered for when the response reaches it.
+    async fn fill_ahead(&mut self, n: u64, cs: u64) {
         self.ahead.retain(|(i, _)| *i >= n);
         let last = (self.end - 1) / cs;
         let window = (READ_AHEAD_BYTES / cs).max(1);
@@ -86,15 +121,80 @@ impl ChunkReader {
             .filter(|i| !self.ahead.iter().any(|(held, _)| held == i))
             .collect();
         if wanted.len() < 2 {
-            return Ok(()); // nothing gained over reading it when it is needed
+            return; // nothing gained over reading it when it is needed
         }
         let (store, shard, hex, meta) = (self.store, self.shard, &self.hex, &self.meta);
         let chunks =
-            futures::future::try_join_all(wanted.iter().map(|i| store.read_chunk(shard, hex, meta, *i)))
-                .await?;
+            futures::future::join_all(wanted.iter().map(|i| store.read_chunk(shard, hex, meta, *i))).await;
         // What is held (at most chunk `n`, from the lookup) comes before what was wanted.
-        self.ahead.extend(wanted.into_iter().zip(chunks));
-        Ok(())
+        for (i, chunk) in wanted.into_iter().zip(chunks) {
+            match chunk {
+                Ok(chunk) => self.ahead.push_back((i, chunk)),
+                Err(e) => {
+                    self.unreadable = Some((i, e.to_string()));
+                    break;
+                }
+            }
+        }
+    }
+
+    /// The stored copy cannot go on at `self.pos` (`why`): the rest of the response comes
+    /// from an upstream if the proxy gave a [`Repair`] and an upstream has exactly those
+    /// bytes; otherwise the response is cut (an error), never continued with other bytes.
+    async fn repair(&mut self, why: String) -> Result<Option<Bytes>> {
+        let Some(repair) = self.repair.take() else {
+            return Error::e_explain(ErrorType::InternalError, format!("cached body unusable: {why}"));
+        };
+        match repair.fetch(self.pos, self.end).await {
+            Ok(body) => {
+                repair.outcome(true);
+                tracing::info!(key = %self.hex, from = self.pos, %why, "stored copy continued from upstream");
+                self.repaired = Some(Mutex::new(body));
+                self.read_repaired().await
+            }
+            Err(e) => {
+                repair.outcome(false);
+                tracing::warn!(key = %self.hex, from = self.pos, %why, upstream = %e, "stored copy cut: no upstream continues it");
+                Error::e_explain(
+                    ErrorType::InternalError,
+                    format!("cached body unusable: {why}; {e}"),
+                )
+            }
+        }
+    }
+
+    /// The next bytes of a repair, never past the response's end; an early end is an error.
+    async fn read_repaired(&mut self) -> Result<Option<Bytes>> {
+        let Some(body) = self
+            .repaired
+            .as_mut()
+            .map(|m| m.get_mut().unwrap_or_else(|p| p.into_inner()))
+        else {
+            return Ok(None);
+        };
+        loop {
+            if self.pos >= self.end {
+                return Ok(None);
+            }
+            match body.next().await {
+                Some(Ok(data)) if data.is_empty() => continue,
+                Some(Ok(mut data)) => {
+                    data.truncate((self.end - self.pos).min(data.len() as u64) as usize);
+                    self.pos += data.len() as u64;
+                    return Ok(Some(data));
+                }
+                Some(Err(e)) => {
+                    return Error::e_explain(ErrorType::ReadError, format!("continuing upstream: {e}"));
+                }
+                None => {
+                    let short = self.end - self.pos;
+                    return Error::e_explain(
+                        ErrorType::ReadError,
+                        format!("continuing upstream ended {short} bytes short"),
+                    );
+                }
+            }
+        }
     }
 
     fn seek(&mut self, start: usize, end: Option<usize>) -> Result<()> {
@@ -114,6 +214,19 @@ impl ChunkReader {
 pub(super) enum EdgeHit {
     Complete(ChunkReader),
     Partial(PartialReader),
+}
+
+/// Gives a hit on a complete object of several chunks the [`Repair`] `make` builds, made only
+/// for such a hit (a hit still filling follows its fill instead; chunk 0 is in hand from the
+/// lookup); returns whether it was given.
+pub fn attach_repair(hit: &mut HitHandler, make: impl FnOnce() -> Option<Box<dyn Repair>>) -> bool {
+    match hit.as_any_mut().downcast_mut::<EdgeHit>() {
+        Some(EdgeHit::Complete(reader)) if reader.meta.body_len > reader.meta.chunk_size as u64 => {
+            reader.repair = make();
+            reader.repair.is_some()
+        }
+        _ => false,
+    }
 }
 
 #[async_trait]
@@ -171,11 +284,15 @@ impl HandleHit for EdgeHit {
 #[cfg(test)]
 mod test {
     use super::super::{FoyerStore, StoreSettings};
+    use super::{Repair, RepairBody};
     use crate::metrics::EdgeMetrics;
+    use async_trait::async_trait;
     use bytes::Bytes;
+    use futures::StreamExt;
     use pingora::http::ResponseHeader;
     use pingora_cache::storage::Storage;
     use pingora_cache::{CacheKey, CacheMeta};
+    use std::sync::{Arc, Mutex};
     use std::time::{Duration, SystemTime};
     use strata_contracts::config::edge::Eviction;
 
@@ -199,6 +316,151 @@ mod test {
             .await
             .unwrap();
         Box::leak(Box::new(store))
+    }
+
+    /// Stores `body` under `path`; returns its key.
+    async fn put(store: &'static FoyerStore, path: &str, body: &[u8]) -> CacheKey {
+        let key = CacheKey::new(path, "");
+        let mut head = ResponseHeader::build(200, None).unwrap();
+        head.insert_header("content-length", body.len().to_string())
+            .unwrap();
+        let now = SystemTime::now();
+        let meta = CacheMeta::new(now + Duration::from_secs(60), now, 0, 0, head);
+        let trace = pingora_cache::trace::Span::inactive().handle();
+        let mut miss = store.get_miss_handler(&key, &meta, &trace).await.unwrap();
+        miss.write_body(Bytes::copy_from_slice(body), true).await.unwrap();
+        miss.finish().await.unwrap();
+        key
+    }
+
+    /// Removes chunk `n` of the object under `key`, as eviction would; returns where that
+    /// chunk began.
+    async fn evict_chunk(store: &'static FoyerStore, key: &CacheKey, n: u64) -> usize {
+        let hex = pingora_cache::key::CacheHashKey::combined(key);
+        let meta = store.find_meta(&hex).await.unwrap().1;
+        store.shards[0]
+            .cache
+            .remove(&FoyerStore::chunk_key(&hex, meta.object_id, n));
+        n as usize * meta.chunk_size as usize
+    }
+
+    /// Reads a hit to its end: the bytes, and the error that cut it if one did.
+    async fn drain(hit: &mut pingora_cache::storage::HitHandler) -> (Vec<u8>, Option<String>) {
+        let mut got = Vec::new();
+        loop {
+            match hit.read_body().await {
+                Ok(Some(piece)) => got.extend_from_slice(&piece),
+                Ok(None) => return (got, None),
+                Err(e) => return (got, Some(e.to_string())),
+            }
+        }
+    }
+
+    /// What a stand-in upstream was asked, and how its repairs went.
+    #[derive(Default)]
+    struct Calls {
+        asked: Vec<(u64, u64)>,
+        outcomes: Vec<bool>,
+    }
+
+    /// A stand-in upstream holding the object: answers `first..end`, or `short` bytes fewer.
+    struct Upstream {
+        body: Vec<u8>,
+        short: usize,
+        calls: Arc<Mutex<Calls>>,
+    }
+
+    #[async_trait]
+    impl Repair for Upstream {
+        async fn fetch(&self, first: u64, end: u64) -> Result<RepairBody, String> {
+            self.calls.lock().unwrap().asked.push((first, end));
+            let bytes = Bytes::copy_from_slice(&self.body[first as usize..end as usize - self.short]);
+            // In two pieces, as a network would give them.
+            let (a, b) = (bytes.slice(..bytes.len() / 2), bytes.slice(bytes.len() / 2..));
+            Ok(futures::stream::iter([Ok(a), Ok(b)]).boxed())
+        }
+
+        fn outcome(&self, continued: bool) {
+            self.calls.lock().unwrap().outcomes.push(continued);
+        }
+    }
+
+    fn upstream(body: &[u8], short: usize) -> (Box<dyn Repair>, Arc<Mutex<Calls>>) {
+        let calls = Arc::new(Mutex::new(Calls::default()));
+        let repair = Upstream {
+            body: body.to_vec(),
+            short,
+            calls: Arc::clone(&calls),
+        };
+        (Box::new(repair), calls)
+    }
+
+    fn object() -> Vec<u8> {
+        (0..6 * CHUNK as u32 + 100).map(|i| (i % 251) as u8).collect()
+    }
+
+    /// A chunk that cannot be read once the response has started is fetched from the
+    /// upstream, exactly the bytes missing and no more, and the response goes on whole.
+    #[tokio::test]
+    async fn a_missing_chunk_mid_response_is_continued_from_the_upstream() {
+        let store = store().await;
+        let body = object();
+        let key = put(store, "/whole.m4s", &body).await;
+        let trace = pingora_cache::trace::Span::inactive().handle();
+        let (_, mut hit) = store.lookup(&key, &trace).await.unwrap().expect("a hit");
+        let missing = evict_chunk(store, &key, 3).await;
+        let (repair, calls) = upstream(&body, 0);
+        assert!(super::attach_repair(&mut hit, || Some(repair)));
+        let (got, cut) = drain(&mut hit).await;
+        assert_eq!(cut, None);
+        assert!(got == body, "the bytes are the object's");
+        let calls = calls.lock().unwrap();
+        assert_eq!(calls.asked, vec![(missing as u64, body.len() as u64)]);
+        assert_eq!(calls.outcomes, vec![true]);
+    }
+
+    /// Within a range, only the rest of that range is asked for.
+    #[tokio::test]
+    async fn a_range_is_continued_with_the_rest_of_the_range_only() {
+        let store = store().await;
+        let body = object();
+        let key = put(store, "/ranged.m4s", &body).await;
+        let trace = pingora_cache::trace::Span::inactive().handle();
+        let (_, mut hit) = store.lookup(&key, &trace).await.unwrap().expect("a hit");
+        let missing = evict_chunk(store, &key, 3).await;
+        let (repair, calls) = upstream(&body, 0);
+        assert!(super::attach_repair(&mut hit, || Some(repair)));
+        let end = missing + CHUNK / 2;
+        hit.seek(100, Some(end)).unwrap();
+        let (got, cut) = drain(&mut hit).await;
+        assert_eq!(cut, None);
+        assert!(got == body[100..end], "the range's bytes");
+        assert_eq!(calls.lock().unwrap().asked, vec![(missing as u64, end as u64)]);
+    }
+
+    /// Without a way back to an upstream, or when the upstream's answer falls short, the
+    /// response is cut after the bytes that were right: never padded, never other bytes.
+    #[tokio::test]
+    async fn without_a_full_continuation_the_response_is_cut() {
+        let store = store().await;
+        let body = object();
+        let trace = pingora_cache::trace::Span::inactive().handle();
+
+        let key = put(store, "/no-repair.m4s", &body).await;
+        let (_, mut hit) = store.lookup(&key, &trace).await.unwrap().expect("a hit");
+        let missing = evict_chunk(store, &key, 3).await;
+        let (got, cut) = drain(&mut hit).await;
+        assert!(cut.unwrap().contains("chunk 3 is missing"));
+        assert!(got == body[..missing], "what was sent was right");
+
+        let key = put(store, "/short.m4s", &body).await;
+        let (_, mut hit) = store.lookup(&key, &trace).await.unwrap().expect("a hit");
+        evict_chunk(store, &key, 3).await;
+        let (repair, _) = upstream(&body, 10);
+        assert!(super::attach_repair(&mut hit, || Some(repair)));
+        let (got, cut) = drain(&mut hit).await;
+        assert!(cut.unwrap().contains("10 bytes short"));
+        assert!(got == body[..body.len() - 10], "what was sent was right");
     }
 
     /// A chunk that goes away while a response is being sent (evicted under a quickly

@@ -28,6 +28,7 @@ use foyer::{
     LruConfig, RecoverMode, S3FifoConfig,
 };
 use hit::{ChunkReader, EdgeHit};
+pub use hit::{Repair, RepairBody, attach_repair};
 use index::KeyIndex;
 use inflight::Inflight;
 use parking_lot::RwLock;
@@ -679,6 +680,9 @@ impl Storage for FoyerStore {
                 end,
                 ahead: first.map(|chunk| (0, chunk)).into_iter().collect(),
                 read_ahead: false,
+                unreadable: None,
+                repair: None,
+                repaired: None,
             })),
         )))
     }
