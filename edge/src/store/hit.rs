@@ -51,7 +51,7 @@ pub(super) struct ChunkReader {
     /// A chunk the read-ahead could not read, and why: reading it again would only fail
     /// (and count the damage) again.
     pub(super) unreadable: Option<(u64, String)>,
-    /// Where to continue from when a chunk cannot be read (`Repair`).
+    /// Where to continue from when a chunk cannot be read (`Repair`); asked once per range.
     pub(super) repair: Option<Box<dyn Repair>>,
     /// The upstream's bytes once a repair has begun; the rest of the response comes from
     /// there. In a `Mutex` only to be `Sync` as pingora's hit handlers must be: it is only
@@ -142,7 +142,7 @@ impl ChunkReader {
     /// from an upstream if the proxy gave a [`Repair`] and an upstream has exactly those
     /// bytes; otherwise the response is cut (an error), never continued with other bytes.
     async fn repair(&mut self, why: String) -> Result<Option<Bytes>> {
-        let Some(repair) = self.repair.take() else {
+        let Some(repair) = self.repair.as_deref() else {
             return Error::e_explain(ErrorType::InternalError, format!("cached body unusable: {why}"));
         };
         match repair.fetch(self.pos, self.end).await {
@@ -207,6 +207,8 @@ impl ChunkReader {
         }
         self.pos = start as u64;
         self.end = end.map_or(len, |e| (e as u64).min(len));
+        // A repair's bytes were those of the previous range (one part of several).
+        self.repaired = None;
         Ok(())
     }
 }
@@ -436,6 +438,34 @@ mod test {
         assert_eq!(cut, None);
         assert!(got == body[100..end], "the range's bytes");
         assert_eq!(calls.lock().unwrap().asked, vec![(missing as u64, end as u64)]);
+    }
+
+    /// The parts of a multipart answer are seeks one after another: a part after a repaired
+    /// one reads the stored bytes again, and a part that meets the gap is repaired on its own.
+    #[tokio::test]
+    async fn each_part_of_several_is_repaired_on_its_own() {
+        let store = store().await;
+        let body = object();
+        let key = put(store, "/parts.m4s", &body).await;
+        let trace = pingora_cache::trace::Span::inactive().handle();
+        let (_, mut hit) = store.lookup(&key, &trace).await.unwrap().expect("a hit");
+        let missing = evict_chunk(store, &key, 3).await;
+        let (repair, calls) = upstream(&body, 0);
+        assert!(super::attach_repair(&mut hit, || Some(repair)));
+        let parts = [
+            (missing - 10, missing + 10),
+            (5, 15),
+            (missing + 100, missing + 200),
+        ];
+        for (from, to) in parts {
+            hit.seek_multipart(from, Some(to)).unwrap();
+            let (got, cut) = drain(&mut hit).await;
+            assert_eq!(cut, None);
+            assert!(got == body[from..to], "part {from}-{to}");
+        }
+        let calls = calls.lock().unwrap();
+        let asked = [(missing, missing + 10), (missing + 100, missing + 200)];
+        assert_eq!(calls.asked, asked.map(|(a, b)| (a as u64, b as u64)));
     }
 
     /// Without a way back to an upstream, or when the upstream's answer falls short, the
