@@ -392,6 +392,45 @@ async fn an_upstream_that_ignores_range_is_served_exactly_and_then_cached_whole(
     assert_eq!(origin.count("/x.mp4"), 2, "held whole now");
 }
 
+/// Several ranges of an object held in slices come as `multipart/byteranges` (RFC 9110
+/// section 14.6): parts in ascending order, ranges a few bytes apart merged, each part from
+/// the slices that hold it, and only those slices fetched. Read with Python's email parser.
+#[tokio::test]
+async fn several_ranges_of_a_sliced_object_come_as_multipart_byteranges() {
+    let cdn = Cdn::start();
+    let data = cdn.file("t/big.mp4");
+    let n = data.len();
+    let before = cdn.origin_sent().await;
+    let wanted = [(0, 199), (30_000_000, 30_000_999), (n - 10, n - 1)];
+    for client in [http1(), http2()] {
+        let r = cdn
+            .send_range(
+                &client,
+                "/t/big.mp4",
+                "bytes=30000000-30000999, 0-99, 120-199, -10",
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+        assert!(r.headers().get("content-range").is_none());
+        let ct = r.headers()["content-type"].to_str().unwrap().to_string();
+        assert!(ct.starts_with("multipart/byteranges; boundary="), "{ct}");
+        let declared: usize = r.headers()["content-length"].to_str().unwrap().parse().unwrap();
+        let body = r.bytes().await.unwrap();
+        assert_eq!(body.len(), declared, "Content-Length is the body's");
+        let parts = support::parse_byteranges(&ct, &body);
+        assert_eq!(parts.len(), wanted.len());
+        for ((range, part_type, bytes), (from, to)) in parts.iter().zip(wanted) {
+            assert_eq!(range, &format!("bytes {from}-{to}/{n}"));
+            assert_eq!(part_type.as_deref(), Some("video/mp4"));
+            assert!(bytes[..] == data[from..=to], "{range}: the origin's bytes");
+        }
+    }
+    // Slices 0, 7 and 9 of ten, once: the second client's parts were hits.
+    let after = cdn.origin_sent().await;
+    assert_eq!(after.0 - before.0, 3.0, "one origin request per slice touched");
+    assert!(after.1 - before.1 <= (3 * SLICE) as f64);
+}
+
 #[tokio::test]
 async fn sliced_ranges_are_served_over_http3_from_the_same_slices() {
     let cdn = Cdn::start();

@@ -9,6 +9,7 @@
 
 mod admin_api;
 mod body_channel;
+mod byteranges;
 pub mod cache_key;
 mod cache_status;
 pub mod cacheability;

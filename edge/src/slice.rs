@@ -17,6 +17,7 @@
 //!
 //! [`slice_key`]: crate::cache_key::slice_key
 
+use crate::byteranges::{self, Multipart};
 use crate::resume::{Validator, content_range_of};
 use http::{HeaderMap, Method, StatusCode, header};
 use http_range_header::{ParsedRanges, RangeUnsatisfiableError, SyntacticallyCorrectRange};
@@ -94,12 +95,14 @@ pub enum Wanted {
 }
 
 /// What to answer once the object's length is known.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
     /// `200`, every byte.
     Full,
     /// `206`, bytes `first..=last`.
     Partial { first: u64, last: u64 },
+    /// `206` `multipart/byteranges`, these inclusive ranges in ascending order (`byteranges.rs`).
+    Multipart(Vec<(u64, u64)>),
     /// `416`.
     Unsatisfiable,
 }
@@ -147,21 +150,23 @@ impl Wanted {
 
     /// The answer for an object of `total` bytes; `if_range_holds` is false when an
     /// `If-Range` names another version (the whole object then, RFC 9110 section 13.1.5).
-    /// Several ranges are sent as the one span that covers them (RFC 9110 section 15.3.7.2
-    /// lets a server coalesce; the `Content-Range` says which bytes came).
+    /// Several ranges are sent as the parts of a `multipart/byteranges` body, in ascending
+    /// order, those that overlap or nearly touch merged (RFC 9110 section 14.2 allows both);
+    /// when that leaves one, as a plain `206`.
     pub fn answer(&self, total: u64, if_range_holds: bool) -> Answer {
         let ranges = match self {
             Wanted::Ranges(ranges) if if_range_holds => ranges,
             _ => return Answer::Full,
         };
         match ranges.validate(total) {
-            Ok(spans) => match (
-                spans.iter().map(|r| *r.start()).min(),
-                spans.iter().map(|r| *r.end()).max(),
-            ) {
-                (Some(first), Some(last)) => Answer::Partial { first, last },
-                _ => Answer::Full,
-            },
+            Ok(spans) => {
+                let parts = byteranges::coalesce(spans.iter().map(|r| (*r.start(), *r.end())).collect());
+                match parts[..] {
+                    [] => Answer::Full,
+                    [(first, last)] => Answer::Partial { first, last },
+                    _ => Answer::Multipart(parts),
+                }
+            }
             Err(RangeUnsatisfiableError::Unsatisfiable | RangeUnsatisfiableError::Rejected(_)) => {
                 Answer::Unsatisfiable
             }
@@ -171,12 +176,14 @@ impl Wanted {
 }
 
 impl Answer {
-    /// The bytes sent, for an object of `total` bytes (`None`: no body).
-    pub fn span(&self, total: u64) -> Option<(u64, u64)> {
-        match *self {
-            Answer::Full if total > 0 => Some((0, total - 1)),
-            Answer::Partial { first, last } => Some((first, last)),
-            _ => None,
+    /// The ranges of the object sent, in order, for an object of `total` bytes (none: no
+    /// body).
+    pub fn parts(&self, total: u64) -> Vec<(u64, u64)> {
+        match self {
+            Answer::Full if total > 0 => vec![(0, total - 1)],
+            Answer::Partial { first, last } => vec![(*first, *last)],
+            Answer::Multipart(parts) => parts.clone(),
+            _ => Vec::new(),
         }
     }
 }
@@ -315,9 +322,19 @@ pub fn not_modified(request: &HeaderMap, object: &HeaderMap) -> bool {
 }
 
 /// The client's response head: the fields of the first slice's answer, with the status,
-/// length and `Content-Range` of `answer` for an object of `total` bytes.
-pub fn client_head(slice: &ResponseHeader, answer: Answer, total: u64) -> pingora::Result<ResponseHeader> {
+/// length and `Content-Range` of `answer` for an object of `total` bytes; for several ranges,
+/// the `multipart/byteranges` type and length, and the framing the body must then have.
+pub fn client_head(
+    slice: &ResponseHeader,
+    answer: &Answer,
+    total: u64,
+) -> pingora::Result<(ResponseHeader, Option<Multipart>)> {
     let mut head = slice.clone();
+    let object_type = slice
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     for name in [
         header::CONTENT_RANGE,
         header::CONTENT_LENGTH,
@@ -325,11 +342,19 @@ pub fn client_head(slice: &ResponseHeader, answer: Answer, total: u64) -> pingor
     ] {
         head.remove_header(&name);
     }
+    let mut multipart = None;
     let (status, length) = match answer {
         Answer::Full => (StatusCode::OK, total),
-        Answer::Partial { first, last } => {
+        &Answer::Partial { first, last } => {
             head.insert_header(header::CONTENT_RANGE, format!("bytes {first}-{last}/{total}"))?;
             (StatusCode::PARTIAL_CONTENT, last - first + 1)
+        }
+        Answer::Multipart(parts) => {
+            let framing = Multipart::new(parts.clone(), total, object_type);
+            head.insert_header(header::CONTENT_TYPE, framing.content_type())?;
+            let length = framing.content_length();
+            multipart = Some(framing);
+            (StatusCode::PARTIAL_CONTENT, length)
         }
         Answer::Unsatisfiable => {
             head.insert_header(header::CONTENT_RANGE, format!("bytes */{total}"))?;
@@ -339,7 +364,7 @@ pub fn client_head(slice: &ResponseHeader, answer: Answer, total: u64) -> pingor
     head.set_status(status)?;
     head.insert_header(header::CONTENT_LENGTH, length.to_string())?;
     head.insert_header(header::ACCEPT_RANGES, "bytes")?;
-    Ok(head)
+    Ok((head, multipart))
 }
 
 /// The `304` for a request whose `If-None-Match` matched: the slice's fields that describe
@@ -451,9 +476,14 @@ mod test {
             }
         );
         assert_eq!(
-            wanted("bytes=0-9, 500-599").answer(total, true),
-            Answer::Partial { first: 0, last: 599 },
-            "several ranges: the span covering them"
+            wanted("bytes=500-599, 0-9").answer(total, true),
+            Answer::Multipart(vec![(0, 9), (500, 599)]),
+            "several ranges: parts in ascending order"
+        );
+        assert_eq!(
+            wanted("bytes=0-9, 20-29").answer(total, true),
+            Answer::Partial { first: 0, last: 29 },
+            "ranges a few bytes apart: one"
         );
         assert_eq!(
             wanted(&format!("bytes={total}-")).answer(total, true),
@@ -483,9 +513,13 @@ mod test {
             Wanted::of(&Method::HEAD, &headers(&[("range", "bytes=0-1")])),
             Wanted::Whole
         );
-        assert_eq!(Answer::Full.span(total), Some((0, total - 1)));
-        assert_eq!(Answer::Full.span(0), None);
-        assert_eq!(Answer::Unsatisfiable.span(total), None);
+        assert_eq!(Answer::Full.parts(total), vec![(0, total - 1)]);
+        assert_eq!(Answer::Full.parts(0), vec![]);
+        assert_eq!(Answer::Unsatisfiable.parts(total), vec![]);
+        assert_eq!(
+            Answer::Multipart(vec![(0, 9), (500, 599)]).parts(total),
+            vec![(0, 9), (500, 599)]
+        );
     }
 
     #[test]
@@ -597,16 +631,29 @@ mod test {
         slice.insert_header("content-range", "bytes 0-99/1000").unwrap();
         slice.insert_header("content-length", "100").unwrap();
         slice.insert_header("etag", "\"v1\"").unwrap();
-        let full = client_head(&slice, Answer::Full, 1000).unwrap();
+        slice.insert_header("content-type", "video/mp4").unwrap();
+        let (full, framing) = client_head(&slice, &Answer::Full, 1000).unwrap();
         assert_eq!(full.status, StatusCode::OK);
         assert_eq!(full.headers["content-length"], "1000");
         assert!(full.headers.get("content-range").is_none());
         assert_eq!(full.headers["etag"], "\"v1\"");
-        let part = client_head(&slice, Answer::Partial { first: 10, last: 19 }, 1000).unwrap();
+        assert_eq!(framing, None);
+        let (part, _) = client_head(&slice, &Answer::Partial { first: 10, last: 19 }, 1000).unwrap();
         assert_eq!(part.status, StatusCode::PARTIAL_CONTENT);
         assert_eq!(part.headers["content-range"], "bytes 10-19/1000");
         assert_eq!(part.headers["content-length"], "10");
-        let none = client_head(&slice, Answer::Unsatisfiable, 1000).unwrap();
+        let (parts, framing) =
+            client_head(&slice, &Answer::Multipart(vec![(0, 9), (500, 599)]), 1000).unwrap();
+        let framing = framing.expect("the parts' framing");
+        assert_eq!(parts.status, StatusCode::PARTIAL_CONTENT);
+        assert!(parts.headers.get("content-range").is_none());
+        assert_eq!(parts.headers["content-type"], framing.content_type().as_str());
+        assert_eq!(
+            parts.headers["content-length"],
+            framing.content_length().to_string().as_str()
+        );
+        assert!(String::from_utf8_lossy(&framing.part_head(0)).contains("Content-Type: video/mp4\r\n"));
+        let (none, _) = client_head(&slice, &Answer::Unsatisfiable, 1000).unwrap();
         assert_eq!(none.status, StatusCode::RANGE_NOT_SATISFIABLE);
         assert_eq!(none.headers["content-range"], "bytes */1000");
         let nm = not_modified_head(&slice).unwrap();

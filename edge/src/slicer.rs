@@ -205,10 +205,10 @@ impl EdgeProxy {
             return session.write_response_header(Box::new(not_modified), true).await;
         }
         let answer = wanted.answer(head.total, slice::if_range_holds(&req.headers, &resp.headers));
-        let span = answer.span(head.total);
+        let parts = answer.parts(head.total);
         // The first slice was a guess where the length was not known (a suffix range):
         // go to the one that holds the first byte to send.
-        if let Some((from, _)) = span
+        if let Some(&(from, _)) = parts.first()
             && !head.whole
             && !(head.first..head.first + head.len).contains(&from)
         {
@@ -222,24 +222,62 @@ impl EdgeProxy {
             };
             head = self.checked(ctx, primary, &fetch, &resp, established)?;
         }
-        let mut client = slice::client_head(&resp, answer, head.total)?;
+        let (mut client, framing) = slice::client_head(&resp, &answer, head.total)?;
         if session.as_downstream().is_custom() {
             // The slice's subrequest is not HTTP/3, so it advertised HTTP/3 to a client
             // already on it.
             client.remove_header("alt-svc");
         }
         self.metrics.sliced_responses.inc();
-        let Some((from, to)) = span.filter(|_| !head_only) else {
+        if head_only || parts.is_empty() {
             fetch.release();
             return session.write_response_header(Box::new(client), true).await;
-        };
+        }
         session.write_response_header(Box::new(client), false).await?;
-        let total = head.total;
         let validator = head.validator.clone();
         let established = Established {
-            total,
+            total: head.total,
             validator: validator.as_ref(),
         };
+        let mut started = Some((fetch, head));
+        for (i, &(from, to)) in parts.iter().enumerate() {
+            let (fetch, head) = match started.take() {
+                Some(first) => first,
+                None => {
+                    // A further part starts over from the slice that holds its first byte.
+                    let mut fetch = SliceFetch::start(session, Slice::holding(from, size))?;
+                    let resp = fetch.head(&self.cache_name).await?;
+                    let head = self.checked(ctx, primary, &fetch, &resp, established)?;
+                    (fetch, head)
+                }
+            };
+            if let Some(framing) = &framing {
+                session
+                    .write_response_body(Some(framing.part_head(i)), false)
+                    .await?;
+            }
+            self.send_span(session, ctx, primary, (fetch, head), (from, to), established)
+                .await?;
+        }
+        if let Some(framing) = &framing {
+            session
+                .write_response_body(Some(framing.trailer()), false)
+                .await?;
+        }
+        session.write_response_body(None, true).await
+    }
+
+    /// Sends bytes `from..=to` of the object, starting with `fetch` (whose answer is `head`)
+    /// and going on through the slices after it.
+    async fn send_span(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        primary: &str,
+        (mut fetch, mut head): (SliceFetch, SliceHead),
+        (from, to): (u64, u64),
+        established: Established<'_>,
+    ) -> Result<()> {
         loop {
             // The next slice's fetch starts before this one is read: its head (and a miss's
             // upstream request) overlaps this slice's body.
@@ -257,16 +295,15 @@ impl EdgeProxy {
                 if let Some(next) = next {
                     next.release();
                 }
-                break;
+                return Ok(());
             }
             let Some(mut following) = next.take() else {
-                break;
+                return Ok(());
             };
-            resp = following.head(&self.cache_name).await?;
+            let resp = following.head(&self.cache_name).await?;
             head = self.checked(ctx, primary, &following, &resp, established)?;
             fetch = following;
         }
-        session.write_response_body(None, true).await
     }
 
     /// Checks a later slice's answer against what the first one established. A mismatch

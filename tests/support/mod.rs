@@ -470,6 +470,41 @@ pub fn make_ca_signed_cert(dir: &Path) {
     ]);
 }
 
+/// The parts of a `multipart/byteranges` body as Python's email parser reads them
+/// (`byteranges.py`): each part's `Content-Range`, `Content-Type` and bytes.
+pub fn parse_byteranges(content_type: &str, body: &[u8]) -> Vec<(String, Option<String>, Vec<u8>)> {
+    use std::io::Write;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/byteranges.py");
+    let mut child = std::process::Command::new("python3")
+        .arg(script)
+        .arg(content_type)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    child.stdin.take().unwrap().write_all(body).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "byteranges.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let hex = v["hex"].as_str().unwrap();
+            let bytes = (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+                .collect();
+            let range = v["range"].as_str().unwrap().to_string();
+            (range, v["type"].as_str().map(str::to_string), bytes)
+        })
+        .collect()
+}
+
 /// Runs `h3_get.py` on `urls`; one JSON object per URL.
 pub fn h3_get(urls: &[String]) -> Vec<serde_json::Value> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/h3_get.py");
