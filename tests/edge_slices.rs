@@ -431,6 +431,81 @@ async fn several_ranges_of_a_sliced_object_come_as_multipart_byteranges() {
     assert!(after.1 - before.1 <= (3 * SLICE) as f64);
 }
 
+/// A slice damaged on disk, found after its response began, is continued from the origin
+/// with exactly the bytes it could not give (at the slice's place in the object), and then
+/// refetched: the client gets every byte right, not a cut transfer.
+#[tokio::test]
+async fn a_slice_damaged_on_disk_is_continued_from_the_origin() {
+    let mut cdn = Cdn::start();
+    let data = cdn.file("t/big.mp4");
+    cdn.range(&http1(), "/t/big.mp4", SLICE, 2 * SLICE - 1).await;
+    cdn.edge.signal("TERM");
+    assert!(cdn.edge.wait_exit(Duration::from_secs(20)).success());
+    // The slice's chunks fill the start of one cache file in order (its meta is written
+    // last, after them): a byte in the middle of that run is in a later chunk, so the
+    // lookup (which reads chunk 0 and the meta) still finds the slice.
+    let (file, extent) = std::fs::read_dir(cdn.cache.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("foyer-storage")
+        })
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            let used = bytes
+                .chunks(4096)
+                .take_while(|b| b.iter().any(|x| *x != 0))
+                .count()
+                * 4096;
+            (p, used)
+        })
+        .max_by_key(|(_, used)| *used)
+        .unwrap();
+    assert!(
+        extent >= 2 * MB,
+        "the slice's chunks are in {file:?} ({extent} bytes)"
+    );
+    let mut bytes = std::fs::read(&file).unwrap();
+    // A byte of the body (random bytes), not of the zero padding between entries.
+    let at = (extent / 2..extent)
+        .find(|&i| bytes[i..i + 64].iter().all(|b| *b != 0))
+        .unwrap();
+    bytes[at] ^= 0xFF;
+    std::fs::write(&file, bytes).unwrap();
+    cdn.edge = Cdn::edge(&cdn.origin, &cdn.cache);
+    let before = cdn.origin_sent().await;
+
+    let r = cdn
+        .send_range(
+            &http1(),
+            "/t/big.mp4",
+            &format!("bytes={SLICE}-{}", 2 * SLICE - 1),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+    let status = r.headers()["cache-status"].to_str().unwrap().to_string();
+    let body = r.bytes().await.unwrap();
+    assert!(status.contains("hit"), "the damage is past the lookup: {status}");
+    assert_eq!(body.len(), SLICE);
+    assert!(body[..] == data[SLICE..2 * SLICE], "the object's bytes");
+    let repaired = "strata_edge_hit_repairs_total{result=\"continued\"}";
+    assert_eq!(cdn.edge_metric(repaired).await, 1.0);
+    assert!(cdn.edge_metric("strata_edge_cache_corrupt_entries_total").await >= 1.0);
+    let after = cdn.origin_sent().await;
+    assert_eq!(
+        after.0 - before.0,
+        1.0,
+        "one origin request, for the missing bytes"
+    );
+    assert!(after.1 - before.1 < SLICE as f64, "only the missing bytes came");
+    // The damaged slice was dropped: the next request fetches it again, whole and right.
+    let status = cdn.range(&http1(), "/t/big.mp4", SLICE, 2 * SLICE - 1).await;
+    assert!(status.contains("fwd=miss"), "{status}");
+}
+
 #[tokio::test]
 async fn sliced_ranges_are_served_over_http3_from_the_same_slices() {
     let cdn = Cdn::start();

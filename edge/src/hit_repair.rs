@@ -1,8 +1,9 @@
 //! Continuing a hit whose stored copy fails mid-response (a chunk corrupt on disk, or evicted
 //! past the read-ahead): the store asks for the bytes it could not read, and this asks the
 //! request's upstreams for exactly those through the relay (`Range` + `If-Range` with the
-//! stored validator, `resume::answers_between` judging the answer). The client then gets one
-//! intact response instead of a cut one; the damaged object is refetched on its next request.
+//! stored validator, `resume::answers_between` judging the answer); a slice's bytes are asked
+//! for at its offset in the object. The client then gets one intact response instead of a
+//! cut one; the damaged object is refetched on its next request.
 
 use crate::metrics::EdgeMetrics;
 use crate::parent_select::Target;
@@ -39,22 +40,24 @@ pub struct HitRepair {
     targets: Vec<Target>,
     path_and_query: String,
     headers: HeaderMap,
+    /// Where the stored bytes begin in the object (a slice's first byte; 0 for a whole one).
+    offset: u64,
     total: u64,
     validator: Validator,
     metrics: EdgeMetrics,
 }
 
 impl HitRepair {
-    /// A repair for a stored `total`-byte response named by `validator`, asked of `targets`
-    /// in order with the request's path and fields (less those of `DROPPED`); `hop` adds
-    /// this node's `Via` and `CDN-Loop` entries.
+    /// A repair for stored bytes that begin at `offset` of a `total`-byte object named by
+    /// `validator`, asked of `targets` in order with the request's path and fields (less
+    /// those of `DROPPED`); `hop` adds this node's `Via` and `CDN-Loop` entries.
     pub fn new(
         relay: Arc<Relay>,
         targets: Vec<Target>,
         path_and_query: String,
         request: &HeaderMap,
         hop: [(&'static str, String); 2],
-        (total, validator): (u64, Validator),
+        (offset, total, validator): (u64, u64, Validator),
         metrics: EdgeMetrics,
     ) -> Self {
         let mut headers = request.clone();
@@ -71,6 +74,7 @@ impl HitRepair {
             targets,
             path_and_query,
             headers,
+            offset,
             total,
             validator,
             metrics,
@@ -87,7 +91,7 @@ impl Repair for HitRepair {
                 &self.targets,
                 &self.path_and_query,
                 &self.headers,
-                (first, end, self.total),
+                (self.offset + first, self.offset + end, self.total),
                 &self.validator,
             )
             .await?;

@@ -12,7 +12,7 @@ use crate::metrics::EdgeMetrics;
 use crate::parent_select::Target;
 use crate::relay::{self, RELAY_HEADER, Relay};
 use crate::request_directives::RequestDirectives;
-use crate::resume::Validator;
+use crate::resume::{self, Validator};
 use crate::revalidation;
 use crate::slice::{self, Route};
 use crate::slicer::{self, SlicedTally};
@@ -119,9 +119,10 @@ pub struct RequestCtx {
 }
 
 impl EdgeProxy {
-    /// Lets a GET hit on a whole stored object continue from the upstreams if its stored
-    /// copy fails mid-response (`hit_repair.rs`). Slices are left out: their bytes sit at
-    /// other offsets than the object's. Built only for complete hits with a validator.
+    /// Lets a GET hit continue from the upstreams if its stored copy fails mid-response
+    /// (`hit_repair.rs`). A slice's stored bytes sit at its offset in the object, and its
+    /// `Content-Range` names the object's length. Built only for complete hits of several
+    /// chunks with a validator.
     fn give_repair(
         &self,
         session: &Session,
@@ -131,18 +132,19 @@ impl EdgeProxy {
     ) {
         let Some(relay) = &self.repairs else { return };
         let req = session.req_header();
-        if req.method != Method::GET || slicer::slice_of(session).is_some() {
+        if req.method != Method::GET {
             return;
         }
         store::attach_repair(hit, || {
-            let validator = Validator::of(meta.headers())?;
-            let total = meta
-                .headers()
-                .get(http::header::CONTENT_LENGTH)?
-                .to_str()
-                .ok()?
-                .parse()
-                .ok()?;
+            let stored = meta.headers();
+            let validator = Validator::of(stored)?;
+            let (offset, total) = if slicer::slice_of(session).is_some() {
+                let (_, (first, _, complete)) = resume::content_range_of(stored).ok()?;
+                (first, complete?)
+            } else {
+                let length = stored.get(http::header::CONTENT_LENGTH)?.to_str().ok()?;
+                (0, length.parse().ok()?)
+            };
             let key = session.cache.maybe_cache_key()?;
             let targets = self.upstreams.plan(key.primary_key_str().unwrap_or_default());
             let path_and_query = req.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
@@ -156,7 +158,7 @@ impl EdgeProxy {
                 path_and_query,
                 &req.headers,
                 hop,
-                (total, validator),
+                (offset, total, validator),
                 self.metrics.clone(),
             )))
         });
