@@ -10,7 +10,7 @@ use crate::hit_repair::HitRepair;
 use crate::hop::{self, LoopVerdict};
 use crate::metrics::EdgeMetrics;
 use crate::parent_select::Target;
-use crate::relay::{self, RELAY_HEADER, Relay};
+use crate::relay::{self, RELAY_HEADER, Relay, RelayConnector};
 use crate::request_directives::RequestDirectives;
 use crate::resume::{self, Validator};
 use crate::revalidation;
@@ -60,8 +60,8 @@ pub struct EdgeProxy {
     pub(crate) node_id: String,
     /// This cache's name in `Cache-Status`: `strata-<role>`.
     pub(crate) cache_name: String,
-    /// The resuming relay's socket path, when misses go through it (`relay.rs`).
-    pub(crate) relay: Option<String>,
+    /// The way to the resuming relay, when misses go through it (`relay.rs`).
+    pub(crate) relay: Option<Arc<RelayConnector>>,
     /// The relay itself, through which a hit whose stored copy fails mid-response is
     /// continued (`hit_repair.rs`); present with `relay`.
     pub(crate) repairs: Option<Arc<Relay>>,
@@ -318,7 +318,7 @@ impl ProxyHttp for EdgeProxy {
             && matches!(session.req_header().method, Method::GET | Method::HEAD)
             && slicer::slice_of(session).is_none();
         let mut peer = match &self.relay {
-            Some(relay) if ctx.via_relay => HttpPeer::new_uds(relay, false, String::new())?,
+            Some(relay) if ctx.via_relay => relay.peer()?,
             _ => {
                 let addr = match self.upstreams.addr(target).await {
                     Ok(addr) => addr,

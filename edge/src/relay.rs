@@ -1,5 +1,5 @@
-//! The resuming relay: an in-process HTTP/1.1 hop, on a Unix socket of its own, through
-//! which the proxy sends GET and HEAD misses. It fetches from the upstream the proxy chose and,
+//! The resuming relay: an in-process HTTP/1.1 hop, over in-memory pipes (`RelayConnector`),
+//! through which the proxy sends GET and HEAD misses. It fetches from the upstream the proxy chose and,
 //! when that upstream fails in the middle of a body, continues the same response from the
 //! next candidate with a `Range` request (`resume.rs` decides what to ask and what may be
 //! spliced), so the client (and the cache fill) sees one intact response. pingora cannot
@@ -22,11 +22,12 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use std::path::PathBuf;
+use pingora::connectors::L4Connect;
+use pingora::prelude::HttpPeer;
+use pingora::protocols::l4::stream::Stream;
+use pingora::protocols::l4::virt::{VirtualSockOpt, VirtualSocket, VirtualSocketStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 /// The request header that carries the candidates from the proxy to the relay.
 pub const RELAY_HEADER: &str = "strata-relay";
@@ -41,6 +42,87 @@ const HOP_BY_HOP: &[&str] = &[
     "transfer-encoding",
     "upgrade",
 ];
+
+/// How much one direction of a proxy-to-relay connection buffers.
+const PIPE_BYTES: usize = 256 << 10;
+
+/// pingora's way to the relay: each connection it opens is an in-memory pipe whose other end
+/// the relay serves, so the hop costs no socket, no system call and no kernel copy.
+pub struct RelayConnector(Arc<Relay>);
+
+impl std::fmt::Debug for RelayConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RelayConnector")
+    }
+}
+
+impl RelayConnector {
+    /// Connections to `relay`.
+    pub fn new(relay: Arc<Relay>) -> Self {
+        Self(relay)
+    }
+
+    /// An upstream peer that reaches the relay through this connector. The address only
+    /// names the relay in pingora's logs and connection pool; nothing is bound there.
+    pub fn peer(self: &Arc<Self>) -> pingora::Result<HttpPeer> {
+        let mut peer = HttpPeer::new_uds("strata-relay", false, String::new())?;
+        peer.options.custom_l4 = Some(Arc::clone(self) as Arc<dyn L4Connect + Send + Sync>);
+        Ok(peer)
+    }
+}
+
+#[async_trait::async_trait]
+impl L4Connect for RelayConnector {
+    async fn connect(&self, _addr: &pingora::protocols::l4::socket::SocketAddr) -> pingora::Result<Stream> {
+        let (proxy_end, relay_end) = tokio::io::duplex(PIPE_BYTES);
+        tokio::spawn(Arc::clone(&self.0).serve(relay_end));
+        Ok(VirtualSocketStream::new(Box::new(Pipe(proxy_end))).into())
+    }
+}
+
+/// The proxy's end of a connection to the relay, as pingora's virtual socket.
+#[derive(Debug)]
+struct Pipe(tokio::io::DuplexStream);
+
+impl VirtualSocket for Pipe {
+    fn set_socket_option(&self, _opt: VirtualSockOpt) -> std::io::Result<()> {
+        Ok(()) // no delay and keepalive mean nothing in memory
+    }
+}
+
+impl tokio::io::AsyncRead for Pipe {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Pipe {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
 
 /// The candidates as the header carries them: `p1,p0,o0` (parent 1, parent 0, origin 0).
 pub fn encode_targets(targets: impl IntoIterator<Item = Target>) -> String {
@@ -127,54 +209,15 @@ impl Relay {
         }
     }
 
-    /// Binds a Unix socket in the temporary directory and serves on `runtime` until
-    /// `shutdown`; returns the socket's path. A Unix socket rather than loopback TCP: the hop
-    /// is on every miss, and skipping the TCP stack makes it cheaper.
-    pub fn start(
-        self: Arc<Self>,
-        runtime: &tokio::runtime::Handle,
-        shutdown: CancellationToken,
-    ) -> std::io::Result<PathBuf> {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "strata-relay-{}-{}.sock",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_file(&path);
-        let listener = std::os::unix::net::UnixListener::bind(&path)?;
-        listener.set_nonblocking(true)?;
-        let socket = path.clone();
-        runtime.spawn(async move {
-            let listener = match tokio::net::UnixListener::from_std(listener) {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::error!(error = %e, "relay listener");
-                    return;
-                }
-            };
-            loop {
-                let (stream, _) = tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    accepted = listener.accept() => match accepted {
-                        Ok(a) => a,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "relay accept");
-                            continue;
-                        }
-                    },
-                };
-                let relay = Arc::clone(&self);
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| Arc::clone(&relay).handle(req));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-            let _ = std::fs::remove_file(&socket);
-        });
-        Ok(path)
+    /// Serves one connection from the proxy.
+    async fn serve<S>(self: Arc<Self>, stream: S)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let service = hyper::service::service_fn(move |req| Arc::clone(&self).handle(req));
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(stream), service)
+            .await;
     }
 
     async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<Response<BodyChannel>, RelayError> {

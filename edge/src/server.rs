@@ -9,7 +9,7 @@ use crate::hop;
 use crate::http3;
 use crate::metrics::EdgeMetrics;
 use crate::proxy::{EdgeProxy, UpstreamSettings};
-use crate::relay::Relay;
+use crate::relay::{Relay, RelayConnector};
 use crate::store::{FoyerStore, StoreSettings};
 use crate::tls_certs::{CertFiles, CertStore};
 use crate::token_gate::TokenGate;
@@ -38,9 +38,6 @@ pub enum EdgeError {
     /// HTTP/3 could not start.
     #[error(transparent)]
     Http3(#[from] crate::http3::Http3Error),
-    /// The resuming relay could not bind its socket.
-    #[error("starting the resuming relay: {0}")]
-    Relay(std::io::Error),
     /// Metrics could not be registered.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
@@ -170,10 +167,7 @@ impl Edge {
                 config.upstream_timeouts.retries.max(1),
                 self.metrics.clone(),
             ));
-            let addr = Arc::clone(&relay)
-                .start(&self.support, shutdown.clone())
-                .map_err(EdgeError::Relay)?;
-            Some((addr.display().to_string(), relay))
+            Some((Arc::new(RelayConnector::new(Arc::clone(&relay))), relay))
         } else {
             None
         };
