@@ -48,7 +48,11 @@ const PIPE_BYTES: usize = 256 << 10;
 
 /// pingora's way to the relay: each connection it opens is an in-memory pipe whose other end
 /// the relay serves, so the hop costs no socket, no system call and no kernel copy.
-pub struct RelayConnector(Arc<Relay>);
+pub struct RelayConnector {
+    relay: Arc<Relay>,
+    /// Where the relay's side of each connection runs.
+    runtime: tokio::runtime::Handle,
+}
 
 impl std::fmt::Debug for RelayConnector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -57,9 +61,9 @@ impl std::fmt::Debug for RelayConnector {
 }
 
 impl RelayConnector {
-    /// Connections to `relay`.
-    pub fn new(relay: Arc<Relay>) -> Self {
-        Self(relay)
+    /// Connections to `relay`, whose side runs on `runtime`.
+    pub fn new(relay: Arc<Relay>, runtime: tokio::runtime::Handle) -> Self {
+        Self { relay, runtime }
     }
 
     /// An upstream peer that reaches the relay through this connector. The address only
@@ -75,7 +79,7 @@ impl RelayConnector {
 impl L4Connect for RelayConnector {
     async fn connect(&self, _addr: &pingora::protocols::l4::socket::SocketAddr) -> pingora::Result<Stream> {
         let (proxy_end, relay_end) = tokio::io::duplex(PIPE_BYTES);
-        tokio::spawn(Arc::clone(&self.0).serve(relay_end));
+        self.runtime.spawn(Arc::clone(&self.relay).serve(relay_end));
         Ok(VirtualSocketStream::new(Box::new(Pipe(proxy_end))).into())
     }
 }

@@ -167,7 +167,10 @@ impl Edge {
                 config.upstream_timeouts.retries.max(1),
                 self.metrics.clone(),
             ));
-            Some((Arc::new(RelayConnector::new(Arc::clone(&relay))), relay))
+            Some((
+                Arc::new(RelayConnector::new(Arc::clone(&relay), self.support.clone())),
+                relay,
+            ))
         } else {
             None
         };
