@@ -7,7 +7,7 @@
 
 use crate::metrics::EdgeMetrics;
 use crate::parent_select::Target;
-use crate::relay::Relay;
+use crate::relay::{HOP_BY_HOP, Relay};
 use crate::resume::Validator;
 use crate::store::{Repair, RepairBody};
 use async_trait::async_trait;
@@ -16,16 +16,9 @@ use http::HeaderMap;
 use http_body_util::BodyExt;
 use std::sync::Arc;
 
-/// Request fields that would change what an upstream answers to the repair's own `Range`,
-/// and fields of the client's connection (RFC 9110 section 7.6.1).
-const DROPPED: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+/// Request fields that would change what an upstream answers to the repair's own `Range`
+/// (the client's connection's own fields go too: `relay::HOP_BY_HOP`).
+const RANGE_AND_PRECONDITIONS: &[&str] = &[
     "range",
     "if-range",
     "if-match",
@@ -50,7 +43,7 @@ pub struct HitRepair {
 impl HitRepair {
     /// A repair for stored bytes that begin at `offset` of a `total`-byte object named by
     /// `validator`, asked of `targets` in order with the request's path and fields (less
-    /// those of `DROPPED`); `hop` adds this node's `Via` and `CDN-Loop` entries.
+    /// those of `RANGE_AND_PRECONDITIONS` and `HOP_BY_HOP`); `hop` adds this node's `Via` and `CDN-Loop` entries.
     pub fn new(
         relay: Arc<Relay>,
         targets: Vec<Target>,
@@ -61,7 +54,7 @@ impl HitRepair {
         metrics: EdgeMetrics,
     ) -> Self {
         let mut headers = request.clone();
-        for name in DROPPED {
+        for name in HOP_BY_HOP.iter().chain(RANGE_AND_PRECONDITIONS) {
             headers.remove(*name);
         }
         for (name, value) in hop {

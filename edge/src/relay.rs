@@ -33,7 +33,7 @@ use std::time::Duration;
 pub const RELAY_HEADER: &str = "strata-relay";
 
 /// Fields that belong to one connection, not to the message (RFC 9110 section 7.6.1).
-const HOP_BY_HOP: &[&str] = &[
+pub(crate) const HOP_BY_HOP: &[&str] = &[
     "connection",
     "keep-alive",
     "proxy-connection",

@@ -292,7 +292,7 @@ mod test {
     use bytes::Bytes;
     use futures::StreamExt;
     use pingora::http::ResponseHeader;
-    use pingora_cache::storage::Storage;
+    use pingora_cache::storage::{HitHandler, Storage};
     use pingora_cache::{CacheKey, CacheMeta};
     use std::sync::{Arc, Mutex};
     use std::time::{Duration, SystemTime};
@@ -397,22 +397,32 @@ mod test {
         (Box::new(repair), calls)
     }
 
-    fn object() -> Vec<u8> {
-        (0..6 * CHUNK as u32 + 100).map(|i| (i % 251) as u8).collect()
+    /// A hit on a stored object of six chunks and a bit whose chunk 3 went away after the
+    /// lookup, given a stand-in upstream that answers `short` bytes fewer than asked (none:
+    /// no upstream): the hit, the object's bytes, where chunk 3 began and what the upstream
+    /// was asked.
+    async fn damaged_hit(
+        path: &str,
+        short: Option<usize>,
+    ) -> (HitHandler, Vec<u8>, usize, Arc<Mutex<Calls>>) {
+        let store = store().await;
+        let body: Vec<u8> = (0..6 * CHUNK as u32 + 100).map(|i| (i % 251) as u8).collect();
+        let key = put(store, path, &body).await;
+        let trace = pingora_cache::trace::Span::inactive().handle();
+        let (_, mut hit) = store.lookup(&key, &trace).await.unwrap().expect("a hit");
+        let missing = evict_chunk(store, &key, 3).await;
+        let (repair, calls) = upstream(&body, short.unwrap_or(0));
+        if short.is_some() {
+            assert!(super::attach_repair(&mut hit, || Some(repair)));
+        }
+        (hit, body, missing, calls)
     }
 
     /// A chunk that cannot be read once the response has started is fetched from the
     /// upstream, exactly the bytes missing and no more, and the response goes on whole.
     #[tokio::test]
     async fn a_missing_chunk_mid_response_is_continued_from_the_upstream() {
-        let store = store().await;
-        let body = object();
-        let key = put(store, "/whole.m4s", &body).await;
-        let trace = pingora_cache::trace::Span::inactive().handle();
-        let (_, mut hit) = store.lookup(&key, &trace).await.unwrap().expect("a hit");
-        let missing = evict_chunk(store, &key, 3).await;
-        let (repair, calls) = upstream(&body, 0);
-        assert!(super::attach_repair(&mut hit, || Some(repair)));
+        let (mut hit, body, missing, calls) = damaged_hit("/whole.m4s", Some(0)).await;
         let (got, cut) = drain(&mut hit).await;
         assert_eq!(cut, None);
         assert!(got == body, "the bytes are the object's");
@@ -424,14 +434,7 @@ mod test {
     /// Within a range, only the rest of that range is asked for.
     #[tokio::test]
     async fn a_range_is_continued_with_the_rest_of_the_range_only() {
-        let store = store().await;
-        let body = object();
-        let key = put(store, "/ranged.m4s", &body).await;
-        let trace = pingora_cache::trace::Span::inactive().handle();
-        let (_, mut hit) = store.lookup(&key, &trace).await.unwrap().expect("a hit");
-        let missing = evict_chunk(store, &key, 3).await;
-        let (repair, calls) = upstream(&body, 0);
-        assert!(super::attach_repair(&mut hit, || Some(repair)));
+        let (mut hit, body, missing, calls) = damaged_hit("/ranged.m4s", Some(0)).await;
         let end = missing + CHUNK / 2;
         hit.seek(100, Some(end)).unwrap();
         let (got, cut) = drain(&mut hit).await;
@@ -444,14 +447,7 @@ mod test {
     /// one reads the stored bytes again, and a part that meets the gap is repaired on its own.
     #[tokio::test]
     async fn each_part_of_several_is_repaired_on_its_own() {
-        let store = store().await;
-        let body = object();
-        let key = put(store, "/parts.m4s", &body).await;
-        let trace = pingora_cache::trace::Span::inactive().handle();
-        let (_, mut hit) = store.lookup(&key, &trace).await.unwrap().expect("a hit");
-        let missing = evict_chunk(store, &key, 3).await;
-        let (repair, calls) = upstream(&body, 0);
-        assert!(super::attach_repair(&mut hit, || Some(repair)));
+        let (mut hit, body, missing, calls) = damaged_hit("/parts.m4s", Some(0)).await;
         let parts = [
             (missing - 10, missing + 10),
             (5, 15),
@@ -472,22 +468,12 @@ mod test {
     /// response is cut after the bytes that were right: never padded, never other bytes.
     #[tokio::test]
     async fn without_a_full_continuation_the_response_is_cut() {
-        let store = store().await;
-        let body = object();
-        let trace = pingora_cache::trace::Span::inactive().handle();
-
-        let key = put(store, "/no-repair.m4s", &body).await;
-        let (_, mut hit) = store.lookup(&key, &trace).await.unwrap().expect("a hit");
-        let missing = evict_chunk(store, &key, 3).await;
+        let (mut hit, body, missing, _) = damaged_hit("/no-repair.m4s", None).await;
         let (got, cut) = drain(&mut hit).await;
         assert!(cut.unwrap().contains("chunk 3 is missing"));
         assert!(got == body[..missing], "what was sent was right");
 
-        let key = put(store, "/short.m4s", &body).await;
-        let (_, mut hit) = store.lookup(&key, &trace).await.unwrap().expect("a hit");
-        evict_chunk(store, &key, 3).await;
-        let (repair, _) = upstream(&body, 10);
-        assert!(super::attach_repair(&mut hit, || Some(repair)));
+        let (mut hit, body, _, _) = damaged_hit("/short.m4s", Some(10)).await;
         let (got, cut) = drain(&mut hit).await;
         assert!(cut.unwrap().contains("10 bytes short"));
         assert!(got == body[..body.len() - 10], "what was sent was right");
@@ -500,17 +486,8 @@ mod test {
     async fn a_chunk_evicted_mid_response_does_not_cut_it() {
         let store = store().await;
         let body: Vec<u8> = (0..5 * CHUNK as u32 + 100).map(|i| (i % 251) as u8).collect();
-        let key = CacheKey::new("/seg.m4s", "");
-        let mut head = ResponseHeader::build(200, None).unwrap();
-        head.insert_header("content-length", body.len().to_string())
-            .unwrap();
-        let now = SystemTime::now();
-        let meta = CacheMeta::new(now + Duration::from_secs(60), now, 0, 0, head);
+        let key = put(store, "/seg.m4s", &body).await;
         let trace = pingora_cache::trace::Span::inactive().handle();
-        let mut miss = store.get_miss_handler(&key, &meta, &trace).await.unwrap();
-        miss.write_body(Bytes::from(body.clone()), true).await.unwrap();
-        miss.finish().await.unwrap();
-
         let (_, mut hit) = store.lookup(&key, &trace).await.unwrap().expect("a hit");
         let mut got = hit.read_body().await.unwrap().unwrap().to_vec();
         // Every chunk after the one just read disappears from the cache.
