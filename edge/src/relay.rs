@@ -27,6 +27,7 @@ use pingora::prelude::HttpPeer;
 use pingora::protocols::l4::stream::Stream;
 use pingora::protocols::l4::virt::{VirtualSockOpt, VirtualSocket, VirtualSocketStream};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 /// The request header that carries the candidates from the proxy to the relay.
@@ -52,6 +53,9 @@ pub struct RelayConnector {
     relay: Arc<Relay>,
     /// Where the relay's side of each connection runs.
     runtime: tokio::runtime::Handle,
+    /// This relay's name as a peer address: one per relay, so that no connection pool could
+    /// hand one relay's pipe to another's proxy (several roles share a process in the demo).
+    label: String,
 }
 
 impl std::fmt::Debug for RelayConnector {
@@ -63,13 +67,19 @@ impl std::fmt::Debug for RelayConnector {
 impl RelayConnector {
     /// Connections to `relay`, whose side runs on `runtime`.
     pub fn new(relay: Arc<Relay>, runtime: tokio::runtime::Handle) -> Self {
-        Self { relay, runtime }
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let label = format!("strata-relay-{}", NEXT.fetch_add(1, Ordering::Relaxed));
+        Self {
+            relay,
+            runtime,
+            label,
+        }
     }
 
     /// An upstream peer that reaches the relay through this connector. The address only
     /// names the relay in pingora's logs and connection pool; nothing is bound there.
     pub fn peer(self: &Arc<Self>) -> pingora::Result<HttpPeer> {
-        let mut peer = HttpPeer::new_uds("strata-relay", false, String::new())?;
+        let mut peer = HttpPeer::new_uds(&self.label, false, String::new())?;
         peer.options.custom_l4 = Some(Arc::clone(self) as Arc<dyn L4Connect + Send + Sync>);
         Ok(peer)
     }
