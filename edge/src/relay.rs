@@ -51,8 +51,6 @@ const PIPE_BYTES: usize = 256 << 10;
 /// the relay serves, so the hop costs no socket, no system call and no kernel copy.
 pub struct RelayConnector {
     relay: Arc<Relay>,
-    /// Where the relay's side of each connection runs.
-    runtime: tokio::runtime::Handle,
     /// This relay's name as a peer address: one per relay, so that no connection pool could
     /// hand one relay's pipe to another's proxy (several roles share a process in the demo).
     label: String,
@@ -65,15 +63,11 @@ impl std::fmt::Debug for RelayConnector {
 }
 
 impl RelayConnector {
-    /// Connections to `relay`, whose side runs on `runtime`.
-    pub fn new(relay: Arc<Relay>, runtime: tokio::runtime::Handle) -> Self {
+    /// Connections to `relay`; its side of each runs on the relay's runtime.
+    pub fn new(relay: Arc<Relay>) -> Self {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let label = format!("strata-relay-{}", NEXT.fetch_add(1, Ordering::Relaxed));
-        Self {
-            relay,
-            runtime,
-            label,
-        }
+        Self { relay, label }
     }
 
     /// An upstream peer that reaches the relay through this connector. The address only
@@ -89,7 +83,7 @@ impl RelayConnector {
 impl L4Connect for RelayConnector {
     async fn connect(&self, _addr: &pingora::protocols::l4::socket::SocketAddr) -> pingora::Result<Stream> {
         let (proxy_end, relay_end) = tokio::io::duplex(PIPE_BYTES);
-        self.runtime.spawn(Arc::clone(&self.relay).serve(relay_end));
+        self.relay.runtime.spawn(Arc::clone(&self.relay).serve(relay_end));
         Ok(VirtualSocketStream::new(Box::new(Pipe(proxy_end))).into())
     }
 }
@@ -186,6 +180,10 @@ pub struct Relay {
     /// How many further upstreams a failed body may be resumed from.
     max_resumes: u32,
     metrics: EdgeMetrics,
+    /// Where the relay's work runs (its side of the pipes, its upstream connections): the
+    /// edge's support runtime. Served on pingora's worker threads instead, a demo test's
+    /// request hung now and then behind another client's fill.
+    runtime: tokio::runtime::Handle,
 }
 
 /// What a resume needs to know about the original request and response.
@@ -207,6 +205,7 @@ impl Relay {
         read_timeout: Duration,
         max_resumes: u32,
         metrics: EdgeMetrics,
+        runtime: tokio::runtime::Handle,
     ) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(connect_timeout));
@@ -220,6 +219,7 @@ impl Relay {
             read_timeout,
             max_resumes,
             metrics,
+            runtime,
         }
     }
 
@@ -407,6 +407,27 @@ impl Relay {
     /// first of `targets` that answers exactly those (`Range` with `If-Range`); for a stored
     /// copy that cannot be read to its end (`hit_repair.rs`). Each target is asked once.
     pub async fn fetch_between(
+        self: &Arc<Self>,
+        targets: &[Target],
+        path_and_query: &str,
+        headers: &HeaderMap,
+        span: (u64, u64, u64),
+        validator: &Validator,
+    ) -> Result<Incoming, String> {
+        // On the relay's runtime, where its upstream connections live (see `runtime`).
+        let (relay, targets, path) = (Arc::clone(self), targets.to_vec(), path_and_query.to_string());
+        let (headers, validator) = (headers.clone(), validator.clone());
+        self.runtime
+            .spawn(async move {
+                relay
+                    .fetch_between_here(&targets, &path, &headers, span, &validator)
+                    .await
+            })
+            .await
+            .map_err(|e| e.to_string())?
+    }
+
+    async fn fetch_between_here(
         &self,
         targets: &[Target],
         path_and_query: &str,

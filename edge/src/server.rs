@@ -166,11 +166,9 @@ impl Edge {
                 Duration::from_millis(config.upstream_timeouts.read_ms),
                 config.upstream_timeouts.retries.max(1),
                 self.metrics.clone(),
+                self.support.clone(),
             ));
-            Some((
-                Arc::new(RelayConnector::new(Arc::clone(&relay), self.support.clone())),
-                relay,
-            ))
+            Some((Arc::new(RelayConnector::new(Arc::clone(&relay))), relay))
         } else {
             None
         };
