@@ -34,6 +34,15 @@ fn first_pathway(decision: &Value) -> &str {
     decision["pathways"][0]["id"].as_str().unwrap_or_default()
 }
 
+/// The string at JSON `pointer` in each member of the array `list`, in order.
+fn each<'a>(list: &'a Value, pointer: &str) -> Vec<&'a str> {
+    let members = list.as_array().unwrap_or_else(|| panic!("not an array: {list}"));
+    members
+        .iter()
+        .map(|m| m.pointer(pointer).and_then(Value::as_str).unwrap())
+        .collect()
+}
+
 #[tokio::test]
 async fn steering_follows_the_fleet_and_speaks_to_players() {
     const FRANKFURT: (f64, f64) = (50.11, 8.68);
@@ -87,13 +96,7 @@ async fn steering_follows_the_fleet_and_speaks_to_players() {
         (Some("nearest"), "edge-nyc-1"),
         "{d}"
     );
-    let ids: Vec<&str> = d["pathways"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(ids, ["edge-nyc-1", "edge-fra-1", "cdn-b"]);
+    assert_eq!(each(&d["pathways"], "/id"), ["edge-nyc-1", "edge-fra-1", "cdn-b"]);
     let (_, d) = get_json(&decide("193.0.6.139"), None).await;
     assert_eq!(first_pathway(&d), "edge-fra-1");
 
@@ -138,13 +141,7 @@ async fn steering_follows_the_fleet_and_speaks_to_players() {
     .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(m["PATHWAY-PRIORITY"], json!(["strata", "edge-fra-1", "cdn-b"]));
-    let clones: Vec<&str> = m["PATHWAY-CLONES"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["ID"].as_str().unwrap())
-        .collect();
-    assert_eq!(clones, ["edge-fra-1", "cdn-b"]);
+    assert_eq!(each(&m["PATHWAY-CLONES"], "/ID"), ["edge-fra-1", "cdn-b"]);
     let reload = m["RELOAD-URI"].as_str().unwrap();
     let (_, again) = get_json(reload, Some("8.8.8.8")).await;
     assert_eq!(again["PATHWAY-PRIORITY"], m["PATHWAY-PRIORITY"], "{reload}");
@@ -242,13 +239,11 @@ async fn steering_follows_the_fleet_and_speaks_to_players() {
     );
     let steering = start_steering(&s);
     let (_, fleet) = get_json(&steering.url("/v1/admin/edges"), None).await;
-    let known: Vec<&str> = fleet["edges"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["registration"]["edge_id"].as_str().unwrap())
-        .collect();
-    assert_eq!(known, ["fra-1", "nyc-1"], "registrations survive a restart");
+    assert_eq!(
+        each(&fleet["edges"], "/registration/edge_id"),
+        ["fra-1", "nyc-1"],
+        "registrations survive a restart"
+    );
     wait_until("fra-1 back in rotation after the restart", async || {
         in_rotation(&steering).await == ["fra-1"]
     })
