@@ -10,7 +10,7 @@ use crate::hit_repair::HitRepair;
 use crate::hop::{self, LoopVerdict};
 use crate::metrics::EdgeMetrics;
 use crate::parent_select::Target;
-use crate::relay::{self, RELAY_HEADER, Relay, RelayConnector};
+use crate::relay::{self, RELAY_HEADER, RelayConnector};
 use crate::request_directives::RequestDirectives;
 use crate::resume::{self, Validator};
 use crate::revalidation;
@@ -60,11 +60,9 @@ pub struct EdgeProxy {
     pub(crate) node_id: String,
     /// This cache's name in `Cache-Status`: `strata-<role>`.
     pub(crate) cache_name: String,
-    /// The way to the resuming relay, when misses go through it (`relay.rs`).
+    /// The way to the resuming relay, when misses go through it (`relay.rs`); a hit whose
+    /// stored copy fails mid-response is continued through it too (`hit_repair.rs`).
     pub(crate) relay: Option<Arc<RelayConnector>>,
-    /// The relay itself, through which a hit whose stored copy fails mid-response is
-    /// continued (`hit_repair.rs`); present with `relay`.
-    pub(crate) repairs: Option<Arc<Relay>>,
     /// `Alt-Svc` advertising HTTP/3 on TCP responses, when it is served.
     pub(crate) alt_svc: Option<String>,
     /// `Timing-Allow-Origin` for responses without one.
@@ -130,7 +128,9 @@ impl EdgeProxy {
         hit: &mut pingora_cache::HitHandler,
         ctx: &RequestCtx,
     ) {
-        let Some(relay) = &self.repairs else { return };
+        let Some(relay) = self.relay.as_deref().map(RelayConnector::relay) else {
+            return;
+        };
         let req = session.req_header();
         if req.method != Method::GET {
             return;

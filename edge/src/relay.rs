@@ -70,6 +70,11 @@ impl RelayConnector {
         Self { relay, label }
     }
 
+    /// The relay this connects to.
+    pub fn relay(&self) -> &Arc<Relay> {
+        &self.relay
+    }
+
     /// An upstream peer that reaches the relay through this connector. The address only
     /// names the relay in pingora's logs and connection pool; nothing is bound there.
     pub fn peer(self: &Arc<Self>) -> pingora::Result<HttpPeer> {

@@ -159,20 +159,17 @@ impl Edge {
                 shutdown.clone(),
             );
         }
-        let relay = if config.resume_mid_body {
-            let relay = Arc::new(Relay::new(
+        let relay = config.resume_mid_body.then(|| {
+            let relay = Relay::new(
                 Arc::clone(&upstreams),
                 Duration::from_millis(config.upstream_timeouts.connect_ms),
                 Duration::from_millis(config.upstream_timeouts.read_ms),
                 config.upstream_timeouts.retries.max(1),
                 self.metrics.clone(),
                 self.support.clone(),
-            ));
-            Some((Arc::new(RelayConnector::new(Arc::clone(&relay))), relay))
-        } else {
-            None
-        };
-        let (relay, repairs) = relay.unzip();
+            );
+            Arc::new(RelayConnector::new(Arc::new(relay)))
+        });
         let node_id = self.node_id();
         let tokens = TokenGate::from_config(&config.token)
             .map_err(|e| EdgeError::Config(format!("token.keys: {e}")))?
@@ -191,7 +188,6 @@ impl Edge {
             node_id: node_id.clone(),
             cache_name: format!("strata-{}", self.role.name()),
             relay,
-            repairs,
             rules: self.key_rules(),
             store: self.store,
             lock,

@@ -330,11 +330,6 @@ pub fn client_head(
     total: u64,
 ) -> pingora::Result<(ResponseHeader, Option<Multipart>)> {
     let mut head = slice.clone();
-    let object_type = slice
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
     for name in [
         header::CONTENT_RANGE,
         header::CONTENT_LENGTH,
@@ -350,6 +345,12 @@ pub fn client_head(
             (StatusCode::PARTIAL_CONTENT, last - first + 1)
         }
         Answer::Multipart(parts) => {
+            // Each part names the object's own type; the response's becomes multipart.
+            let object_type = slice
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
             let framing = Multipart::new(parts.clone(), total, object_type);
             head.insert_header(header::CONTENT_TYPE, framing.content_type())?;
             let length = framing.content_length();
