@@ -183,6 +183,69 @@ async fn concurrent_misses_collapse_into_one_origin_fetch() {
 }
 
 #[tokio::test]
+async fn a_miss_whose_client_stops_reading_holds_up_neither_the_fill_nor_its_followers() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let cdn = Cdn::start();
+    // 40 MiB: far more than the two sockets' buffers hold between the edge and the client.
+    let data = cdn.file("t/big.m4s");
+    let before = cdn.origin_fetches().await;
+    let url = cdn.edge.url("/t/big.m4s");
+    let addr = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    // The miss's client sends its request, then reads nothing for now.
+    let mut stalled = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    stalled
+        .write_all(format!("GET /t/big.m4s HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Requests for the same object, over HTTP/1.1 and HTTP/2, follow the fill: they get all
+    // of it at the upstream's pace, not at the stalled client's (which would be never).
+    let follow = |client: reqwest::Client| {
+        let url = url.clone();
+        async move {
+            let r = client
+                .get(url)
+                .timeout(Duration::from_secs(20))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+            r.bytes().await.expect("the whole body within 20 s")
+        }
+    };
+    let (one, two) = tokio::join!(follow(http1()), follow(http2()));
+    assert!(one == data && two == data, "followers got the whole object");
+    assert_eq!(cdn.origin_fetches().await - before, 1.0, "one fill for all three");
+    // The stalled client reads now: its response is whole and right too.
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), stalled.read_to_end(&mut got))
+        .await
+        .expect("the stalled client's response ends")
+        .unwrap();
+    let at = got
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head")
+        + 4;
+    let head = String::from_utf8_lossy(&got[..at]).to_ascii_lowercase();
+    assert!(
+        head.starts_with("http/1.1 200") && head.contains("fwd=miss"),
+        "{head}"
+    );
+    assert!(
+        got[at..] == data[..],
+        "the stalled client's body: {} of {} bytes",
+        got.len() - at,
+        data.len()
+    );
+}
+
+#[tokio::test]
 async fn ranges_are_served_on_a_miss_and_from_the_cache() {
     let cdn = Cdn::start();
     let data = cdn.file("t/big.m4s");

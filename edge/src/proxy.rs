@@ -215,6 +215,12 @@ impl ProxyHttp for EdgeProxy {
     }
 
     async fn early_request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
+        // A miss's client may read slower than the upstream sends, or stop reading. Without
+        // pingora's cancel-safe downstream writes its fill loop waits on that client's socket
+        // and stops pulling the upstream body: the cache fill, and every request following
+        // it, would go at that client's pace or stall. With them the fill goes on at the
+        // upstream's pace while the client's writes wait (HTTP/1.1; HTTP/3 has its own).
+        session.set_proxy_tasks_enabled(true);
         if slicer::slice_of(session).is_some() {
             slicer::prepare_slice_request(session.req_header_mut());
         }
