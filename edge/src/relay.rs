@@ -186,8 +186,10 @@ pub struct Relay {
     max_resumes: u32,
     metrics: EdgeMetrics,
     /// Where the relay's work runs (its side of the pipes, its upstream connections): the
-    /// edge's support runtime. Served on pingora's worker threads instead, a demo test's
-    /// request hung now and then behind another client's fill.
+    /// edge's support runtime. On pingora's worker threads instead, Zipf gains about 5-9%
+    /// requests/s but the herd's median loses 15-20 ms (bench/README.md). (The demo test's
+    /// hang once blamed on that placement was a fill stalled by a client that stopped
+    /// reading, fixed in `proxy.rs`.)
     runtime: tokio::runtime::Handle,
 }
 
