@@ -246,6 +246,71 @@ async fn a_miss_whose_client_stops_reading_holds_up_neither_the_fill_nor_its_fol
 }
 
 #[tokio::test]
+async fn an_http2_client_that_stops_reading_is_let_go_and_the_fill_goes_on() {
+    let content = tempfile::tempdir().unwrap();
+    let data = pattern(40 << 20, 3);
+    std::fs::write(content.path().join("big.m4s"), &data).unwrap();
+    let origin = start_origin(content.path());
+    let cache = tempfile::tempdir().unwrap();
+    let config = cache.path().join("edge.toml");
+    std::fs::write(&config, "client_send_timeout_secs = 2\n").unwrap();
+    let edge = support::start_edge(
+        &base_url(&origin),
+        &cache.path().join("disk"),
+        &["--config", config.to_str().unwrap()],
+        &[],
+    );
+    let url = edge.url("/big.m4s");
+    // The miss's client: HTTP/2, taking a byte a second, so its stream window stays shut and
+    // the edge's writes to it wait. pingora 0.9 cannot write to HTTP/2 without waiting, so
+    // the fill waits with them until the send timeout lets that client go.
+    let mut stalled = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "--http2-prior-knowledge",
+            "--limit-rate",
+            "1",
+            "--max-time",
+            "12",
+        ])
+        .args(["-o", "/dev/null", &url])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("curl is installed");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = std::time::Instant::now();
+    let r = http1()
+        .get(&url)
+        .timeout(Duration::from_secs(20))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body = r.bytes().await.expect("the follower's whole body within 20 s");
+    assert!(body == data, "the follower got the whole object");
+    // Well before the stalled client gives up by itself (12 s): the fill did not wait for it
+    // to go away.
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_secs(8),
+        "the follower waited {waited:?}: the send timeout is 2 s"
+    );
+    let _ = stalled.kill();
+    let _ = stalled.wait();
+    let logs = edge.drain_logs();
+    assert!(
+        logs.iter().any(|l| l.contains("WriteTimedout")),
+        "the edge let the stalled client go: {logs:?}"
+    );
+    let fetches = metric(
+        &origin.admin_url("/metrics"),
+        "strata_origin_requests_total{status_class=\"2xx\"}",
+    )
+    .await;
+    assert_eq!(fetches, 1.0, "one fill for both");
+}
+
+#[tokio::test]
 async fn ranges_are_served_on_a_miss_and_from_the_cache() {
     let cdn = Cdn::start();
     let data = cdn.file("t/big.m4s");

@@ -81,6 +81,8 @@ pub struct EdgeProxy {
     /// Objects whose upstream ignores `Range` or gives no validator: served whole from then
     /// on (bounded; forgetting one costs one more uncached sliced answer).
     pub(crate) unsliceable: foyer::Cache<String, ()>,
+    /// How long a write to the client may wait (`client_send_timeout_secs`); `None`: no limit.
+    pub(crate) send_timeout: Option<Duration>,
 }
 
 /// Per-request state.
@@ -221,6 +223,9 @@ impl ProxyHttp for EdgeProxy {
         // it, would go at that client's pace or stall. With them the fill goes on at the
         // upstream's pace while the client's writes wait (HTTP/1.1; HTTP/3 has its own).
         session.set_proxy_tasks_enabled(true);
+        // A client that takes nothing for this long is let go, as nginx's `send_timeout` does;
+        // on HTTP/2 and HTTP/3 this also bounds how long such a client can hold a fill back.
+        session.set_write_timeout(self.send_timeout);
         if slicer::slice_of(session).is_some() {
             slicer::prepare_slice_request(session.req_header_mut());
         }

@@ -200,6 +200,8 @@ impl Edge {
                 .then(|| config.timing_allow_origin.clone()),
             slice_size: (config.cache.slice_kb > 0).then_some(config.cache.slice_kb * 1024),
             unsliceable: foyer::CacheBuilder::new(UNSLICEABLE_KEYS).build(),
+            send_timeout: (config.client_send_timeout_secs > 0)
+                .then(|| Duration::from_secs(config.client_send_timeout_secs)),
         };
         let mut proxy = proxy;
         let h3 = config.tls_listen.filter(|_| config.http3.enabled);

@@ -59,6 +59,9 @@ pub struct EdgeConfig {
     pub http3: Http3Config,
     /// Grace period for in-flight requests on shutdown.
     pub drain_timeout_secs: u64,
+    /// How long a write to a client may wait for the client to take data before the
+    /// response is abandoned, seconds; 0: no limit.
+    pub client_send_timeout_secs: u64,
     /// Unsent bytes a client connection's socket may hold before a write waits
     /// (`TCP_NOTSENT_LOWAT`), KiB; 0 leaves the kernel's setting.
     pub client_notsent_lowat_kb: u32,
@@ -413,6 +416,7 @@ impl Default for EdgeConfig {
             dns: DnsConfig::default(),
             http3: Http3Config::default(),
             drain_timeout_secs: 30,
+            client_send_timeout_secs: 30,
             client_notsent_lowat_kb: 16,
             threads: 2,
             admin_token: String::new(),
