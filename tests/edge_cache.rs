@@ -246,7 +246,7 @@ async fn a_miss_whose_client_stops_reading_holds_up_neither_the_fill_nor_its_fol
 }
 
 #[tokio::test]
-async fn an_http2_client_that_stops_reading_is_let_go_and_the_fill_goes_on() {
+async fn clients_that_stop_reading_are_let_go_after_the_send_timeout_and_fills_go_on() {
     let content = tempfile::tempdir().unwrap();
     let data = pattern(40 << 20, 3);
     std::fs::write(content.path().join("big.m4s"), &data).unwrap();
@@ -308,6 +308,26 @@ async fn an_http2_client_that_stops_reading_is_let_go_and_the_fill_goes_on() {
     )
     .await;
     assert_eq!(fetches, 1.0, "one fill for both");
+    // A hit's client over HTTP/1.1 that takes nothing is let go too: the edge closes the
+    // connection after the send timeout, with the body cut (never a short body as a whole).
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    idle.write_all(format!("GET /big.m4s HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), idle.read_to_end(&mut got))
+        .await
+        .expect("the edge closed the connection")
+        .unwrap();
+    assert!(got.len() < data.len(), "cut after {} bytes", got.len());
 }
 
 #[tokio::test]
