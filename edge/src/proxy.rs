@@ -221,7 +221,8 @@ impl ProxyHttp for EdgeProxy {
         // pingora's cancel-safe downstream writes its fill loop waits on that client's socket
         // and stops pulling the upstream body: the cache fill, and every request following
         // it, would go at that client's pace or stall. With them the fill goes on at the
-        // upstream's pace while the client's writes wait (HTTP/1.1; HTTP/3 has its own).
+        // upstream's pace while the client's writes wait (HTTP/1.1 and subrequests; pingora
+        // has none for HTTP/2, and our HTTP/3 session offers none yet).
         session.set_proxy_tasks_enabled(true);
         // A client that takes nothing for this long is let go, as nginx's `send_timeout` does;
         // on HTTP/2 and HTTP/3 this also bounds how long such a client can hold a fill back.

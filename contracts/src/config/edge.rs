@@ -696,6 +696,12 @@ impl Validate for EdgeConfig {
                 ));
             }
         }
+        if self.client_send_timeout_secs > 86_400 {
+            return Err(FieldError::new(
+                "client_send_timeout_secs",
+                "must be at most 86400 (a day); 0 means no limit",
+            ));
+        }
         if self.client_notsent_lowat_kb > 64 * 1024 {
             return Err(FieldError::new(
                 "client_notsent_lowat_kb",
@@ -871,6 +877,11 @@ mod test {
         c.client_notsent_lowat_kb = 1 << 20;
         assert_eq!(c.validate().unwrap_err().field, "client_notsent_lowat_kb");
         c.client_notsent_lowat_kb = 16;
+        c.client_send_timeout_secs = 1 << 40;
+        assert_eq!(c.validate().unwrap_err().field, "client_send_timeout_secs");
+        c.client_send_timeout_secs = 0;
+        assert!(c.validate().is_ok(), "0: no limit");
+        c.client_send_timeout_secs = 30;
         c.cache.chunk_kb = 0;
         c.cache.slice_kb = 10;
         assert_eq!(c.validate().unwrap_err().field, "cache.slice_kb");
