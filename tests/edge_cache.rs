@@ -182,26 +182,28 @@ async fn concurrent_misses_collapse_into_one_origin_fetch() {
     assert!(collapsed >= 1.0, "some requests followed the fill: {collapsed}");
 }
 
+/// Sends `GET url` over a fresh HTTP/1.1 connection (with `extra` header lines) and hands
+/// back the connection, nothing read: a client that reads when the test says so.
+async fn raw_get(url: &str, extra: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let rest = url.trim_start_matches("http://");
+    let (addr, path) = rest.split_at(rest.find('/').unwrap());
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}\r\n");
+    conn.write_all(request.as_bytes()).await.unwrap();
+    conn
+}
+
 #[tokio::test]
 async fn a_miss_whose_client_stops_reading_holds_up_neither_the_fill_nor_its_followers() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncReadExt;
     let cdn = Cdn::start();
     // 40 MiB: far more than the two sockets' buffers hold between the edge and the client.
     let data = cdn.file("t/big.m4s");
     let before = cdn.origin_fetches().await;
     let url = cdn.edge.url("/t/big.m4s");
-    let addr = url
-        .trim_start_matches("http://")
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
     // The miss's client sends its request, then reads nothing for now.
-    let mut stalled = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    stalled
-        .write_all(format!("GET /t/big.m4s HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
+    let mut stalled = raw_get(&url, "Connection: close\r\n").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     // Requests for the same object, over HTTP/1.1 and HTTP/2, follow the fill: they get all
     // of it at the upstream's pace, not at the stalled client's (which would be never).
@@ -310,17 +312,8 @@ async fn clients_that_stop_reading_are_let_go_after_the_send_timeout_and_fills_g
     assert_eq!(fetches, 1.0, "one fill for both");
     // A hit's client over HTTP/1.1 that takes nothing is let go too: the edge closes the
     // connection after the send timeout, with the body cut (never a short body as a whole).
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let addr = url
-        .trim_start_matches("http://")
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
-    let mut idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    idle.write_all(format!("GET /big.m4s HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
+    use tokio::io::AsyncReadExt;
+    let mut idle = raw_get(&url, "").await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     let mut got = Vec::new();
     tokio::time::timeout(Duration::from_secs(10), idle.read_to_end(&mut got))
