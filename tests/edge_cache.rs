@@ -321,6 +321,15 @@ async fn clients_that_stop_reading_are_let_go_after_the_send_timeout_and_fills_g
         .expect("the edge closed the connection")
         .unwrap();
     assert!(got.len() < data.len(), "cut after {} bytes", got.len());
+    let aborted = metric(
+        &edge.admin_url("/metrics"),
+        "strata_edge_requests_total{cache_status=\"client_abort\"}",
+    )
+    .await;
+    assert!(
+        aborted >= 1.0,
+        "counted as the client's doing, not an error: {aborted}"
+    );
 }
 
 #[tokio::test]

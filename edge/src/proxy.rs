@@ -686,6 +686,9 @@ impl ProxyHttp for EdgeProxy {
             return;
         }
         let outcome = match (error, &ctx.sliced) {
+            // The client went away or stopped reading (the send timeout): not the cache's
+            // failure, and counted apart so that "error" keeps meaning one.
+            (Some(e), _) if e.esource() == &ErrorSource::Downstream => "client_abort",
             (Some(_), _) => "error",
             (None, Some(tally)) => tally.outcome(),
             (None, None) => cache_status::outcome(&phase),
