@@ -511,6 +511,9 @@ impl ProxyHttp for EdgeProxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.head_received = true;
+        // Hop-by-hop: this hop's (the relay's `Connection: close`), never the client's or the
+        // cache's.
+        upstream_response.remove_header(&http::header::CONNECTION);
         if let Some(target) = ctx.target {
             self.upstreams.report(target, true, Source::Traffic);
             if let Some(started) = ctx.upstream_started.take() {

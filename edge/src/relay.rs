@@ -236,7 +236,12 @@ impl Relay {
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         let service = hyper::service::service_fn(move |req| Arc::clone(&self).handle(req));
+        // One exchange per pipe: pingora's pool cannot reuse a virtual socket (its reuse
+        // check asks the kernel for the peer of a descriptor the pipe does not have, fails,
+        // and logs an error). `Connection: close` keeps the pipe out of the pool; the field
+        // is taken off again in `upstream_response_filter`.
         let _ = hyper::server::conn::http1::Builder::new()
+            .keep_alive(false)
             .serve_connection(TokioIo::new(stream), service)
             .await;
     }
