@@ -511,8 +511,8 @@ impl ProxyHttp for EdgeProxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.head_received = true;
-        // Hop-by-hop: this hop's (the relay's `Connection: close`), never the client's or the
-        // cache's.
+        // `Connection` belongs to the upstream hop (RFC 9110 section 7.6.1): the relay's
+        // `close` (one exchange per pipe) or an origin's is for neither the cache nor the client.
         upstream_response.remove_header(&http::header::CONNECTION);
         if let Some(target) = ctx.target {
             self.upstreams.report(target, true, Source::Traffic);

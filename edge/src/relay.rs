@@ -51,8 +51,9 @@ const PIPE_BYTES: usize = 256 << 10;
 /// the relay serves, so the hop costs no socket, no system call and no kernel copy.
 pub struct RelayConnector {
     relay: Arc<Relay>,
-    /// This relay's name as a peer address: one per relay, so that no connection pool could
-    /// hand one relay's pipe to another's proxy (several roles share a process in the demo).
+    /// This relay's name as a peer address, in pingora's logs and pool keys. Pipes are not
+    /// pooled (one exchange each), but a name per relay keeps the roles that share a process
+    /// in the demo apart should that change.
     label: String,
 }
 
