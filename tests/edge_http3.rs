@@ -159,3 +159,142 @@ fn a_body_cut_upstream_fails_the_transfer_on_every_protocol_and_is_not_cached() 
         origin.count(path)
     );
 }
+
+/// A process killed when the test ends, pass or fail.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// An HTTP/3 client that freezes (a phone in a tunnel: it neither reads nor acknowledges) in
+/// the middle of a miss must not hold up the fill: requests that follow it, over HTTP/1.1 and
+/// HTTP/2, get the whole object at the upstream's pace, from one origin fetch.
+#[test]
+fn an_h3_client_that_freezes_mid_miss_holds_up_neither_the_fill_nor_its_followers() {
+    let content = tempfile::tempdir().unwrap();
+    // 40 MiB: far more than the frozen client's flow-control credit and the edge's send window.
+    let data = pattern(40 << 20, 9);
+    std::fs::write(content.path().join("big.m4s"), &data).unwrap();
+    let origin = support::start_origin(content.path());
+    let tls = support::start_tls_edge(&origin, &[]);
+    let url = format!("https://localhost:{}/big.m4s", tls.port);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/h3_get.py");
+    let mut frozen = KillOnDrop(
+        Command::new("python3")
+            .args([script, "--freeze-after", "1048576", &url])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3"),
+    );
+    let stdout = frozen.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let _ = tx.send(line.unwrap_or_default());
+        }
+    });
+    let line = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("the h3 client got its first MiB");
+    assert_eq!(line, "frozen", "h3_get.py (is aioquic installed?)");
+    let expected = sha256(&data);
+    let dir = tempfile::tempdir().unwrap();
+    let followers: Vec<_> = ["--http1.1", "--http2"]
+        .into_iter()
+        .map(|flag| {
+            let out = dir.path().join(flag.trim_start_matches('-'));
+            let child = Command::new("curl")
+                .args(["-sk", flag, "--max-time", "20", "-o"])
+                .arg(&out)
+                .arg(&url)
+                .spawn()
+                .expect("curl");
+            (flag, child, out)
+        })
+        .collect();
+    for (flag, mut child, out) in followers {
+        let status = child.wait().unwrap();
+        let got = std::fs::read(&out).unwrap_or_default();
+        assert!(
+            status.success() && got.len() == data.len(),
+            "{flag}: curl exit {:?} with {} of {} bytes within 20 s",
+            status.code(),
+            got.len(),
+            data.len()
+        );
+        assert_eq!(sha256(&got), expected, "{flag}");
+    }
+    let fetched = tokio::runtime::Runtime::new().unwrap().block_on(support::metric(
+        &origin.admin_url("/metrics"),
+        "strata_origin_requests_total{status_class=\"2xx\"}",
+    ));
+    assert_eq!(fetched, 1.0, "one fill for all three");
+}
+
+/// A frozen HTTP/3 client is let go after the send timeout: its stream is reset, the request
+/// counts as a client abort, and the edge goes on serving HTTP/3.
+#[test]
+fn a_frozen_h3_client_is_let_go_after_the_send_timeout() {
+    let content = tempfile::tempdir().unwrap();
+    let data = pattern(40 << 20, 10);
+    std::fs::write(content.path().join("big.m4s"), &data).unwrap();
+    let origin = support::start_origin(content.path());
+    let config_dir = tempfile::tempdir().unwrap();
+    let config = config_dir.path().join("edge.toml");
+    std::fs::write(&config, "client_send_timeout_secs = 2\n").unwrap();
+    let tls = support::start_tls_edge(&origin, &["--config", config.to_str().unwrap()]);
+    let url = format!("https://localhost:{}/big.m4s", tls.port);
+    // Cached first, so that the frozen client's response is a hit.
+    let warm = Command::new("curl")
+        .args(["-sk", "-o", "/dev/null", "-w", "%{size_download}", &url])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&warm.stdout), data.len().to_string());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/h3_get.py");
+    let mut frozen = KillOnDrop(
+        Command::new("python3")
+            .args([script, "--freeze-after", "1048576", &url])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3"),
+    );
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(frozen.0.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "frozen", "h3_get.py (is aioquic installed?)");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let page = tls.edge.admin_url("/metrics");
+    let aborted = || {
+        rt.block_on(support::metric(
+            &page,
+            "strata_edge_requests_total{cache_status=\"client_abort\"}",
+        ))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while aborted() < 1.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the frozen client was not let go within 20 s (send timeout 2 s)"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let logs = tls.edge.drain_logs();
+    assert!(
+        logs.iter().any(|l| l.contains("WriteTimedout")),
+        "the edge let the frozen client go for its send timeout: {logs:?}"
+    );
+    drop(frozen);
+    let r = &h3_get(std::slice::from_ref(&url))[0];
+    assert_eq!(r["status"], 200, "{r}");
+    assert_eq!(r["sha256"], sha256(&data).as_str(), "{r}");
+}

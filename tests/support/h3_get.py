@@ -5,12 +5,16 @@ Prints one JSON line per URL, in order: status, response headers, body length an
 or the error (a reset stream, a timeout). The certificate is not verified (loopback test
 certificates). Exits 0 when every request got a response, 1 otherwise.
 
-Usage: h3_get.py URL [URL ...]; `URL|RANGE` sends `range: RANGE` with that request.
+Usage: h3_get.py [--freeze-after BYTES] URL [URL ...]; `URL|RANGE` sends `range: RANGE` with
+that request. `--freeze-after BYTES` plays a client whose device froze: once BYTES of body have
+arrived it prints `frozen` and stops all work (no reads, no acknowledgements, no flow-control
+credit) until killed.
 """
 import asyncio
 import hashlib
 import json
 import sys
+import time
 from urllib.parse import urlparse
 
 from aioquic.asyncio.client import connect
@@ -23,11 +27,15 @@ from aioquic.quic.events import StreamReset
 import ssl
 
 
+FREEZE_AFTER = None
+
+
 class Client(QuicConnectionProtocol):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.h3 = H3Connection(self._quic)
         self.pending = {}
+        self.received = 0
 
     def quic_event_received(self, event):
         if isinstance(event, StreamReset):
@@ -44,6 +52,10 @@ class Client(QuicConnectionProtocol):
             elif isinstance(ev, DataReceived):
                 state["sha"].update(ev.data)
                 state["len"] += len(ev.data)
+                self.received += len(ev.data)
+                if FREEZE_AFTER is not None and self.received >= FREEZE_AFTER:
+                    print("frozen", flush=True)
+                    time.sleep(3600)  # blocks the event loop: nothing is read or acknowledged
             if getattr(ev, "stream_ended", False) and not state["done"].done():
                 state["done"].set_result(state)
 
@@ -92,4 +104,8 @@ async def main(urls):
 
 
 if __name__ == "__main__":
-    sys.exit(0 if asyncio.run(main(sys.argv[1:])) else 1)
+    args = sys.argv[1:]
+    if args[:1] == ["--freeze-after"]:
+        FREEZE_AFTER = int(args[1])
+        args = args[2:]
+    sys.exit(0 if asyncio.run(main(args)) else 1)

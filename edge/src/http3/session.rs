@@ -14,10 +14,25 @@ use pingora::protocols::http::custom::CustomMessageWrite;
 use pingora::protocols::http::custom::server::Session;
 use pingora::protocols::l4::socket::SocketAddr;
 use pingora::{Error, ErrorType, Result};
+use std::collections::VecDeque;
 use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 /// The h3 stream type quinn gives us.
 pub type H3Stream = RequestStream<h3_quinn::BidiStream<Bytes>, Bytes>;
+
+/// The response half of a request stream, owned by its writer task.
+type ResponseStream = RequestStream<h3_quinn::SendStream<Bytes>, Bytes>;
+
+/// The request half of a request stream, read by the session.
+type RequestBody = RequestStream<h3_quinn::RecvStream, Bytes>;
+
+/// Writes queued for the writer task beyond the one it is sending. Small: the writer exists to
+/// make waiting on the client cancellable, not to buffer; what the client has not taken yet
+/// stays in the cache.
+const QUEUED_WRITES: usize = 4;
 
 /// Response fields that belong to an HTTP/1.1 connection and must not appear in HTTP/3
 /// (RFC 9114 section 4.2).
@@ -29,15 +44,75 @@ const CONNECTION_FIELDS: &[&str] = &[
     "upgrade",
 ];
 
+/// One write for the writer task.
+enum Write {
+    Head(http::Response<()>),
+    Data(Bytes),
+    /// Trailers, which end the response.
+    Trailers(HeaderMap),
+    /// Nothing but the end of the response.
+    End,
+}
+
+impl Write {
+    /// What is written, for errors.
+    fn what(&self) -> &'static str {
+        match self {
+            Write::Head(_) => "response head",
+            Write::Data(_) => "body",
+            Write::Trailers(_) => "trailers",
+            Write::End => "finish",
+        }
+    }
+}
+
+/// A write and how it is to be done.
+struct Order {
+    write: Write,
+    /// Whether the response ends after this write.
+    end: bool,
+    timeout: Option<Duration>,
+}
+
+/// Why the writer task stopped short of the end of the response.
+#[derive(Debug, Clone)]
+struct WriteFailure {
+    kind: ErrorType,
+    what: String,
+}
+
+impl WriteFailure {
+    fn into_error(self) -> Box<Error> {
+        Error::explain(self.kind, self.what).into_down()
+    }
+}
+
 /// A downstream session over one h3 request stream.
+///
+/// Responses are written by a task of their own that owns the stream's sending half, fed
+/// through a small queue. h3's sends cannot be cancelled safely (a cancelled send leaves its
+/// frame half-queued and the next one fails), and pingora must be able to stop waiting on a
+/// slow client to go on filling the cache: with the writer in its own task, the session only
+/// ever waits for room in the queue, which is safe to abandon (pingora's "proxy tasks").
 pub struct H3Session {
     req: RequestHeader,
-    stream: H3Stream,
+    body: RequestBody,
+    /// The writer task's queue; `None` once the end of the response was handed to it.
+    orders: Option<mpsc::Sender<Order>>,
+    writer: Option<JoinHandle<std::result::Result<(), WriteFailure>>>,
+    /// Tells the writer to reset the stream at once.
+    abandon: CancellationToken,
+    /// Proxy tasks pingora queued and the write built from the first of them, not yet handed
+    /// to the writer (kept here so that a cancelled `write_proxy_tasks` loses nothing).
+    proxy_tasks: VecDeque<HttpTask>,
+    next_order: Option<Order>,
+    proxy_tasks_enabled: bool,
     response: Option<ResponseHeader>,
-    /// Whether the response was ended (stream finished) or abandoned.
-    closed: bool,
+    /// Whether the end of the response has been queued (or the response abandoned).
+    ended: bool,
     /// Whether the request body has been read to its end.
     body_done: bool,
+    /// Response body bytes handed to the writer.
     body_sent: usize,
     body_read: usize,
     read_timeout: Option<Duration>,
@@ -48,7 +123,8 @@ pub struct H3Session {
 }
 
 impl H3Session {
-    /// A session for `req` arriving on `stream` from `client` at `server`.
+    /// A session for `req` arriving on `stream` from `client` at `server`. Spawns the stream's
+    /// writer task on the current runtime.
     pub fn new(
         req: RequestHeader,
         stream: H3Stream,
@@ -63,11 +139,28 @@ impl H3Session {
             .and_then(|v| v.parse::<u64>().ok());
         let body_done =
             matches!(req.method, http::Method::GET | http::Method::HEAD) && declared.unwrap_or(0) == 0;
+        let (send, body) = stream.split();
+        let (orders, queue) = mpsc::channel(QUEUED_WRITES);
+        let abandon = CancellationToken::new();
+        let writer = tokio::spawn(write_response(
+            ResetUnlessEnded {
+                stream: send,
+                ended: false,
+            },
+            queue,
+            abandon.clone(),
+        ));
         Self {
             req,
-            stream,
+            body,
+            orders: Some(orders),
+            writer: Some(writer),
+            abandon,
+            proxy_tasks: VecDeque::new(),
+            next_order: None,
+            proxy_tasks_enabled: false,
             response: None,
-            closed: false,
+            ended: false,
             body_done,
             body_sent: 0,
             body_read: 0,
@@ -79,74 +172,220 @@ impl H3Session {
         }
     }
 
-    fn h3_error(what: &str, e: impl std::fmt::Display) -> Box<Error> {
-        Error::explain(ErrorType::WriteError, format!("h3 {what}: {e}")).into_down()
+    /// The write for one response task, or `None` if it writes nothing. Takes note of the
+    /// response head and the end.
+    fn order_for(&mut self, task: HttpTask) -> Result<Option<Order>> {
+        let (write, end) = match task {
+            HttpTask::Header(head, end) => {
+                // Only an informational head may precede the final one.
+                if self.response.is_some() && !head.status.is_informational() {
+                    return Err(Error::explain(
+                        ErrorType::InternalError,
+                        "h3 response head sent twice",
+                    ));
+                }
+                let mut parts = head.as_owned_parts();
+                for name in CONNECTION_FIELDS {
+                    parts.headers.remove(*name);
+                }
+                parts.version = http::Version::HTTP_3;
+                if !head.status.is_informational() {
+                    self.response = Some(*head);
+                }
+                (Write::Head(http::Response::from_parts(parts, ())), end)
+            }
+            HttpTask::Body(data, end) | HttpTask::UpgradedBody(data, end) => match data {
+                Some(data) if !data.is_empty() => {
+                    self.body_sent += data.len();
+                    (Write::Data(data), end)
+                }
+                _ if end => (Write::End, true),
+                _ => return Ok(None),
+            },
+            HttpTask::Trailer(Some(trailers)) => (Write::Trailers(*trailers), true),
+            HttpTask::Trailer(None) | HttpTask::Done => (Write::End, true),
+            HttpTask::Failed(e) => return Err(e),
+        };
+        if self.ended {
+            // A repeated end is harmless; anything else after the end is a bug upstream of us.
+            return match write {
+                Write::End => Ok(None),
+                _ => Err(Error::explain(
+                    ErrorType::InternalError,
+                    "h3 response written after its end",
+                )),
+            };
+        }
+        self.ended = end;
+        Ok(Some(Order {
+            write,
+            end,
+            timeout: self.write_timeout,
+        }))
     }
 
-    async fn with_write_timeout<T>(
-        timeout: Option<Duration>,
-        what: &str,
-        f: impl Future<Output = std::result::Result<T, h3::error::StreamError>>,
-    ) -> Result<T> {
-        match timeout {
-            Some(t) => match tokio::time::timeout(t, f).await {
-                Ok(r) => r.map_err(|e| Self::h3_error(what, e)),
-                Err(_) => Err(Error::explain(ErrorType::WriteTimedout, format!("h3 {what}")).into_down()),
+    /// Hands `next_order` to the writer once its queue has room. Cancel-safe: until then the
+    /// order stays where it is.
+    async fn hand_over(&mut self) -> Result<()> {
+        let Some(orders) = self.orders.as_ref() else {
+            return Err(Error::explain(
+                ErrorType::InternalError,
+                "h3 response written after its end",
+            ));
+        };
+        let handed_end = match orders.reserve().await {
+            Ok(room) => {
+                let order = self.next_order.take().expect("an order to hand over");
+                let end = order.end;
+                room.send(order);
+                Some(end)
+            }
+            Err(_) => None,
+        };
+        match handed_end {
+            Some(true) => self.orders = None,
+            Some(false) => {}
+            // The writer stopped: the client went away, or a write failed or timed out.
+            None => return Err(self.write_failure().await),
+        }
+        Ok(())
+    }
+
+    /// Why the writer task stopped (it has, or is about to).
+    async fn write_failure(&mut self) -> Box<Error> {
+        self.ended = true;
+        self.orders = None;
+        let failure = match self.writer.as_mut() {
+            Some(writer) => match writer.await {
+                Ok(Err(failure)) => failure,
+                Ok(Ok(())) => WriteFailure {
+                    kind: ErrorType::InternalError,
+                    what: "h3 response written after its end".into(),
+                },
+                Err(e) => WriteFailure {
+                    kind: ErrorType::WriteError,
+                    what: format!("h3 response writer: {e}"),
+                },
             },
-            None => f.await.map_err(|e| Self::h3_error(what, e)),
+            None => WriteFailure {
+                kind: ErrorType::WriteError,
+                what: "h3 response writer gone".into(),
+            },
+        };
+        self.writer = None;
+        failure.into_error()
+    }
+
+    /// Writes one response task, in order after any proxy tasks still queued.
+    async fn write_task(&mut self, task: HttpTask) -> Result<()> {
+        self.write_proxy_tasks().await?;
+        if let Some(order) = self.order_for(task)? {
+            self.next_order = Some(order);
+            self.hand_over().await?;
+        }
+        Ok(())
+    }
+
+    /// Ends the response and waits until the writer has handed all of it to QUIC.
+    async fn end(&mut self) -> Result<()> {
+        self.write_task(HttpTask::Done).await?;
+        self.orders = None;
+        match self.writer.as_mut() {
+            Some(writer) => {
+                let done = writer.await;
+                self.writer = None;
+                match done {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(failure)) => Err(failure.into_error()),
+                    Err(e) => Err(
+                        Error::explain(ErrorType::WriteError, format!("h3 response writer: {e}")).into_down(),
+                    ),
+                }
+            }
+            None => Ok(()),
         }
     }
+}
 
-    async fn send_header(&mut self, resp: ResponseHeader, end: bool) -> Result<()> {
-        if self.response.is_some() {
-            // A second head: only an informational one may precede the final response.
-            if !resp.status.is_informational() {
-                return Err(Error::explain(
-                    ErrorType::InternalError,
-                    "h3 response head sent twice",
-                ));
+/// The sending half of a stream that resets itself when dropped before the response ended:
+/// quinn finishes a dropped stream, and a cut body would look complete (a writer task dropped
+/// at shutdown, say).
+struct ResetUnlessEnded {
+    stream: ResponseStream,
+    ended: bool,
+}
+
+impl Drop for ResetUnlessEnded {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.stream.stop_stream(h3::error::Code::H3_INTERNAL_ERROR);
+        }
+    }
+}
+
+/// The writer task: sends the session's writes in order, each within its timeout, and ends
+/// the stream after the last. A session that goes away without queueing the end, or asks to
+/// abandon, gets its stream reset, never a FIN.
+async fn write_response(
+    mut out: ResetUnlessEnded,
+    mut orders: mpsc::Receiver<Order>,
+    abandon: CancellationToken,
+) -> std::result::Result<(), WriteFailure> {
+    let abandoned = || WriteFailure {
+        kind: ErrorType::WriteError,
+        what: "h3 response abandoned".into(),
+    };
+    loop {
+        let order = tokio::select! {
+            biased;
+            _ = abandon.cancelled() => return Err(abandoned()),
+            order = orders.recv() => order.ok_or_else(abandoned)?,
+        };
+        let (what, timeout, end) = (order.write.what(), order.timeout, order.end);
+        let stream = &mut out.stream;
+        let send = async {
+            match order.write {
+                Write::Head(head) => stream.send_response(head).await?,
+                Write::Data(data) => stream.send_data(data).await?,
+                Write::Trailers(trailers) => stream.send_trailers(trailers).await?,
+                Write::End => {}
+            }
+            if end {
+                stream.finish().await?;
+            }
+            Ok::<(), h3::error::StreamError>(())
+        };
+        let sent = tokio::select! {
+            biased;
+            _ = abandon.cancelled() => return Err(abandoned()),
+            sent = within(timeout, send) => sent,
+        };
+        match sent {
+            Some(Ok(())) if end => {
+                out.ended = true;
+                return Ok(());
+            }
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
+                return Err(WriteFailure {
+                    kind: ErrorType::WriteError,
+                    what: format!("h3 {what}: {e}"),
+                });
+            }
+            None => {
+                return Err(WriteFailure {
+                    kind: ErrorType::WriteTimedout,
+                    what: format!("h3 {what}"),
+                });
             }
         }
-        let mut parts = resp.as_owned_parts();
-        for name in CONNECTION_FIELDS {
-            parts.headers.remove(*name);
-        }
-        parts.version = http::Version::HTTP_3;
-        let head = http::Response::from_parts(parts, ());
-        Self::with_write_timeout(
-            self.write_timeout,
-            "response head",
-            self.stream.send_response(head),
-        )
-        .await?;
-        if !resp.status.is_informational() {
-            self.response = Some(resp);
-        }
-        if end {
-            self.end().await?;
-        }
-        Ok(())
     }
-
-    async fn send_body(&mut self, data: Bytes, end: bool) -> Result<()> {
-        if !data.is_empty() {
-            let len = data.len();
-            Self::with_write_timeout(self.write_timeout, "body", self.stream.send_data(data)).await?;
-            self.body_sent += len;
-        }
-        if end {
-            self.end().await?;
-        }
-        Ok(())
-    }
-
-    /// Ends the response: the stream's FIN tells the client the body is complete.
-    async fn end(&mut self) -> Result<()> {
-        if self.closed {
-            return Ok(());
-        }
-        self.closed = true;
-        Self::with_write_timeout(self.write_timeout, "finish", self.stream.finish()).await
+}
+/// `f`'s outcome, or `None` if it took longer than `timeout`.
+async fn within<T>(timeout: Option<Duration>, f: impl Future<Output = T>) -> Option<T> {
+    match timeout {
+        Some(t) => tokio::time::timeout(t, f).await.ok(),
+        None => Some(f.await),
     }
 }
 
@@ -164,7 +403,7 @@ impl Session for H3Session {
         if self.body_done {
             return Ok(None);
         }
-        let read = self.stream.recv_data();
+        let read = self.body.recv_data();
         let chunk = match self.read_timeout {
             Some(t) => tokio::time::timeout(t, read)
                 .await
@@ -191,43 +430,59 @@ impl Session for H3Session {
     }
 
     async fn write_response_header(&mut self, resp: Box<ResponseHeader>, end: bool) -> Result<()> {
-        self.send_header(*resp, end).await
+        self.write_task(HttpTask::Header(resp, end)).await
     }
 
     async fn write_response_header_ref(&mut self, resp: &ResponseHeader, end: bool) -> Result<()> {
-        self.send_header(resp.clone(), end).await
+        self.write_task(HttpTask::Header(Box::new(resp.clone()), end))
+            .await
     }
 
     async fn write_body(&mut self, data: Bytes, end: bool) -> Result<()> {
-        self.send_body(data, end).await
+        self.write_task(HttpTask::Body(Some(data), end)).await
     }
 
     async fn write_trailers(&mut self, trailers: HeaderMap) -> Result<()> {
-        Self::with_write_timeout(
-            self.write_timeout,
-            "trailers",
-            self.stream.send_trailers(trailers),
-        )
-        .await?;
-        self.closed = true; // trailers end the stream
-        Ok(())
+        self.write_task(HttpTask::Trailer(Some(Box::new(trailers)))).await
     }
 
     async fn response_duplex_vec(&mut self, tasks: Vec<HttpTask>) -> Result<bool> {
-        let mut ended = false;
         for task in tasks {
-            ended |= task.is_end();
-            match task {
-                HttpTask::Header(head, end) => self.send_header(*head, end).await?,
-                HttpTask::Body(data, end) | HttpTask::UpgradedBody(data, end) => {
-                    self.send_body(data.unwrap_or_default(), end).await?
-                }
-                HttpTask::Trailer(Some(trailers)) => self.write_trailers(*trailers).await?,
-                HttpTask::Trailer(None) | HttpTask::Done => self.end().await?,
-                HttpTask::Failed(e) => return Err(e),
-            }
+            self.write_task(task).await?;
         }
-        Ok(ended)
+        Ok(self.ended)
+    }
+
+    fn proxy_tasks_enabled(&self) -> bool {
+        self.proxy_tasks_enabled
+    }
+
+    fn set_proxy_tasks_enabled(&mut self, enabled: bool) {
+        self.proxy_tasks_enabled = enabled;
+    }
+
+    fn send_proxy_task(&mut self, task: HttpTask) {
+        self.proxy_tasks.push_back(task);
+    }
+
+    fn has_pending_proxy_tasks(&self) -> bool {
+        self.next_order.is_some() || !self.proxy_tasks.is_empty()
+    }
+
+    /// Cancel-safe: a task leaves the queue only as a write the writer has taken, or kept in
+    /// `next_order` until it can.
+    async fn write_proxy_tasks(&mut self) -> Result<bool> {
+        loop {
+            if self.next_order.is_some() {
+                self.hand_over().await?;
+                continue;
+            }
+            let Some(task) = self.proxy_tasks.pop_front() else {
+                break;
+            };
+            self.next_order = self.order_for(task)?;
+        }
+        Ok(self.ended)
     }
 
     fn set_read_timeout(&mut self, timeout: Option<Duration>) {
@@ -273,17 +528,18 @@ impl Session for H3Session {
 
     async fn shutdown(&mut self, _code: u32, _ctx: &str) {
         // Called once the response is complete; a response that is not must not look it.
-        if !self.closed {
+        if !self.ended {
             self.abandon("shutdown before the end of the response").await;
         }
     }
 
     async fn abandon(&mut self, _ctx: &str) {
         // A reset stream, never a FIN: the client must not take a cut body for a whole one.
-        if !self.closed {
-            self.closed = true;
-            self.stream.stop_stream(h3::error::Code::H3_INTERNAL_ERROR);
-        }
+        self.ended = true;
+        self.orders = None;
+        self.next_order = None;
+        self.proxy_tasks.clear();
+        self.abandon.cancel();
     }
 
     fn is_body_done(&mut self) -> bool {
@@ -381,11 +637,12 @@ impl Session for H3Session {
 }
 
 impl Drop for H3Session {
-    /// pingora drops a session whose response failed midway without calling `abandon`; quinn
-    /// would then finish the dropped stream, and a cut body would look complete. Reset it.
+    /// pingora drops a session whose response failed midway without calling `abandon`: have
+    /// the writer reset the stream now rather than after what it still has queued. A response
+    /// whose end was queued is left to finish.
     fn drop(&mut self) {
-        if !self.closed {
-            self.stream.stop_stream(h3::error::Code::H3_INTERNAL_ERROR);
+        if !self.ended || self.orders.is_some() {
+            self.abandon.cancel();
         }
     }
 }
