@@ -48,11 +48,6 @@ impl<A> ClientSockets<A> {
             notsent_lowat: (notsent_lowat_kb > 0).then(|| notsent_lowat_kb.saturating_mul(1024)),
         }
     }
-
-    /// The wrapped app, for settings made before the service starts.
-    pub fn app_mut(&mut self) -> Option<&mut A> {
-        Arc::get_mut(&mut self.app)
-    }
 }
 
 #[async_trait]

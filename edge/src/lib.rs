@@ -19,6 +19,7 @@ mod dns;
 mod health;
 mod hit_repair;
 mod hop;
+mod http2;
 mod http3;
 mod metrics;
 mod parent_select;

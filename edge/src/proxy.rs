@@ -118,6 +118,18 @@ pub struct RequestCtx {
     key: Option<CacheKey>,
 }
 
+impl RequestCtx {
+    /// The protocol the client spoke: `h1`, `h2` or `h3`. Read from the request as it came
+    /// (the session does not say: HTTP/2 and HTTP/3 both reach pingora as custom sessions).
+    pub(crate) fn client_protocol(&self) -> &'static str {
+        match self.client_version {
+            "3" => "h3",
+            "2" => "h2",
+            _ => "h1",
+        }
+    }
+}
+
 impl EdgeProxy {
     /// Lets a GET hit continue from the upstreams if its stored copy fails mid-response
     /// (`hit_repair.rs`). A slice's stored bytes sit at its offset in the object, and its
@@ -221,11 +233,10 @@ impl ProxyHttp for EdgeProxy {
         // pingora's cancel-safe downstream writes its fill loop waits on that client's socket
         // and stops pulling the upstream body: the cache fill, and every request following
         // it, would go at that client's pace or stall. With them the fill goes on at the
-        // upstream's pace while the client's writes wait (HTTP/1.1 and subrequests; pingora
-        // has none for HTTP/2, and our HTTP/3 session offers none yet).
+        // upstream's pace while the client's writes wait (pingora's HTTP/1.1 sessions and
+        // subrequests; our own HTTP/2 and HTTP/3 sessions, http2.rs and http3/session.rs).
         session.set_proxy_tasks_enabled(true);
-        // A client that takes nothing for this long is let go, as nginx's `send_timeout` does;
-        // on HTTP/2 and HTTP/3 this also bounds how long such a client can hold a fill back.
+        // A client that takes nothing for this long is let go, as nginx's `send_timeout` does.
         session.set_write_timeout(self.send_timeout);
         if slicer::slice_of(session).is_some() {
             slicer::prepare_slice_request(session.req_header_mut());
@@ -670,7 +681,7 @@ impl ProxyHttp for EdgeProxy {
         }
         // Browsers and players find the UDP listener only through Alt-Svc (RFC 7838).
         if let Some(alt_svc) = &self.alt_svc
-            && !session.as_downstream().is_custom()
+            && ctx.client_protocol() != "h3"
         {
             resp.insert_header("alt-svc", alt_svc.as_str())?;
         }
@@ -704,14 +715,7 @@ impl ProxyHttp for EdgeProxy {
             _ => "upstream",
         };
         let sent = session.body_bytes_sent() as u64;
-        let downstream = session.as_downstream();
-        let protocol = if downstream.is_custom() {
-            "h3"
-        } else if downstream.is_http2() {
-            "h2"
-        } else {
-            "h1"
-        };
+        let protocol = ctx.client_protocol();
         self.metrics
             .protocol_requests
             .with_label_values(&[protocol])

@@ -6,6 +6,7 @@ use crate::cache_key::KeyRules;
 use crate::client_socket::ClientSockets;
 use crate::collapse::FillAwareLock;
 use crate::hop;
+use crate::http2::H2Streams;
 use crate::http3;
 use crate::metrics::EdgeMetrics;
 use crate::proxy::{EdgeProxy, UpstreamSettings};
@@ -253,10 +254,12 @@ impl Edge {
             )?),
             _ => None,
         };
-        let app = ClientSockets::new(
-            pingora::proxy::http_proxy(&server.configuration, proxy),
-            config.client_notsent_lowat_kb,
-        );
+        let mut http = pingora::proxy::http_proxy(&server.configuration, proxy);
+        // Cleartext HTTP/2 by prior knowledge (h2c) beside HTTP/1.1 on the plain listener.
+        let mut options = HttpServerOptions::default();
+        options.h2c = true;
+        http.server_options = Some(options);
+        let app = ClientSockets::new(H2Streams::new(Arc::new(http)), config.client_notsent_lowat_kb);
         let mut service = Service::new("Pingora HTTP Proxy Service".to_string(), app);
         service.add_tcp(&config.listen.to_string());
         if let Some(tls) = config.tls_listen {
@@ -268,11 +271,6 @@ impl Edge {
             settings.enable_h2();
             service.add_tls_with_settings(&tls.to_string(), None, settings);
             tracing::info!(addr = %tls, "{} listening (https: h2, http/1.1)", self.role.name());
-        }
-        if let Some(app) = service.app_logic_mut().and_then(ClientSockets::app_mut) {
-            let mut options = HttpServerOptions::default();
-            options.h2c = true;
-            app.server_options = Some(options);
         }
         server.add_service(service);
         let parents: Vec<&str> = config.parents.iter().map(|p| p.url.as_str()).collect();

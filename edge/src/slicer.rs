@@ -223,7 +223,7 @@ impl EdgeProxy {
             head = self.checked(ctx, primary, &fetch, &resp, established)?;
         }
         let (mut client, framing) = slice::client_head(&resp, &answer, head.total)?;
-        if session.as_downstream().is_custom() {
+        if ctx.client_protocol() == "h3" {
             // The slice's subrequest is not HTTP/3, so it advertised HTTP/3 to a client
             // already on it.
             client.remove_header("alt-svc");
