@@ -383,6 +383,21 @@ async fn clients_that_stop_reading_are_let_go_after_the_send_timeout_and_fills_g
         aborted >= 1.0,
         "counted as the client's doing, not an error: {aborted}"
     );
+    // Nor logged as the edge's error: the access log line says it.
+    logs.extend(edge.drain_logs());
+    let errors: Vec<&String> = logs
+        .iter()
+        .filter(|l| l.contains("\"level\":\"ERROR\""))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "clients that went away logged as errors: {errors:?}"
+    );
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("\"cache\":\"client_abort\"") && l.contains("WriteTimedout")),
+        "the access log says why: {logs:?}"
+    );
 }
 
 #[tokio::test]

@@ -24,7 +24,7 @@ use bytes::Bytes;
 use http::Method;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
-use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::proxy::{FailToProxy, ProxyHttp, ProxyWarnLogContext, Session};
 use pingora::{Error, ErrorSource, ErrorType, Result};
 use pingora_cache::key::HashBinary;
 use pingora_cache::lock::CacheKeyLockImpl;
@@ -33,6 +33,7 @@ use pingora_cache::{
     VarianceBuilder,
 };
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 use strata_contracts::api::steering::PREWARM_HEADER;
 use strata_contracts::config::edge::HEALTH_PROBE_PATH;
@@ -113,6 +114,9 @@ pub struct RequestCtx {
     pub(crate) sliced: Option<SlicedTally>,
     /// The HTTP version the client spoke, as `Via` writes it.
     client_version: &'static str,
+    /// Why the client was let go while its miss's fill went on: pingora finishes such a
+    /// request without an error, and says so only in a warning (taken over here).
+    client_gone: OnceLock<String>,
     /// The cache key `request_filter` made to choose the route, for pingora's own call to
     /// `cache_key_callback`, so that it is made once per request.
     key: Option<CacheKey>,
@@ -224,6 +228,7 @@ impl ProxyHttp for EdgeProxy {
             failure: None,
             sliced: None,
             client_version: "1.1",
+            client_gone: OnceLock::new(),
             key: None,
         }
     }
@@ -440,6 +445,30 @@ impl ProxyHttp for EdgeProxy {
             counter.inc_by(b.len() as u64);
         }
         Ok(None)
+    }
+
+    /// A request the client gave up on (or was let go for not reading) is not the edge's
+    /// error: the access log has it, as `client_abort` with the error, so pingora's own ERROR
+    /// line for it is left out.
+    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, error: &Error) -> bool {
+        error.esource() == &ErrorSource::Downstream
+    }
+
+    /// Likewise the warning when a miss's client goes away and the fill goes on without it;
+    /// the request is then logged and counted as `client_abort` with that error.
+    fn suppress_proxy_warn_log(
+        &self,
+        _session: &Session,
+        ctx: &RequestCtx,
+        error: &Error,
+        context: ProxyWarnLogContext,
+    ) -> bool {
+        let client_gone = matches!(context, ProxyWarnLogContext::DownstreamCache)
+            && error.esource() == &ErrorSource::Downstream;
+        if client_gone {
+            let _ = ctx.client_gone.set(error.to_string());
+        }
+        client_gone
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
@@ -704,6 +733,7 @@ impl ProxyHttp for EdgeProxy {
             // failure, and counted apart so that "error" keeps meaning one.
             (Some(e), _) if e.esource() == &ErrorSource::Downstream => "client_abort",
             (Some(_), _) => "error",
+            (None, _) if ctx.client_gone.get().is_some() => "client_abort",
             (None, Some(tally)) => tally.outcome(),
             (None, None) => cache_status::outcome(&phase),
         };
@@ -755,7 +785,7 @@ impl ProxyHttp for EdgeProxy {
             cache = outcome,
             bytes = sent,
             micros = ctx.started.elapsed().as_micros() as u64,
-            error = error.map(|e| e.to_string()),
+            error = error.map(|e| e.to_string()).or_else(|| ctx.client_gone.get().cloned()),
             "request"
         );
     }
