@@ -431,6 +431,46 @@ async fn several_ranges_of_a_sliced_object_come_as_multipart_byteranges() {
     assert!(after.1 - before.1 <= (3 * SLICE) as f64);
 }
 
+/// Parts that fall in one slice are sent from one read of it, in order, not from a read of
+/// the slice per part.
+#[tokio::test]
+async fn parts_that_share_a_slice_are_sent_from_one_read_of_it() {
+    let cdn = Cdn::start();
+    let data = cdn.file("t/big.mp4");
+    let wanted = [
+        (0, 99),
+        (1_000_000, 1_000_099),
+        (2_000_000, 2_000_099),
+        (SLICE + 5, SLICE + 10),
+    ];
+    let spec: Vec<String> = wanted.iter().map(|(a, b)| format!("{a}-{b}")).collect();
+    for (round, client) in [("cold", http1()), ("warm", http2())] {
+        let reads = |outcome: &'static str| {
+            cdn.edge_metric(match outcome {
+                "hit" => "strata_edge_slice_requests_total{outcome=\"hit\"}",
+                _ => "strata_edge_slice_requests_total{outcome=\"miss\"}",
+            })
+        };
+        let before = reads("hit").await + reads("miss").await;
+        let r = cdn
+            .send_range(&client, "/t/big.mp4", &format!("bytes={}", spec.join(",")))
+            .await;
+        assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+        let ct = r.headers()["content-type"].to_str().unwrap().to_string();
+        let body = r.bytes().await.unwrap();
+        let parts = support::parse_byteranges(&ct, &body);
+        assert_eq!(parts.len(), wanted.len(), "{round}");
+        for ((range, _, bytes), (from, to)) in parts.iter().zip(wanted) {
+            assert!(
+                bytes[..] == data[from..=to],
+                "{round} {range}: the origin's bytes"
+            );
+        }
+        let read = reads("hit").await + reads("miss").await - before;
+        assert_eq!(read, 2.0, "{round}: slices 0 and 1, each read once");
+    }
+}
+
 /// A slice damaged on disk, found after its response began, is continued from the origin
 /// with exactly the bytes it could not give (at the slice's place in the object), and then
 /// refetched: the client gets every byte right, not a cut transfer.

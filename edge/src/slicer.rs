@@ -159,6 +159,40 @@ impl SliceFetch {
     }
 }
 
+/// A place in a slice's body as it is read: the fetch, its answer, the object offset of the
+/// next byte, and the bytes already taken from the fetch from that offset on.
+struct SliceCursor {
+    fetch: SliceFetch,
+    head: SliceHead,
+    at: u64,
+    pending: Option<Bytes>,
+    /// Whether this slice is in the response's tally yet.
+    counted: bool,
+}
+
+impl SliceCursor {
+    fn new(fetch: SliceFetch, head: SliceHead) -> Self {
+        let at = head.first;
+        Self {
+            fetch,
+            head,
+            at,
+            pending: None,
+            counted: false,
+        }
+    }
+
+    /// Whether byte `offset` of the object is still ahead in this slice.
+    fn holds(&self, offset: u64) -> bool {
+        self.at <= offset && offset < self.head.first + self.head.len
+    }
+
+    /// Whether the slice has bytes left to read.
+    fn has_more(&self) -> bool {
+        self.at < self.head.first + self.head.len
+    }
+}
+
 fn slice_error(slice: Slice, what: &str) -> Box<Error> {
     Error::explain(
         ErrorType::HTTPStatus(502),
@@ -239,16 +273,21 @@ impl EdgeProxy {
             total: head.total,
             validator: validator.as_ref(),
         };
-        let mut started = Some((fetch, head));
+        let mut cursor = Some(SliceCursor::new(fetch, head));
         for (i, &(from, to)) in parts.iter().enumerate() {
-            let (fetch, head) = match started.take() {
-                Some(first) => first,
-                None => {
-                    // A further part starts over from the slice that holds its first byte.
+            // Parts come in ascending order: a part that starts in the slice the previous one
+            // ended in goes on reading it; any other starts from the slice holding its first
+            // byte.
+            let at = match cursor.take() {
+                Some(c) if c.holds(from) => c,
+                other => {
+                    if let Some(c) = other {
+                        c.fetch.release();
+                    }
                     let mut fetch = SliceFetch::start(session, Slice::holding(from, size))?;
                     let resp = fetch.head(&self.cache_name).await?;
                     let head = self.checked(ctx, primary, &fetch, &resp, established)?;
-                    (fetch, head)
+                    SliceCursor::new(fetch, head)
                 }
             };
             if let Some(framing) = &framing {
@@ -256,8 +295,12 @@ impl EdgeProxy {
                     .write_response_body(Some(framing.part_head(i)), false)
                     .await?;
             }
-            self.send_span(session, ctx, primary, (fetch, head), (from, to), established)
+            cursor = self
+                .send_span(session, ctx, primary, at, (from, to), established)
                 .await?;
+        }
+        if let Some(c) = cursor {
+            c.fetch.release();
         }
         if let Some(framing) = &framing {
             session
@@ -267,42 +310,45 @@ impl EdgeProxy {
         session.write_response_body(None, true).await
     }
 
-    /// Sends bytes `from..=to` of the object, starting with `fetch` (whose answer is `head`)
-    /// and going on through the slices after it.
+    /// Sends bytes `from..=to` of the object, starting at `cursor` and going on through the
+    /// slices after it. Returns where it stopped, in the slice holding `to`, if that slice
+    /// has bytes left.
     async fn send_span(
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
         primary: &str,
-        (mut fetch, mut head): (SliceFetch, SliceHead),
+        mut cursor: SliceCursor,
         (from, to): (u64, u64),
         established: Established<'_>,
-    ) -> Result<()> {
+    ) -> Result<Option<SliceCursor>> {
         loop {
             // The next slice's fetch starts before this one is read: its head (and a miss's
             // upstream request) overlaps this slice's body.
-            let next_slice = fetch.slice.next();
-            let mut next = if !head.whole && next_slice.first <= to {
+            let next_slice = cursor.fetch.slice.next();
+            let mut next = if !cursor.head.whole && next_slice.first <= to {
                 Some(SliceFetch::start(session, next_slice)?)
             } else {
                 None
             };
-            let done = self
-                .send_slice(session, ctx, &mut fetch, &head, (from, to))
-                .await?;
+            let done = self.send_slice(session, ctx, &mut cursor, (from, to)).await?;
             if done {
-                fetch.release();
                 if let Some(next) = next {
                     next.release();
                 }
-                return Ok(());
+                if cursor.has_more() {
+                    return Ok(Some(cursor));
+                }
+                cursor.fetch.release();
+                return Ok(None);
             }
+            cursor.fetch.release();
             let Some(mut following) = next.take() else {
-                return Ok(());
+                return Ok(None);
             };
             let resp = following.head(&self.cache_name).await?;
-            head = self.checked(ctx, primary, &following, &resp, established)?;
-            fetch = following;
+            let head = self.checked(ctx, primary, &following, &resp, established)?;
+            cursor = SliceCursor::new(following, head);
         }
     }
 
@@ -339,47 +385,61 @@ impl EdgeProxy {
         }
     }
 
-    /// Writes the part of `fetch`'s body that falls in `from..=to`; true once `to` is sent.
+    /// Writes what `cursor`'s slice holds of `from..=to`; true once `to` is sent, with the
+    /// cursor left just after it.
     async fn send_slice(
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
-        fetch: &mut SliceFetch,
-        head: &SliceHead,
+        cursor: &mut SliceCursor,
         (from, to): (u64, u64),
     ) -> Result<bool> {
         let tally = ctx.sliced.get_or_insert_with(SlicedTally::default);
-        tally.slices += 1;
-        tally.hits += u32::from(fetch.hit);
-        let mut at = head.first;
-        let end = head.first + head.len;
-        while at < end {
-            let Some(data) = fetch.body().await? else {
-                return Err(slice_error(
-                    fetch.slice,
-                    &format!("ended at byte {at}, before byte {end}"),
-                ));
+        if !cursor.counted {
+            cursor.counted = true;
+            tally.slices += 1;
+            tally.hits += u32::from(cursor.fetch.hit);
+        }
+        let end = cursor.head.first + cursor.head.len;
+        while cursor.at < end {
+            let data = match cursor.pending.take() {
+                Some(data) => data,
+                None => match cursor.fetch.body().await? {
+                    Some(data) => data,
+                    None => {
+                        return Err(slice_error(
+                            cursor.fetch.slice,
+                            &format!("ended at byte {}, before byte {end}", cursor.at),
+                        ));
+                    }
+                },
             };
-            let piece = (at, at + data.len() as u64);
-            at = piece.1;
-            if at > end {
-                return Err(slice_error(fetch.slice, "sent more bytes than it holds"));
+            let piece = (cursor.at, cursor.at + data.len() as u64);
+            if piece.1 > end {
+                return Err(slice_error(cursor.fetch.slice, "sent more bytes than it holds"));
             }
             let (lo, hi) = (piece.0.max(from), piece.1.min(to + 1));
             if lo < hi {
                 let part = data.slice((lo - piece.0) as usize..(hi - piece.0) as usize);
-                if fetch.hit {
+                if cursor.fetch.hit {
                     tally.cache_bytes += part.len() as u64;
                 } else {
                     tally.upstream_bytes += part.len() as u64;
                 }
                 session.write_response_body(Some(part), false).await?;
             }
-            if at > to {
+            if piece.1 > to + 1 {
+                // The rest of this piece is for a later part, if any.
+                cursor.at = to + 1;
+                cursor.pending = Some(data.slice((to + 1 - piece.0) as usize..));
+                return Ok(true);
+            }
+            cursor.at = piece.1;
+            if cursor.at > to {
                 return Ok(true);
             }
         }
-        Ok(at > to)
+        Ok(cursor.at > to)
     }
 
     /// Passes a first slice's answer that is not slice material (an error, a redirect, a
