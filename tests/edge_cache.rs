@@ -194,6 +194,22 @@ async fn raw_get(url: &str, extra: &str) -> tokio::net::TcpStream {
     conn
 }
 
+/// GETs `url` over HTTP/1.1 and HTTP/2 at once; each must answer 200 with its whole body
+/// within 20 s.
+async fn follow_over_h1_and_h2(url: &str) -> (bytes::Bytes, bytes::Bytes) {
+    let follow = |client: reqwest::Client| async move {
+        let r = client
+            .get(url)
+            .timeout(Duration::from_secs(20))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        r.bytes().await.expect("the whole body within 20 s")
+    };
+    tokio::join!(follow(http1()), follow(http2()))
+}
+
 #[tokio::test]
 async fn a_miss_whose_client_stops_reading_holds_up_neither_the_fill_nor_its_followers() {
     use tokio::io::AsyncReadExt;
@@ -207,20 +223,7 @@ async fn a_miss_whose_client_stops_reading_holds_up_neither_the_fill_nor_its_fol
     tokio::time::sleep(Duration::from_millis(500)).await;
     // Requests for the same object, over HTTP/1.1 and HTTP/2, follow the fill: they get all
     // of it at the upstream's pace, not at the stalled client's (which would be never).
-    let follow = |client: reqwest::Client| {
-        let url = url.clone();
-        async move {
-            let r = client
-                .get(url)
-                .timeout(Duration::from_secs(20))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), StatusCode::OK);
-            r.bytes().await.expect("the whole body within 20 s")
-        }
-    };
-    let (one, two) = tokio::join!(follow(http1()), follow(http2()));
+    let (one, two) = follow_over_h1_and_h2(&url).await;
     assert!(one == data && two == data, "followers got the whole object");
     assert_eq!(cdn.origin_fetches().await - before, 1.0, "one fill for all three");
     // The stalled client reads now: its response is whole and right too.
@@ -275,20 +278,7 @@ async fn an_h2_miss_whose_client_stops_reading_holds_up_neither_the_fill_nor_its
     // 40 MiB, and the send timeout (30 s by default) is far off.
     let mut stalled = stalled_h2_client(&url, 40);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let follow = |client: reqwest::Client| {
-        let url = url.clone();
-        async move {
-            let r = client
-                .get(url)
-                .timeout(Duration::from_secs(20))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), StatusCode::OK);
-            r.bytes().await.expect("the whole body within 20 s")
-        }
-    };
-    let (one, two) = tokio::join!(follow(http1()), follow(http2()));
+    let (one, two) = follow_over_h1_and_h2(&url).await;
     let _ = stalled.kill();
     let _ = stalled.wait();
     assert!(one == data && two == data, "followers got the whole object");

@@ -170,6 +170,32 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// An aioquic client that GETs `url` and freezes (reads and acknowledges nothing more) once
+/// its first MiB of body has arrived; returns when it has.
+fn frozen_h3_client(url: &str) -> KillOnDrop {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/h3_get.py");
+    let mut client = KillOnDrop(
+        Command::new("python3")
+            .args([script, "--freeze-after", "1048576", url])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3"),
+    );
+    let stdout = client.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("the h3 client got its first MiB within 20 s");
+    assert_eq!(line.trim(), "frozen", "h3_get.py (is aioquic installed?)");
+    client
+}
+
 /// An HTTP/3 client that freezes (a phone in a tunnel: it neither reads nor acknowledges) in
 /// the middle of a miss must not hold up the fill: requests that follow it, over HTTP/1.1 and
 /// HTTP/2, get the whole object at the upstream's pace, from one origin fetch.
@@ -182,27 +208,7 @@ fn an_h3_client_that_freezes_mid_miss_holds_up_neither_the_fill_nor_its_follower
     let origin = support::start_origin(content.path());
     let tls = support::start_tls_edge(&origin, &[]);
     let url = format!("https://localhost:{}/big.m4s", tls.port);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/h3_get.py");
-    let mut frozen = KillOnDrop(
-        Command::new("python3")
-            .args([script, "--freeze-after", "1048576", &url])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("python3"),
-    );
-    let stdout = frozen.0.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout).lines() {
-            let _ = tx.send(line.unwrap_or_default());
-        }
-    });
-    let line = rx
-        .recv_timeout(std::time::Duration::from_secs(20))
-        .expect("the h3 client got its first MiB");
-    assert_eq!(line, "frozen", "h3_get.py (is aioquic installed?)");
+    let _frozen = frozen_h3_client(&url);
     let expected = sha256(&data);
     let dir = tempfile::tempdir().unwrap();
     let followers: Vec<_> = ["--http1.1", "--http2"]
@@ -256,22 +262,7 @@ fn a_frozen_h3_client_is_let_go_after_the_send_timeout() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&warm.stdout), data.len().to_string());
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/h3_get.py");
-    let mut frozen = KillOnDrop(
-        Command::new("python3")
-            .args([script, "--freeze-after", "1048576", &url])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("python3"),
-    );
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(frozen.0.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    assert_eq!(line.trim(), "frozen", "h3_get.py (is aioquic installed?)");
+    let frozen = frozen_h3_client(&url);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let page = tls.edge.admin_url("/metrics");
     let aborted = || {
