@@ -10,6 +10,7 @@
 //! buffers what it is given, and waiting for window (`poll_capacity`) can be dropped and
 //! resumed without losing anything, so the bytes not yet sent stay in the session.
 
+use crate::response_tasks::ResponseTasks;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::Stream;
@@ -230,12 +231,32 @@ impl H2Session {
         }
         Ok(())
     }
+}
 
-    /// Writes one task, in order after the proxy tasks still queued.
-    async fn write_task(&mut self, task: HttpTask) -> Result<()> {
-        self.write_proxy_tasks().await?;
-        self.start(task)?;
+#[async_trait]
+impl ResponseTasks for H2Session {
+    fn queue(&self) -> &VecDeque<HttpTask> {
+        &self.proxy_tasks
+    }
+
+    fn queue_mut(&mut self) -> &mut VecDeque<HttpTask> {
+        &mut self.proxy_tasks
+    }
+
+    fn take(&mut self, task: HttpTask) -> Result<()> {
+        self.start(task)
+    }
+
+    fn holding(&self) -> bool {
+        self.unsent.is_some()
+    }
+
+    async fn send_held(&mut self) -> Result<()> {
         self.send_unsent().await
+    }
+
+    fn ended(&self) -> bool {
+        self.ended
     }
 }
 
@@ -267,27 +288,24 @@ impl Session for H2Session {
     }
 
     async fn write_response_header(&mut self, resp: Box<ResponseHeader>, end: bool) -> Result<()> {
-        self.write_task(HttpTask::Header(resp, end)).await
+        self.write_now(HttpTask::Header(resp, end)).await
     }
 
     async fn write_response_header_ref(&mut self, resp: &ResponseHeader, end: bool) -> Result<()> {
-        self.write_task(HttpTask::Header(Box::new(resp.clone()), end))
+        self.write_now(HttpTask::Header(Box::new(resp.clone()), end))
             .await
     }
 
     async fn write_body(&mut self, data: Bytes, end: bool) -> Result<()> {
-        self.write_task(HttpTask::Body(Some(data), end)).await
+        self.write_now(HttpTask::Body(Some(data), end)).await
     }
 
     async fn write_trailers(&mut self, trailers: HeaderMap) -> Result<()> {
-        self.write_task(HttpTask::Trailer(Some(Box::new(trailers)))).await
+        self.write_now(HttpTask::Trailer(Some(Box::new(trailers)))).await
     }
 
     async fn response_duplex_vec(&mut self, tasks: Vec<HttpTask>) -> Result<bool> {
-        for task in tasks {
-            self.write_task(task).await?;
-        }
-        Ok(self.ended)
+        self.write_all(tasks).await
     }
 
     fn proxy_tasks_enabled(&self) -> bool {
@@ -303,23 +321,11 @@ impl Session for H2Session {
     }
 
     fn has_pending_proxy_tasks(&self) -> bool {
-        self.unsent.is_some() || !self.proxy_tasks.is_empty()
+        self.pending()
     }
 
-    /// Cancel-safe: a task leaves the queue only by being started, and what it leaves unsent
-    /// stays in the session.
     async fn write_proxy_tasks(&mut self) -> Result<bool> {
-        loop {
-            if self.unsent.is_some() {
-                self.send_unsent().await?;
-                continue;
-            }
-            let Some(task) = self.proxy_tasks.pop_front() else {
-                break;
-            };
-            self.start(task)?;
-        }
-        Ok(self.ended)
+        self.write_queued().await
     }
 
     fn set_read_timeout(&mut self, timeout: Option<Duration>) {
@@ -376,7 +382,7 @@ impl Session for H2Session {
     }
 
     async fn finish(&mut self) -> Result<()> {
-        self.write_task(HttpTask::Done).await
+        self.write_now(HttpTask::Done).await
     }
 
     fn is_body_empty(&mut self) -> bool {

@@ -26,6 +26,7 @@ mod parent_select;
 mod proxy;
 mod relay;
 mod request_directives;
+mod response_tasks;
 mod resume;
 mod revalidation;
 mod server;

@@ -2,6 +2,7 @@
 //! trait, hidden in its docs and pinned with pingora's version), so that an h3 request goes
 //! through the very same `ProxyHttp` path, cache, lock and metrics as HTTP/1.1 and HTTP/2.
 
+use crate::response_tasks::ResponseTasks;
 use async_trait::async_trait;
 use bytes::{Buf, Bytes};
 use futures::Stream;
@@ -276,19 +277,9 @@ impl H3Session {
         failure.into_error()
     }
 
-    /// Writes one response task, in order after any proxy tasks still queued.
-    async fn write_task(&mut self, task: HttpTask) -> Result<()> {
-        self.write_proxy_tasks().await?;
-        if let Some(order) = self.order_for(task)? {
-            self.next_order = Some(order);
-            self.hand_over().await?;
-        }
-        Ok(())
-    }
-
     /// Ends the response and waits until the writer has handed all of it to QUIC.
     async fn end(&mut self) -> Result<()> {
-        self.write_task(HttpTask::Done).await?;
+        self.write_now(HttpTask::Done).await?;
         self.orders = None;
         match self.writer.as_mut() {
             Some(writer) => {
@@ -304,6 +295,37 @@ impl H3Session {
             }
             None => Ok(()),
         }
+    }
+}
+
+#[async_trait]
+impl ResponseTasks for H3Session {
+    fn queue(&self) -> &VecDeque<HttpTask> {
+        &self.proxy_tasks
+    }
+
+    fn queue_mut(&mut self) -> &mut VecDeque<HttpTask> {
+        &mut self.proxy_tasks
+    }
+
+    fn take(&mut self, task: HttpTask) -> Result<()> {
+        self.next_order = self.order_for(task)?;
+        Ok(())
+    }
+
+    fn holding(&self) -> bool {
+        self.next_order.is_some()
+    }
+
+    async fn send_held(&mut self) -> Result<()> {
+        if self.next_order.is_some() {
+            self.hand_over().await?;
+        }
+        Ok(())
+    }
+
+    fn ended(&self) -> bool {
+        self.ended
     }
 }
 
@@ -430,27 +452,24 @@ impl Session for H3Session {
     }
 
     async fn write_response_header(&mut self, resp: Box<ResponseHeader>, end: bool) -> Result<()> {
-        self.write_task(HttpTask::Header(resp, end)).await
+        self.write_now(HttpTask::Header(resp, end)).await
     }
 
     async fn write_response_header_ref(&mut self, resp: &ResponseHeader, end: bool) -> Result<()> {
-        self.write_task(HttpTask::Header(Box::new(resp.clone()), end))
+        self.write_now(HttpTask::Header(Box::new(resp.clone()), end))
             .await
     }
 
     async fn write_body(&mut self, data: Bytes, end: bool) -> Result<()> {
-        self.write_task(HttpTask::Body(Some(data), end)).await
+        self.write_now(HttpTask::Body(Some(data), end)).await
     }
 
     async fn write_trailers(&mut self, trailers: HeaderMap) -> Result<()> {
-        self.write_task(HttpTask::Trailer(Some(Box::new(trailers)))).await
+        self.write_now(HttpTask::Trailer(Some(Box::new(trailers)))).await
     }
 
     async fn response_duplex_vec(&mut self, tasks: Vec<HttpTask>) -> Result<bool> {
-        for task in tasks {
-            self.write_task(task).await?;
-        }
-        Ok(self.ended)
+        self.write_all(tasks).await
     }
 
     fn proxy_tasks_enabled(&self) -> bool {
@@ -466,23 +485,11 @@ impl Session for H3Session {
     }
 
     fn has_pending_proxy_tasks(&self) -> bool {
-        self.next_order.is_some() || !self.proxy_tasks.is_empty()
+        self.pending()
     }
 
-    /// Cancel-safe: a task leaves the queue only as a write the writer has taken, or kept in
-    /// `next_order` until it can.
     async fn write_proxy_tasks(&mut self) -> Result<bool> {
-        loop {
-            if self.next_order.is_some() {
-                self.hand_over().await?;
-                continue;
-            }
-            let Some(task) = self.proxy_tasks.pop_front() else {
-                break;
-            };
-            self.next_order = self.order_for(task)?;
-        }
-        Ok(self.ended)
+        self.write_queued().await
     }
 
     fn set_read_timeout(&mut self, timeout: Option<Duration>) {
