@@ -72,7 +72,7 @@ pub fn run(
     let admin_task = support.spawn(admin.serve(shutdown.clone()));
     let store = edge.store();
     edge.serve(shutdown.clone())?;
-    // pingora has returned: no request is in flight any more.
+    // The edge has drained: nothing is in flight (or the drain timeout has passed).
     shutdown.cancel();
     support.block_on(async {
         store.close().await;

@@ -289,3 +289,91 @@ fn a_frozen_h3_client_is_let_go_after_the_send_timeout() {
     assert_eq!(r["status"], 200, "{r}");
     assert_eq!(r["sha256"], sha256(&data).as_str(), "{r}");
 }
+
+/// An edge told to stop (SIGTERM) lets the responses in flight finish, over HTTP/1.1, HTTP/2
+/// and HTTP/3 (whose bytes may still sit in QUIC's send buffer when the request is done),
+/// refuses new connections meanwhile, and exits as soon as they are done, not at the end of
+/// its drain timeout.
+#[test]
+fn a_stopping_edge_finishes_the_responses_in_flight_on_every_protocol_then_exits() {
+    let content = tempfile::tempdir().unwrap();
+    let data = pattern(20 << 20, 11);
+    std::fs::write(content.path().join("big.m4s"), &data).unwrap();
+    let origin = support::start_origin(content.path());
+    let config_dir = tempfile::tempdir().unwrap();
+    let config = config_dir.path().join("edge.toml");
+    std::fs::write(&config, "drain_timeout_secs = 30\n").unwrap();
+    let mut tls = support::start_tls_edge(&origin, &["--config", config.to_str().unwrap()]);
+    let url = format!("https://localhost:{}/big.m4s", tls.port);
+    let plain = tls.edge.url("/big.m4s");
+    let warm = Command::new("curl")
+        .args(["-sk", "-o", "/dev/null", "-w", "%{size_download}", &url])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&warm.stdout), data.len().to_string());
+    // Two curls taking 5 MB/s (4 s each) and an aioquic client, all under way at once.
+    let dir = tempfile::tempdir().unwrap();
+    let slow_curl = |flag: &str, url: &str| {
+        let out = dir.path().join(flag.trim_start_matches('-'));
+        let child = Command::new("curl")
+            .args(["-sk", flag, "--limit-rate", "5M", "--max-time", "40", "-o"])
+            .arg(&out)
+            .arg(url)
+            .spawn()
+            .expect("curl");
+        (flag.to_string(), KillOnDrop(child), out)
+    };
+    let curls = [slow_curl("--http1.1", &plain), slow_curl("--http2", &url)];
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/h3_get.py");
+    let h3 = Command::new("python3")
+        .args([script, &url])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let page = tls.edge.admin_url("/metrics");
+    let in_flight = || rt.block_on(support::metric(&page, "strata_edge_requests_in_flight"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while in_flight() < 3.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the three requests did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let stopped = std::time::Instant::now();
+    tls.edge.signal("TERM");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let refused = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "--max-time", "5", &plain])
+        .status()
+        .unwrap();
+    assert_eq!(
+        refused.code(),
+        Some(7),
+        "a new connection while draining is refused"
+    );
+    for (flag, mut child, out) in curls {
+        let status = child.0.wait().unwrap();
+        let got = std::fs::read(&out).unwrap_or_default();
+        assert!(
+            status.success() && got == data,
+            "{flag}: curl exit {:?}, {} of {} bytes",
+            status.code(),
+            got.len(),
+            data.len()
+        );
+    }
+    let h3 = h3.wait_with_output().unwrap();
+    let r: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&h3.stdout).lines().next().unwrap_or("{}")).unwrap();
+    assert_eq!(r["status"], 200, "h3: {r}");
+    assert_eq!(r["sha256"], sha256(&data).as_str(), "h3: {r}");
+    let status = tls.edge.wait_exit(std::time::Duration::from_secs(40));
+    assert!(status.success(), "edge exit {status:?}");
+    let took = stopped.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(20),
+        "the edge waited {took:?} after its last response: its drain timeout, not its work"
+    );
+}

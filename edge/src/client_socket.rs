@@ -7,6 +7,7 @@
 //! for reading). With a small limit the edge writes as the connection drains. pingora does
 //! not expose this option, hence a thin wrapper around its app.
 
+use crate::metrics::GaugeHold;
 use async_trait::async_trait;
 use pingora::apps::ServerApp;
 use pingora::protocols::Stream;
@@ -38,14 +39,17 @@ pub fn set_notsent_lowat(fd: std::os::fd::RawFd, bytes: u32) -> std::io::Result<
 pub struct ClientSockets<A> {
     app: Arc<A>,
     notsent_lowat: Option<u32>,
+    /// Connections open now.
+    open: prometheus::IntGauge,
 }
 
 impl<A> ClientSockets<A> {
     /// Wraps `app`; `notsent_lowat_kb` 0 leaves the kernel's setting.
-    pub fn new(app: A, notsent_lowat_kb: u32) -> Self {
+    pub fn new(app: A, notsent_lowat_kb: u32, open: prometheus::IntGauge) -> Self {
         Self {
             app: Arc::new(app),
             notsent_lowat: (notsent_lowat_kb > 0).then(|| notsent_lowat_kb.saturating_mul(1024)),
+            open,
         }
     }
 }
@@ -53,6 +57,9 @@ impl<A> ClientSockets<A> {
 #[async_trait]
 impl<A: ServerApp + Send + Sync + 'static> ServerApp for ClientSockets<A> {
     async fn process_new(self: &Arc<Self>, session: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {
+        // Counted until the app is done with the connection: for HTTP/2 that is after its last
+        // frame is written, which a shutdown waits for.
+        let _open = GaugeHold::new(&self.open);
         // Also called again for each further request on a kept-alive connection: one cheap
         // system call per request, and no per-connection state to keep.
         if let Some(bytes) = self.notsent_lowat {

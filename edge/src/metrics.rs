@@ -20,6 +20,12 @@ pub struct EdgeMetrics {
     pub response_bytes: IntCounterVec,
     /// Time from request to the end of the response.
     pub duration: Histogram,
+    /// Requests being served now (subrequests such as slices and refreshes included); a
+    /// shutdown waits for this to reach zero.
+    pub in_flight: prometheus::IntGauge,
+    /// Client TCP connections (HTTP/1.1 and HTTP/2, plain and TLS) open now; a shutdown
+    /// waits for these too, so that bytes an HTTP/2 connection still buffers go out.
+    pub client_connections: prometheus::IntGauge,
     /// Requests that streamed another request's in-progress fill instead of fetching.
     pub collapsed: IntCounter,
     /// Objects written to disk when they earned it while held in memory only.
@@ -218,6 +224,14 @@ impl EdgeMetrics {
                 &["outcome"],
             )?,
             quic_open: prometheus::IntGauge::new(name("quic_open_connections"), "QUIC connections open now")?,
+            in_flight: prometheus::IntGauge::new(
+                name("requests_in_flight"),
+                "Requests being served now, subrequests included",
+            )?,
+            client_connections: prometheus::IntGauge::new(
+                name("client_connections_open"),
+                "Client TCP connections (HTTP/1.1, HTTP/2) open now",
+            )?,
             quic_lost_packets: IntCounter::new(
                 name("quic_lost_packets_total"),
                 "Packets QUIC declared lost, counted when each connection closes",
@@ -280,7 +294,7 @@ impl EdgeMetrics {
                 "Objects the cache's key index lists, evicted ones forgotten by its background sweep",
             )?,
         };
-        let collectors: [Box<dyn Collector>; 35] = [
+        let collectors: [Box<dyn Collector>; 37] = [
             Box::new(metrics.requests.clone()),
             Box::new(metrics.response_bytes.clone()),
             Box::new(metrics.duration.clone()),
@@ -305,6 +319,8 @@ impl EdgeMetrics {
             Box::new(metrics.protocol_bytes.clone()),
             Box::new(metrics.quic_connections.clone()),
             Box::new(metrics.quic_open.clone()),
+            Box::new(metrics.in_flight.clone()),
+            Box::new(metrics.client_connections.clone()),
             Box::new(metrics.quic_lost_packets.clone()),
             Box::new(metrics.quic_rtt.clone()),
             Box::new(metrics.quic_udp_datagrams.clone()),
@@ -325,5 +341,22 @@ impl EdgeMetrics {
             metrics.token_rejections.with_label_values(&[r.reason()]);
         }
         Ok(metrics)
+    }
+}
+
+/// One unit of a gauge, held: counted when made, uncounted when dropped, however what it
+/// counts ends.
+pub(crate) struct GaugeHold(prometheus::IntGauge);
+
+impl GaugeHold {
+    pub(crate) fn new(gauge: &prometheus::IntGauge) -> Self {
+        gauge.inc();
+        Self(gauge.clone())
+    }
+}
+
+impl Drop for GaugeHold {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }

@@ -8,7 +8,7 @@ use crate::cacheability::{self, STRATA_CACHE_CONTROL};
 use crate::health::Source;
 use crate::hit_repair::HitRepair;
 use crate::hop::{self, LoopVerdict};
-use crate::metrics::EdgeMetrics;
+use crate::metrics::{EdgeMetrics, GaugeHold};
 use crate::parent_select::Target;
 use crate::relay::{self, RELAY_HEADER, RelayConnector};
 use crate::request_directives::RequestDirectives;
@@ -117,6 +117,8 @@ pub struct RequestCtx {
     /// Why the client was let go while its miss's fill went on: pingora finishes such a
     /// request without an error, and says so only in a warning (taken over here).
     client_gone: OnceLock<String>,
+    /// Counts this request in `strata_edge_requests_in_flight` for as long as it lives.
+    _in_flight: GaugeHold,
     /// The cache key `request_filter` made to choose the route, for pingora's own call to
     /// `cache_key_callback`, so that it is made once per request.
     key: Option<CacheKey>,
@@ -229,6 +231,7 @@ impl ProxyHttp for EdgeProxy {
             sliced: None,
             client_version: "1.1",
             client_gone: OnceLock::new(),
+            _in_flight: GaugeHold::new(&self.metrics.in_flight),
             key: None,
         }
     }

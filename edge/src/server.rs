@@ -214,10 +214,13 @@ impl Edge {
             ));
         }
 
+        // pingora's grace period is the time in-flight requests get once it has stopped
+        // accepting (its runtimes are dropped, with whatever they still run, at its end). It
+        // is a fixed sleep, so `drain` below ends the wait early once nothing is in flight.
         let conf = ServerConf {
             threads: config.threads,
-            grace_period_seconds: Some(0),
-            graceful_shutdown_timeout_seconds: Some(config.drain_timeout_secs),
+            grace_period_seconds: Some(config.drain_timeout_secs),
+            graceful_shutdown_timeout_seconds: Some(1),
             ..ServerConf::default()
         };
         let mut server = Server::new_with_opt_and_conf(None, conf);
@@ -259,7 +262,11 @@ impl Edge {
         let mut options = HttpServerOptions::default();
         options.h2c = true;
         http.server_options = Some(options);
-        let app = ClientSockets::new(H2Streams::new(Arc::new(http)), config.client_notsent_lowat_kb);
+        let app = ClientSockets::new(
+            H2Streams::new(Arc::new(http)),
+            config.client_notsent_lowat_kb,
+            self.metrics.client_connections.clone(),
+        );
         let mut service = Service::new("Pingora HTTP Proxy Service".to_string(), app);
         service.add_tcp(&config.listen.to_string());
         if let Some(tls) = config.tls_listen {
@@ -282,11 +289,37 @@ impl Edge {
             "{} listening",
             self.role.name()
         );
-        server.run(RunArgs {
-            shutdown_signal: Box::new(TokenWatch(shutdown)),
-        });
+        let watch = TokenWatch(shutdown.clone());
+        let pingora = std::thread::Builder::new()
+            .name("pingora".into())
+            .spawn(move || {
+                server.run(RunArgs {
+                    shutdown_signal: Box::new(watch),
+                })
+            })
+            .map_err(|e| EdgeError::Config(format!("starting the proxy thread: {e}")))?;
+        let limit = Duration::from_secs(config.drain_timeout_secs);
+        let busy = [
+            &self.metrics.in_flight,
+            &self.metrics.client_connections,
+            &self.metrics.quic_open,
+        ];
+        let left = drain(&shutdown, &busy, limit, &pingora);
+        if pingora.is_finished() {
+            let _ = pingora.join();
+        }
+        // Otherwise pingora is still in its grace period with nothing in flight; it ends with
+        // the process.
         if let Some(runtime) = h3_runtime {
-            runtime.shutdown_timeout(Duration::from_secs(config.drain_timeout_secs));
+            runtime.shutdown_timeout(Duration::from_millis(100));
+        }
+        if left > 0 {
+            tracing::warn!(
+                left,
+                "{} drain timeout ({}s) reached; cutting requests and QUIC connections still open",
+                self.role.name(),
+                config.drain_timeout_secs
+            );
         }
         tracing::info!("{} drained", self.role.name());
         Ok(())
@@ -433,6 +466,30 @@ fn cert_files(config: &EdgeConfig) -> Vec<CertFiles> {
         ocsp: ocsp(&s.ocsp),
     }))
     .collect()
+}
+
+/// Waits for `shutdown`, then until every gauge in `busy` is zero (requests in flight, open
+/// client connections), at most `limit`, or until pingora is done. Returns what was left.
+///
+/// Connections are waited for because a response that pingora has finished may still sit in
+/// h2's or quinn's send buffer; after their GOAWAY, HTTP/2 connections close once their
+/// streams are done, and an HTTP/3 client closes its connection once it has everything.
+fn drain(
+    shutdown: &CancellationToken,
+    busy: &[&prometheus::IntGauge],
+    limit: Duration,
+    pingora: &std::thread::JoinHandle<()>,
+) -> i64 {
+    futures::executor::block_on(shutdown.cancelled());
+    let until = std::time::Instant::now() + limit;
+    let left = || busy.iter().map(|g| g.get()).sum::<i64>();
+    // pingora closes its listeners as soon as it sees the cancellation; a request accepted
+    // just before is counted by the time this first look is taken.
+    std::thread::sleep(Duration::from_millis(100));
+    while left() > 0 && std::time::Instant::now() < until && !pingora.is_finished() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    left()
 }
 
 /// Hands our cancellation to pingora as a graceful terminate.

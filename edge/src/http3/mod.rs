@@ -95,8 +95,11 @@ pub fn start(
                 stop_rx.clone(),
             ));
         }
+        // Draining: no new connections; each open one gets a GOAWAY and finishes the requests
+        // it has (the edge waits for them, up to its drain timeout). What is still open when
+        // the edge's runtime goes is closed with it.
+        endpoint.set_server_config(None);
         let _ = stop_tx.send(true);
-        endpoint.close(0u32.into(), b"shutting down");
     });
     Ok(local)
 }
@@ -186,8 +189,21 @@ async fn serve_connection(
             return;
         }
     };
+    let mut stop = stop;
+    let mut draining = false;
     loop {
-        match h3.accept().await {
+        let next = tokio::select! {
+            next = h3.accept() => next,
+            _ = async { stop.wait_for(|stopping| *stopping).await.map(|_| ()) }, if !draining => {
+                draining = true;
+                // GOAWAY: requests already accepted go on; the client takes new ones elsewhere.
+                if let Err(e) = h3.shutdown(0).await {
+                    tracing::debug!(error = %e, %client, "h3 GOAWAY");
+                }
+                continue;
+            }
+        };
+        match next {
             Ok(Some(resolver)) => {
                 let (app, stop) = (Arc::clone(&app), stop.clone());
                 tokio::spawn(async move {
