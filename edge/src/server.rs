@@ -42,6 +42,9 @@ pub enum EdgeError {
     /// Metrics could not be registered.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    /// The proxy (pingora's thread) could not start or stopped on its own.
+    #[error("proxy: {0}")]
+    Proxy(String),
 }
 
 /// The part a cache node plays; the engine is the same.
@@ -297,7 +300,7 @@ impl Edge {
                     shutdown_signal: Box::new(watch),
                 })
             })
-            .map_err(|e| EdgeError::Config(format!("starting the proxy thread: {e}")))?;
+            .map_err(|e| EdgeError::Proxy(format!("starting its thread: {e}")))?;
         let limit = Duration::from_secs(config.drain_timeout_secs);
         let busy = [
             &self.metrics.in_flight,
@@ -305,8 +308,8 @@ impl Edge {
             &self.metrics.quic_open,
         ];
         let left = drain(&shutdown, &busy, limit, &pingora);
-        if pingora.is_finished() {
-            let _ = pingora.join();
+        if pingora.is_finished() && pingora.join().is_err() {
+            return Err(EdgeError::Proxy("pingora's thread panicked".into()));
         }
         // Otherwise pingora is still in its grace period with nothing in flight; it ends with
         // the process.
@@ -480,7 +483,10 @@ fn drain(
     limit: Duration,
     pingora: &std::thread::JoinHandle<()>,
 ) -> i64 {
-    futures::executor::block_on(shutdown.cancelled());
+    // pingora's thread ends on its own only if it failed; then there is nothing to drain.
+    while !shutdown.is_cancelled() && !pingora.is_finished() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let until = std::time::Instant::now() + limit;
     let left = || busy.iter().map(|g| g.get()).sum::<i64>();
     // pingora closes its listeners as soon as it sees the cancellation; a request accepted
