@@ -160,6 +160,43 @@ fn a_body_cut_upstream_fails_the_transfer_on_every_protocol_and_is_not_cached() 
     );
 }
 
+/// An origin holding `/big.m4s` (a pattern of `len` bytes) and a TLS edge with `config` in
+/// front of it, the object already cached.
+struct WarmTlsEdge {
+    tls: support::TlsEdge,
+    /// `https://localhost:PORT/big.m4s`.
+    url: String,
+    data: Vec<u8>,
+    _origin: support::ServerProcess,
+    _dirs: [tempfile::TempDir; 2],
+}
+
+impl WarmTlsEdge {
+    fn start(len: usize, config: &str) -> Self {
+        let content = tempfile::tempdir().unwrap();
+        let data = pattern(len, len as u64);
+        std::fs::write(content.path().join("big.m4s"), &data).unwrap();
+        let origin = support::start_origin(content.path());
+        let config_dir = tempfile::tempdir().unwrap();
+        let path = config_dir.path().join("edge.toml");
+        std::fs::write(&path, config).unwrap();
+        let tls = support::start_tls_edge(&origin, &["--config", path.to_str().unwrap()]);
+        let url = format!("https://localhost:{}/big.m4s", tls.port);
+        let warm = Command::new("curl")
+            .args(["-sk", "-o", "/dev/null", "-w", "%{size_download}", &url])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&warm.stdout), data.len().to_string());
+        Self {
+            tls,
+            url,
+            data,
+            _origin: origin,
+            _dirs: [content, config_dir],
+        }
+    }
+}
+
 /// A process killed when the test ends, pass or fail.
 struct KillOnDrop(std::process::Child);
 
@@ -247,21 +284,9 @@ fn an_h3_client_that_freezes_mid_miss_holds_up_neither_the_fill_nor_its_follower
 /// counts as a client abort, and the edge goes on serving HTTP/3.
 #[test]
 fn a_frozen_h3_client_is_let_go_after_the_send_timeout() {
-    let content = tempfile::tempdir().unwrap();
-    let data = pattern(40 << 20, 10);
-    std::fs::write(content.path().join("big.m4s"), &data).unwrap();
-    let origin = support::start_origin(content.path());
-    let config_dir = tempfile::tempdir().unwrap();
-    let config = config_dir.path().join("edge.toml");
-    std::fs::write(&config, "client_send_timeout_secs = 2\n").unwrap();
-    let tls = support::start_tls_edge(&origin, &["--config", config.to_str().unwrap()]);
-    let url = format!("https://localhost:{}/big.m4s", tls.port);
     // Cached first, so that the frozen client's response is a hit.
-    let warm = Command::new("curl")
-        .args(["-sk", "-o", "/dev/null", "-w", "%{size_download}", &url])
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&warm.stdout), data.len().to_string());
+    let warm = WarmTlsEdge::start(40 << 20, "client_send_timeout_secs = 2\n");
+    let (tls, url, data) = (&warm.tls, &warm.url, &warm.data);
     let frozen = frozen_h3_client(&url);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let page = tls.edge.admin_url("/metrics");
@@ -296,21 +321,10 @@ fn a_frozen_h3_client_is_let_go_after_the_send_timeout() {
 /// its drain timeout.
 #[test]
 fn a_stopping_edge_finishes_the_responses_in_flight_on_every_protocol_then_exits() {
-    let content = tempfile::tempdir().unwrap();
-    let data = pattern(20 << 20, 11);
-    std::fs::write(content.path().join("big.m4s"), &data).unwrap();
-    let origin = support::start_origin(content.path());
-    let config_dir = tempfile::tempdir().unwrap();
-    let config = config_dir.path().join("edge.toml");
-    std::fs::write(&config, "drain_timeout_secs = 30\n").unwrap();
-    let mut tls = support::start_tls_edge(&origin, &["--config", config.to_str().unwrap()]);
-    let url = format!("https://localhost:{}/big.m4s", tls.port);
+    let mut warm = WarmTlsEdge::start(20 << 20, "drain_timeout_secs = 30\n");
+    let (url, data) = (warm.url.clone(), warm.data.clone());
+    let tls = &mut warm.tls;
     let plain = tls.edge.url("/big.m4s");
-    let warm = Command::new("curl")
-        .args(["-sk", "-o", "/dev/null", "-w", "%{size_download}", &url])
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&warm.stdout), data.len().to_string());
     // Two curls taking 5 MB/s (4 s each) and an aioquic client, all under way at once.
     let dir = tempfile::tempdir().unwrap();
     let slow_curl = |flag: &str, url: &str| {
