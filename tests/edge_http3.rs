@@ -310,9 +310,18 @@ fn a_frozen_h3_client_is_let_go_after_the_send_timeout() {
         "the edge let the frozen client go for its send timeout: {logs:?}"
     );
     drop(frozen);
-    let r = &h3_get(std::slice::from_ref(&url))[0];
+    let asked = std::time::SystemTime::now();
+    let r = &h3_get(std::slice::from_ref(url))[0];
     assert_eq!(r["status"], 200, "{r}");
-    assert_eq!(r["sha256"], sha256(&data).as_str(), "{r}");
+    assert_eq!(r["sha256"], sha256(data).as_str(), "{r}");
+    // The hit is dated when sent, as over HTTP/1.1 and HTTP/2, not when it was stored (by now
+    // at least the 2 s of the send timeout ago).
+    let date = httpdate::parse_http_date(r["headers"]["date"].as_str().unwrap_or("")).expect("a Date");
+    let skew = asked.duration_since(date).unwrap_or_default();
+    assert!(
+        skew <= std::time::Duration::from_secs(1),
+        "Date {skew:?} before the request: {r}"
+    );
 }
 
 /// An edge told to stop (SIGTERM) lets the responses in flight finish, over HTTP/1.1, HTTP/2

@@ -13,6 +13,7 @@ use pingora::protocols::Digest;
 use pingora::protocols::http::HttpTask;
 use pingora::protocols::http::custom::CustomMessageWrite;
 use pingora::protocols::http::custom::server::Session;
+use pingora::protocols::http::date::get_cached_date;
 use pingora::protocols::l4::socket::SocketAddr;
 use pingora::{Error, ErrorType, Result};
 use std::collections::VecDeque;
@@ -189,6 +190,8 @@ impl H3Session {
                 for name in CONNECTION_FIELDS {
                     parts.headers.remove(*name);
                 }
+                // As pingora's HTTP/1.1 and HTTP/2 sessions do: the edge dates what it sends.
+                parts.headers.insert(http::header::DATE, get_cached_date());
                 parts.version = http::Version::HTTP_3;
                 if !head.status.is_informational() {
                     self.response = Some(*head);
