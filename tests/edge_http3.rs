@@ -288,22 +288,13 @@ fn a_frozen_h3_client_is_let_go_after_the_send_timeout() {
     let warm = WarmTlsEdge::start(40 << 20, "client_send_timeout_secs = 2\n");
     let (tls, url, data) = (&warm.tls, &warm.url, &warm.data);
     let frozen = frozen_h3_client(&url);
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let page = tls.edge.admin_url("/metrics");
-    let aborted = || {
-        rt.block_on(support::metric(
-            &page,
-            "strata_edge_requests_total{cache_status=\"client_abort\"}",
-        ))
-    };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while aborted() < 1.0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the frozen client was not let go within 20 s (send timeout 2 s)"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+    support::wait_for_metric(
+        &tls.edge.admin_url("/metrics"),
+        "strata_edge_requests_total{cache_status=\"client_abort\"}",
+        1.0,
+        std::time::Duration::from_secs(20),
+        "the frozen client was not let go (send timeout 2 s)",
+    );
     let logs = tls.edge.drain_logs();
     assert!(
         logs.iter().any(|l| l.contains("WriteTimedout")),
@@ -353,17 +344,13 @@ fn a_stopping_edge_finishes_the_responses_in_flight_on_every_protocol_then_exits
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("python3");
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let page = tls.edge.admin_url("/metrics");
-    let in_flight = || rt.block_on(support::metric(&page, "strata_edge_requests_in_flight"));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while in_flight() < 3.0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the three requests did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    support::wait_for_metric(
+        &tls.edge.admin_url("/metrics"),
+        "strata_edge_requests_in_flight",
+        3.0,
+        std::time::Duration::from_secs(20),
+        "the three requests did not start",
+    );
     let stopped = std::time::Instant::now();
     tls.edge.signal("TERM");
     std::thread::sleep(std::time::Duration::from_millis(500));

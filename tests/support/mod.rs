@@ -313,6 +313,20 @@ pub async fn metric(url: &str, sample: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Waits (blocking, polling every 20 ms) until `sample` on the metrics page `url` reaches
+/// `at_least`; panics with `what` if it has not within `limit`.
+pub fn wait_for_metric(url: &str, sample: &str, at_least: f64, limit: Duration, what: &str) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + limit;
+    while rt.block_on(metric(url, sample)) < at_least {
+        assert!(Instant::now() < deadline, "{what} (within {limit:?})");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Deterministic, incompressible-looking test bytes.
 pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed
