@@ -112,8 +112,9 @@ pub struct RequestCtx {
     pub(crate) failure: Option<String>,
     /// What a response served from slices was made of.
     pub(crate) sliced: Option<SlicedTally>,
-    /// The HTTP version the client spoke, as `Via` writes it.
-    client_version: &'static str,
+    /// The HTTP version the client spoke (the request itself is shown to pingora as
+    /// HTTP/1.1).
+    client_version: http::Version,
     /// Why the client was let go while its miss's fill went on: pingora finishes such a
     /// request without an error, and says so only in a warning (taken over here).
     client_gone: OnceLock<String>,
@@ -129,8 +130,8 @@ impl RequestCtx {
     /// (the session does not say: HTTP/2 and HTTP/3 both reach pingora as custom sessions).
     pub(crate) fn client_protocol(&self) -> &'static str {
         match self.client_version {
-            "3" => "h3",
-            "2" => "h2",
+            http::Version::HTTP_3 => "h3",
+            http::Version::HTTP_2 => "h2",
             _ => "h1",
         }
     }
@@ -169,7 +170,10 @@ impl EdgeProxy {
             let targets = self.upstreams.plan(key.primary_key_str().unwrap_or_default());
             let path_and_query = req.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
             let hop = [
-                ("via", hop::via_entry(ctx.client_version, &self.node_id)),
+                (
+                    "via",
+                    hop::via_entry(via_version(ctx.client_version), &self.node_id),
+                ),
                 (CDN_LOOP, hop::cdn_loop_entry(&self.node_id)),
             ];
             Some(Box::new(HitRepair::new(
@@ -229,7 +233,7 @@ impl ProxyHttp for EdgeProxy {
             upstream_started: None,
             failure: None,
             sliced: None,
-            client_version: "1.1",
+            client_version: http::Version::HTTP_11,
             client_gone: OnceLock::new(),
             _in_flight: GaugeHold::new(&self.metrics.in_flight),
             key: None,
@@ -255,7 +259,7 @@ impl ProxyHttp for EdgeProxy {
         // happened. The request is shown as HTTP/1.1 with a Host from here on; the
         // protocol the client spoke is kept for `Via`.
         let req = session.req_header_mut();
-        ctx.client_version = http_version(req.version);
+        ctx.client_version = req.version;
         if req.version != http::Version::HTTP_11 && req.version != http::Version::HTTP_10 {
             if !req.headers.contains_key(http::header::HOST)
                 && let Some(authority) = req.uri.authority().map(|a| a.as_str().to_string())
@@ -422,7 +426,7 @@ impl ProxyHttp for EdgeProxy {
         if let Some(s) = slicer::slice_of(session) {
             upstream_request.insert_header(http::header::RANGE, s.range_value())?;
         }
-        let version = ctx.client_version;
+        let version = via_version(ctx.client_version);
         upstream_request.append_header("via", hop::via_entry(version, &self.node_id))?;
         upstream_request.append_header(CDN_LOOP, hop::cdn_loop_entry(&self.node_id))?;
         if ctx.via_relay
@@ -850,7 +854,7 @@ impl EdgeProxy {
 }
 
 /// `Via`'s protocol version for a request received over `version`.
-fn http_version(version: http::Version) -> &'static str {
+fn via_version(version: http::Version) -> &'static str {
     match version {
         http::Version::HTTP_2 => "2",
         http::Version::HTTP_3 => "3",

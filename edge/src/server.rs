@@ -222,7 +222,9 @@ impl Edge {
         // is a fixed sleep, so `drain` below ends the wait early once nothing is in flight.
         let conf = ServerConf {
             threads: config.threads,
-            grace_period_seconds: Some(config.drain_timeout_secs),
+            // A second more than `drain` waits, so that `drain` sees what is left at its
+            // timeout before pingora drops it.
+            grace_period_seconds: Some(config.drain_timeout_secs.saturating_add(1)),
             graceful_shutdown_timeout_seconds: Some(1),
             ..ServerConf::default()
         };
@@ -308,18 +310,19 @@ impl Edge {
             &self.metrics.quic_open,
         ];
         let left = drain(&shutdown, &busy, limit, &pingora);
-        if pingora.is_finished() && pingora.join().is_err() {
+        // With nothing in flight, pingora's thread is left in its grace sleep (it ends with
+        // the process). At the timeout its sleep is over too: wait for it to drop what is
+        // still running, so that nothing uses the cache while it closes.
+        if (left > 0 || pingora.is_finished()) && pingora.join().is_err() {
             return Err(EdgeError::Proxy("pingora's thread panicked".into()));
         }
-        // Otherwise pingora is still in its grace period with nothing in flight; it ends with
-        // the process.
         if let Some(runtime) = h3_runtime {
             runtime.shutdown_timeout(Duration::from_millis(100));
         }
         if left > 0 {
             tracing::warn!(
                 left,
-                "{} drain timeout ({}s) reached; cutting requests and QUIC connections still open",
+                "{} drain timeout ({}s) reached; cut the requests and connections still open",
                 self.role.name(),
                 config.drain_timeout_secs
             );
